@@ -1,0 +1,13 @@
+"""Entry point for `python app.py` and for Hugging Face Spaces (which runs this file)."""
+
+import os
+
+from mmdemo.ui.app import build_app
+
+demo = build_app()
+
+if __name__ == "__main__":
+    demo.queue(default_concurrency_limit=2).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", os.environ.get("PORT", "7860"))),
+    )

@@ -1,0 +1,3 @@
+"""mmdemo: a multimodal demo and annotation studio."""
+
+__version__ = "0.1.0"

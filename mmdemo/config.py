@@ -1,0 +1,58 @@
+"""Settings read from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROFILES = ("auto", "full", "lite", "tiny")
+TRUTHY = {"1", "true", "yes", "on"}
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in TRUTHY
+
+
+def profile() -> str:
+    value = os.environ.get("MMDEMO_PROFILE", "auto").strip().lower() or "auto"
+    if value not in PROFILES:
+        raise ValueError(f"MMDEMO_PROFILE={value!r} is not one of {', '.join(PROFILES)}")
+    return value
+
+
+def data_dir() -> Path:
+    """`MMDEMO_DATA_DIR`, else `/data` where it exists (persistent storage on Spaces), else `./data`."""
+    if explicit := os.environ.get("MMDEMO_DATA_DIR"):
+        return Path(explicit)
+    spaces_volume = Path("/data")
+    if spaces_volume.is_dir() and os.access(spaces_volume, os.W_OK):
+        return spaces_volume / "mmdemo"
+    return Path("data")
+
+
+def models_dir() -> Path | None:
+    value = os.environ.get("MMDEMO_MODELS_DIR")
+    return Path(value) if value else None
+
+
+def cache_dir() -> Path:
+    if value := os.environ.get("MMDEMO_CACHE_DIR"):
+        return Path(value)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mmdemo"
+
+
+def max_loaded() -> int:
+    return int(os.environ.get("MMDEMO_MAX_LOADED", "6"))
+
+
+def gpu_budget_bytes() -> int | None:
+    value = os.environ.get("MMDEMO_GPU_MEMORY_GB")
+    return int(float(value) * 1024**3) if value else None
+
+
+def device_override() -> str | None:
+    return os.environ.get("MMDEMO_DEVICE") or None
+
+
+def offline() -> bool:
+    return env_flag("MMDEMO_OFFLINE") or env_flag("HF_HUB_OFFLINE")

@@ -1,0 +1,125 @@
+"""Loading user media: images now, video and audio beside it.
+
+Every failure is a `MediaError` with a clear message."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_FILE_BYTES = 50 * 1024**2
+MAX_DECODE_PIXELS = 100_000_000  # refuse decompression bombs before decoding
+MAX_SIDE = 2048  # larger images are downscaled, with a note
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+ImageSource = str | Path | bytes | Image.Image | np.ndarray
+
+
+class MediaError(ValueError):
+    """Input that cannot be used, with a message meant for the person who gave it."""
+
+
+@dataclass
+class LoadedImage:
+    image: Image.Image
+    notes: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_hash(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_bytes(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path.name}: file not found")
+    if path.is_dir():
+        raise MediaError(f"{path.name}: is a folder, not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaError(f"{path.name}: the file is empty")
+    if size > max_bytes:
+        raise MediaError(
+            f"{path.name}: {size / 1024**2:.0f} MB is over the {max_bytes / 1024**2:.0f} MB limit"
+        )
+    return path.read_bytes()
+
+
+def _decode(data: bytes, name: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_DECODE_PIXELS:
+                raise MediaError(
+                    f"{name}: {image.width}×{image.height} pixels is over the "
+                    f"{MAX_DECODE_PIXELS // 1_000_000} megapixel limit"
+                )
+            image.load()
+    except MediaError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise MediaError(f"{name}: not an image, or an image format that cannot be read") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise MediaError(f"{name}: the image is corrupt or truncated ({error})") from None
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Apply EXIF orientation and flatten any alpha channel onto white."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def load_image(source: ImageSource | None, max_side: int = MAX_SIDE) -> LoadedImage:
+    """Any image the UI, CLI or a test hands us, as an RGB PIL image no larger than `max_side`."""
+    if source is None:
+        raise MediaError("no image given: upload one, or pick an example")
+    path = None
+    if isinstance(source, Image.Image):
+        image, name = source, "image"
+    elif isinstance(source, np.ndarray):
+        if source.ndim not in (2, 3) or source.size == 0:
+            raise MediaError(f"image array has shape {source.shape}; expected height × width (× channels)")
+        image, name = Image.fromarray(np.asarray(source).astype(np.uint8)), "image"
+    elif isinstance(source, bytes):
+        if not source:
+            raise MediaError("the uploaded file is empty")
+        image, name = _decode(source, "upload"), "upload"
+    elif isinstance(source, str | Path):
+        path = Path(source)
+        image, name = _decode(read_bytes(path), path.name), path.name
+    else:
+        raise MediaError(f"cannot read an image from a {type(source).__name__}")
+    image = to_rgb(image)
+    notes = []
+    if max(image.size) > max_side:
+        original = image.size
+        image = image.copy()
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        notes.append(f"{name} was {original[0]}×{original[1]}; downscaled to {image.width}×{image.height}")
+    return LoadedImage(image=image, notes=notes, path=path)
+
+
+def is_image_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES

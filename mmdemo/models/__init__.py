@@ -1,0 +1,1 @@
+"""Model adapters, one module per model family. `base` holds the task interfaces they implement."""

@@ -1,0 +1,165 @@
+"""The lite profile's cross-modal models, built on an ImageNet classifier and a sentence encoder.
+
+ConSE (Norouzi et al., 2014, "Zero-Shot Learning by Convex Combination of Semantic Embeddings"): an image's
+embedding is the probability-weighted mean of the text embeddings of its top-k ImageNet class names, so
+images and free text land in the same sentence-embedding space. The captioner and the VQA model here are
+baselines that say only what the class evidence supports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from mmdemo import config
+from mmdemo.models.base import Answer, CaptionOptions, LoadContext, ModelInfo, l2_normalize
+from mmdemo.models.efficientnet import ImageNetClassifier
+from mmdemo.models.minilm import MiniLMTextEncoder
+
+YES_THRESHOLD = 0.65  # cosine between the asked-about object and a likely class that counts as "present"
+CANNOT_TELL = "can't tell (the lite baseline only recognises ImageNet objects)"
+
+
+def class_embeddings(text: MiniLMTextEncoder, classes: Sequence[str], template: str) -> np.ndarray:
+    """Text embeddings of every class prompt, cached on disk: 1000 prompts take seconds on a CPU."""
+    key = hashlib.sha256("\n".join([text.info.name, template, *classes]).encode()).hexdigest()[:16]
+    path = config.cache_dir() / f"class-embeddings-{key}.npy"
+    if path.exists():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    vectors = text.encode([template.format(name) for name in classes])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return vectors
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+class ConseEmbedder:
+    num_parameters = 0  # owns no weights; the classifier and text encoder are counted on their own rows
+
+    def __init__(
+        self,
+        classifier: ImageNetClassifier,
+        text: MiniLMTextEncoder,
+        info: ModelInfo,
+        top_k: int,
+        template: str,
+    ) -> None:
+        self.classifier = classifier
+        self.text = text
+        self.info = info
+        self.top_k = top_k
+        self.dim = text.dim
+        self.class_vectors = class_embeddings(text, classifier.classes, template)
+
+    def embed_probabilities(self, probabilities: np.ndarray) -> np.ndarray:
+        top = np.argsort(-probabilities, axis=1)[:, : self.top_k]
+        weights = np.take_along_axis(probabilities, top, axis=1)
+        weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+        return l2_normalize(np.einsum("nk,nkd->nd", weights, self.class_vectors[top]))
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.embed_probabilities(self.classifier.probabilities(images))
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self.text.encode(texts)
+
+
+class ImageNetCaptioner:
+    """Captions from the top ImageNet classes: honest about being a baseline."""
+
+    num_parameters = 0
+
+    def __init__(self, classifier: ImageNetClassifier, info: ModelInfo) -> None:
+        self.classifier = classifier
+        self.info = info
+
+    def caption(self, images: Sequence[Image.Image], options: CaptionOptions | None = None) -> list[str]:
+        options = options or CaptionOptions()
+        captions = []
+        for row in self.classifier.probabilities(images):
+            first, second = np.argsort(-row)[:2]
+            name = self.classifier.classes[first]
+            caption = f"{options.prefix.strip() or 'a photo of'} {_article(name)} {name}"
+            if row[first] < 0.5:
+                other = self.classifier.classes[second]
+                caption += f" or {_article(other)} {other}"
+            words = caption.split()
+            captions.append(" ".join(words[: max(1, options.max_length)]))
+        return captions
+
+
+_YES_NO = re.compile(r"^(is|are|does|do|can|was|were|has|have)\b", re.IGNORECASE)
+_WHAT = re.compile(
+    r"^(what|which)\b.*\b(is|are)\b.*\b(this|that|it|these|those|shown|here|picture|image|photo)\b",
+    re.IGNORECASE,
+)
+_OBJECT = re.compile(
+    r"\b(?:an?|the|any|some)\s+([a-z][a-z \-']*?)(?:\s+(?:in|on|at|here|there|visible|shown)\b|\s*\?|\s*$)",
+    re.IGNORECASE,
+)
+
+
+class ImageNetEvidenceVQA:
+    """Answers "what is this?" and yes/no object questions from ImageNet evidence; admits the rest."""
+
+    num_parameters = 0
+
+    def __init__(self, classifier: ImageNetClassifier, text: MiniLMTextEncoder, info: ModelInfo) -> None:
+        self.classifier = classifier
+        self.text = text
+        self.info = info
+        self.class_vectors = class_embeddings(text, classifier.classes, "a photo of a {}")
+
+    def answer(self, images: Sequence[Image.Image], questions: Sequence[str], top_k: int = 3) -> list[Answer]:
+        probabilities = self.classifier.probabilities(images)
+        return [
+            self._answer(row, question.strip(), max(1, top_k))
+            for row, question in zip(probabilities, questions, strict=True)
+        ]
+
+    def _answer(self, row: np.ndarray, question: str, top_k: int) -> Answer:
+        order = np.argsort(-row)[: max(top_k, 5)]
+        likely = [(self.classifier.classes[i], float(row[i])) for i in order]
+        if _YES_NO.match(question) and (match := _OBJECT.search(question)):
+            thing = match.group(1).strip()
+            query = self.text.encode([f"a photo of a {thing}"])[0]
+            similarity = self.class_vectors[order] @ query
+            support = float(
+                sum(p for (_, p), s in zip(likely, similarity, strict=True) if s >= YES_THRESHOLD)
+            )
+            verdict = "yes" if support >= 0.2 else "no"
+            confidence = support if verdict == "yes" else 1.0 - support
+            return Answer(
+                verdict, [(verdict, confidence), ("no" if verdict == "yes" else "yes", 1 - confidence)]
+            )
+        if _WHAT.match(question) or question.lower().rstrip("?") in {"what", "what is it", "what's this"}:
+            return Answer(likely[0][0], likely[:top_k])
+        return Answer(CANNOT_TELL, likely[:top_k])
+
+
+def load_embedder(ctx: LoadContext) -> ConseEmbedder:
+    options = ctx.spec.options
+    return ConseEmbedder(
+        ctx.get("imagenet"), ctx.get("text"), ctx.info, options["top_k"], options["template"]
+    )
+
+
+def load_captioner(ctx: LoadContext) -> ImageNetCaptioner:
+    return ImageNetCaptioner(ctx.get("imagenet"), ctx.info)
+
+
+def load_vqa(ctx: LoadContext) -> ImageNetEvidenceVQA:
+    return ImageNetEvidenceVQA(ctx.get("imagenet"), ctx.get("text"), ctx.info)

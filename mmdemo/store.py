@@ -1,0 +1,341 @@
+"""The corrections store: media, predictions and append-only corrections in SQLite (sqlite-utils).
+
+This is the only module that writes SQL. Schema changes are numbered migrations; `PRAGMA user_version`
+records how far a database has come, and opening a database runs whatever it has not seen yet.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from mmdemo import config
+from mmdemo.media import content_hash, file_hash
+from mmdemo.models.base import ModelInfo
+
+ANONYMOUS = "anonymous"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# -- migrations -------------------------------------------------------------------------------------
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    db["media"].create(
+        {"id": str, "path": str, "kind": str, "bytes": int, "created_at": str}, pk="id", if_not_exists=True
+    )
+    db["predictions"].create(
+        {
+            "id": int,
+            "task": str,
+            "media_id": str,
+            "input": str,
+            "output": str,
+            "model_name": str,
+            "profile": str,
+            "params": str,
+            "latency_ms": float,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("media_id", "media", "id")],
+        if_not_exists=True,
+    )
+    db["corrections"].create(
+        {"id": int, "prediction_id": int, "output": str, "user": str, "created_at": str},
+        pk="id",
+        foreign_keys=[("prediction_id", "predictions", "id")],
+        if_not_exists=True,
+    )
+
+
+def _v2_provenance(db: sqlite_utils.Database) -> None:
+    """Model version, device and who asked on predictions; media size; a note on corrections; append-only."""
+    db["media"].add_column("width", int)
+    db["media"].add_column("height", int)
+    db["media"].add_column("duration_s", float)
+    db["predictions"].add_column("model_version", str)
+    db["predictions"].add_column("model_source", str)
+    db["predictions"].add_column("device", str)
+    db["predictions"].add_column("user", str)
+    db["corrections"].add_column("note", str)
+    db.execute("UPDATE predictions SET model_version = 'base' WHERE model_version IS NULL")
+    db.execute(f"UPDATE predictions SET user = '{ANONYMOUS}' WHERE user IS NULL")
+    db["predictions"].create_index(["task", "created_at"], if_not_exists=True)
+    db["corrections"].create_index(["prediction_id"], if_not_exists=True)
+    for action in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS corrections_no_{action.lower()} BEFORE {action} ON corrections "
+            "BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END"
+        )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_provenance]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+# -- records ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MediaItem:
+    id: str
+    path: str
+    kind: str
+    bytes: int
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: int
+    task: str
+    media_id: str | None
+    input: Any
+    output: Any
+    model_name: str
+    model_version: str
+    model_source: str | None
+    profile: str
+    device: str | None
+    params: dict[str, Any]
+    latency_ms: float
+    user: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Correction:
+    id: int
+    prediction_id: int
+    output: Any
+    user: str
+    note: str | None
+    created_at: str
+
+
+def _prediction(row: dict[str, Any]) -> Prediction:
+    return Prediction(
+        id=row["id"],
+        task=row["task"],
+        media_id=row["media_id"],
+        input=json.loads(row["input"]),
+        output=json.loads(row["output"]),
+        model_name=row["model_name"],
+        model_version=row["model_version"],
+        model_source=row["model_source"],
+        profile=row["profile"],
+        device=row["device"],
+        params=json.loads(row["params"] or "{}"),
+        latency_ms=row["latency_ms"],
+        user=row["user"],
+        created_at=row["created_at"],
+    )
+
+
+def _correction(row: dict[str, Any]) -> Correction:
+    return Correction(
+        id=row["id"],
+        prediction_id=row["prediction_id"],
+        output=json.loads(row["output"]),
+        user=row["user"],
+        note=row["note"],
+        created_at=row["created_at"],
+    )
+
+
+def _media(row: dict[str, Any]) -> MediaItem:
+    return MediaItem(**{field: row[field] for field in MediaItem.__dataclass_fields__})
+
+
+# -- the store --------------------------------------------------------------------------------------
+def default_path() -> Path:
+    return config.data_dir() / "mmdemo.db"
+
+
+class Store:
+    """Typed access to the database. Safe to share between threads; one writer at a time."""
+
+    def __init__(self, path: str | Path | None = None, *, migrate_to: int = SCHEMA_VERSION) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self.db = sqlite_utils.Database(connection)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.enable_wal()
+        self._lock = threading.RLock()
+        self.migrate(migrate_to)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self, target: int = SCHEMA_VERSION) -> None:
+        with self._lock:
+            current = self.schema_version
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {current}, newer than this mmdemo knows "
+                    f"({SCHEMA_VERSION}); upgrade mmdemo"
+                )
+            for version in range(current + 1, target + 1):
+                with self.db.conn:
+                    MIGRATIONS[version - 1](self.db)
+                    self.db.execute(f"PRAGMA user_version = {version}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        with self._lock, self.db.conn:
+            yield self.db
+
+    def close(self) -> None:
+        self.db.close()
+
+    # media
+    def add_media(
+        self,
+        path: str | Path,
+        kind: str,
+        *,
+        data: bytes | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        duration_s: float | None = None,
+    ) -> MediaItem:
+        """Record a media file under its content hash; the same content again returns the first record."""
+        media_id = content_hash(data) if data is not None else file_hash(path)
+        size = len(data) if data is not None else Path(path).stat().st_size
+        with self._write() as db:
+            if (existing := self.media(media_id)) is not None:
+                return existing
+            db["media"].insert(
+                {
+                    "id": media_id,
+                    "path": str(path),
+                    "kind": kind,
+                    "bytes": size,
+                    "width": width,
+                    "height": height,
+                    "duration_s": duration_s,
+                    "created_at": now(),
+                }
+            )
+        return self.media(media_id)  # type: ignore[return-value]
+
+    def media(self, media_id: str) -> MediaItem | None:
+        rows = list(self.db["media"].rows_where("id = ?", [media_id]))
+        return _media(rows[0]) if rows else None
+
+    # predictions
+    def record_prediction(
+        self,
+        task: str,
+        *,
+        media_id: str | None,
+        input: Any,
+        output: Any,
+        model: ModelInfo,
+        params: dict[str, Any] | None = None,
+        latency_ms: float = 0.0,
+        user: str | None = None,
+    ) -> Prediction:
+        with self._write() as db:
+            table = db["predictions"]
+            table.insert(
+                {
+                    "task": task,
+                    "media_id": media_id,
+                    "input": json.dumps(input),
+                    "output": json.dumps(output),
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "model_source": model.source,
+                    "profile": model.profile,
+                    "device": model.device,
+                    "params": json.dumps(params or {}),
+                    "latency_ms": float(latency_ms),
+                    "user": user or ANONYMOUS,
+                    "created_at": now(),
+                }
+            )
+            prediction_id = table.last_pk
+        return self.prediction(prediction_id)  # type: ignore[arg-type,return-value]
+
+    def prediction(self, prediction_id: int) -> Prediction | None:
+        rows = list(self.db["predictions"].rows_where("id = ?", [prediction_id]))
+        return _prediction(rows[0]) if rows else None
+
+    def predictions(self, task: str | None = None, limit: int | None = None) -> list[Prediction]:
+        where, args = ("task = ?", [task]) if task else (None, [])
+        rows = self.db["predictions"].rows_where(where, args, order_by="id", limit=limit)
+        return [_prediction(row) for row in rows]
+
+    # corrections
+    def add_correction(
+        self, prediction_id: int, output: Any, *, user: str | None = None, note: str | None = None
+    ) -> Correction:
+        """Append a correction. Earlier corrections of the same prediction stay, as history."""
+        if self.prediction(prediction_id) is None:
+            raise StoreError(f"no prediction #{prediction_id} to correct")
+        with self._write() as db:
+            table = db["corrections"]
+            table.insert(
+                {
+                    "prediction_id": prediction_id,
+                    "output": json.dumps(output),
+                    "user": user or ANONYMOUS,
+                    "note": note,
+                    "created_at": now(),
+                }
+            )
+            correction_id = table.last_pk
+        rows = list(self.db["corrections"].rows_where("id = ?", [correction_id]))
+        return _correction(rows[0])
+
+    def corrections(self, prediction_id: int | None = None, task: str | None = None) -> list[Correction]:
+        if prediction_id is not None:
+            rows = self.db["corrections"].rows_where("prediction_id = ?", [prediction_id], order_by="id")
+        elif task is not None:
+            rows = self.db.query(
+                "SELECT c.* FROM corrections c JOIN predictions p ON p.id = c.prediction_id "
+                "WHERE p.task = ? ORDER BY c.id",
+                [task],
+            )
+        else:
+            rows = self.db["corrections"].rows_where(order_by="id")
+        return [_correction(row) for row in rows]
+
+    def latest_correction(self, prediction_id: int) -> Correction | None:
+        history = self.corrections(prediction_id)
+        return history[-1] if history else None
+
+    def counts(self) -> dict[str, int]:
+        return {name: self.db[name].count for name in ("media", "predictions", "corrections")}
+
+
+_default: Store | None = None
+_default_lock = threading.Lock()
+
+
+def default_store() -> Store:
+    """The process-wide store at `MMDEMO_DATA_DIR/mmdemo.db`, opened on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Store()
+        return _default

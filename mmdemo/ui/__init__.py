@@ -1,0 +1,1 @@
+"""Gradio components. Tabs call plain functions; no model or SQL code lives here."""

@@ -1,0 +1,27 @@
+"""Assembles the Gradio app from one module per tab. Importing this loads no model."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from mmdemo import __version__
+from mmdemo.ui import status
+
+TITLE = "mmdemo"
+INTRO = (
+    f"# mmdemo <small>v{__version__}</small>\n"
+    "Multimodal demo and annotation studio: search images by text or image, caption them, ask questions "
+    "about them, classify video clips, and correct any prediction — corrections become training data."
+)
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            status.build(demo)
+    return demo
+
+
+def launch(host: str = "0.0.0.0", port: int = 7860, share: bool = False) -> None:
+    build_app().queue(default_concurrency_limit=2).launch(server_name=host, server_port=port, share=share)
