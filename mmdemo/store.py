@@ -80,7 +80,16 @@ def _v2_provenance(db: sqlite_utils.Database) -> None:
         )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_provenance]
+def _v3_label_sets(db: sqlite_utils.Database) -> None:
+    """Named label sets (video classification, labeling jobs), saved from the UI or the CLI."""
+    db["label_sets"].create(
+        {"name": str, "labels": str, "user": str, "created_at": str, "updated_at": str},
+        pk="name",
+        if_not_exists=True,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_provenance, _v3_label_sets]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -324,6 +333,38 @@ class Store:
         history = self.corrections(prediction_id)
         return history[-1] if history else None
 
+    # label sets
+    def save_label_set(self, name: str, labels: list[str], *, user: str | None = None) -> list[str]:
+        """Create or replace a named label set; blank and repeated labels are dropped, order kept."""
+        name = name.strip()
+        cleaned = list(dict.fromkeys(label.strip() for label in labels if label.strip()))
+        if not name:
+            raise StoreError("a label set needs a name")
+        if not cleaned:
+            raise StoreError(f"label set {name!r} has no labels")
+        stamp = now()
+        with self._write() as db:
+            existing = list(db["label_sets"].rows_where("name = ?", [name]))
+            created = existing[0]["created_at"] if existing else stamp
+            db["label_sets"].upsert(
+                {
+                    "name": name,
+                    "labels": json.dumps(cleaned),
+                    "user": user or ANONYMOUS,
+                    "created_at": created,
+                    "updated_at": stamp,
+                },
+                pk="name",
+            )
+        return cleaned
+
+    def label_set(self, name: str) -> list[str] | None:
+        rows = list(self.db["label_sets"].rows_where("name = ?", [name]))
+        return json.loads(rows[0]["labels"]) if rows else None
+
+    def label_set_names(self) -> list[str]:
+        return [row["name"] for row in self.db["label_sets"].rows_where(order_by="name")]
+
     def counts(self) -> dict[str, int]:
         return {name: self.db[name].count for name in ("media", "predictions", "corrections")}
 
@@ -333,9 +374,11 @@ _default_lock = threading.Lock()
 
 
 def default_store() -> Store:
-    """The process-wide store at `MMDEMO_DATA_DIR/mmdemo.db`, opened on first use."""
+    """The process-wide store at `MMDEMO_DATA_DIR/mmdemo.db`, opened on first use.
+
+    Reopened when `MMDEMO_DATA_DIR` changes (tests point each test at its own folder)."""
     global _default
     with _default_lock:
-        if _default is None:
+        if _default is None or _default.path != default_path():
             _default = Store()
         return _default

@@ -102,9 +102,9 @@ def test_concurrent_corrections_are_all_kept(tmp_path, sample_images):
     assert len(store.corrections(prediction.id)) == 16
 
 
-def test_migration_from_the_previous_schema_keeps_data(tmp_path):
-    old = Store(tmp_path / "db.sqlite", migrate_to=SCHEMA_VERSION - 1)
-    assert old.schema_version == SCHEMA_VERSION - 1
+def test_migration_from_the_first_schema_keeps_data(tmp_path):
+    old = Store(tmp_path / "db.sqlite", migrate_to=1)
+    assert old.schema_version == 1
     old.db["media"].insert({"id": "abc", "path": "x.jpg", "kind": "image", "bytes": 3, "created_at": "t"})
     old.db["predictions"].insert(
         {
@@ -146,3 +146,24 @@ def test_default_location_follows_mmdemo_data_dir(data_dir):
     from mmdemo.store import default_path
 
     assert default_path() == data_dir / "mmdemo.db"
+
+
+def test_label_sets_are_named_cleaned_and_replaced(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    assert store.save_label_set(" birds ", ["owl", " ", "owl", "crow "], user="ana") == ["owl", "crow"]
+    assert store.label_set("birds") == ["owl", "crow"]
+    store.save_label_set("birds", ["heron"])
+    assert store.label_set("birds") == ["heron"] and store.label_set_names() == ["birds"]
+    assert store.label_set("nope") is None
+    with pytest.raises(StoreError, match="no labels"):
+        store.save_label_set("empty", ["", "  "])
+
+
+def test_default_store_follows_the_data_dir(tmp_path, monkeypatch):
+    from mmdemo.store import default_store
+
+    monkeypatch.setenv("MMDEMO_DATA_DIR", str(tmp_path / "one"))
+    first = default_store()
+    assert default_store() is first and first.path == tmp_path / "one" / "mmdemo.db"
+    monkeypatch.setenv("MMDEMO_DATA_DIR", str(tmp_path / "two"))
+    assert default_store().path == tmp_path / "two" / "mmdemo.db"
