@@ -19,7 +19,14 @@ def build(demo: gr.Blocks) -> None:
             "Models load on first use. Each row says which model serves a task and why it was chosen."
         )
         summary = gr.Markdown()
-        table = gr.Dataframe(headers=list(registry.STATUS_COLUMNS), interactive=False, wrap=True)
+        table = gr.Dataframe(
+            headers=list(registry.STATUS_COLUMNS),
+            interactive=False,
+            wrap=True,
+            column_widths=["7%", "15%", "6%", "17%", "6%", "7%", "6%", "6%", "9%", "21%"],
+            elem_id="status-table",
+            max_height=900,
+        )
         refresh = gr.Button("Refresh", size="sm")
     refresh.click(status_view, outputs=[summary, table], api_name="status")
     demo.load(status_view, outputs=[summary, table], api_name=False)
