@@ -68,7 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "7860")))
     serve.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     serve.set_defaults(handler=cmd_serve)
+    _accept_profile_everywhere(parser)
     return parser
+
+
+def _accept_profile_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let `--profile` also follow a subcommand (`mmdemo models --profile lite`), at any depth."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                subparser.add_argument(
+                    "--profile", choices=config.PROFILES, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                )
+                _accept_profile_everywhere(subparser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

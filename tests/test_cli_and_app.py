@@ -32,6 +32,12 @@ def test_models_table_in_a_subprocess():
     assert "tiny BlipForConditionalGeneration" in result.stdout and "profile: tiny" in result.stdout
 
 
+def test_profile_may_follow_the_subcommand(capsys):
+    assert main(["models", "--profile", "tiny", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["profile"] for row in rows} == {"tiny"}
+
+
 def test_bad_profile_is_a_usage_error():
     result = subprocess.run(
         [sys.executable, "-m", "mmdemo.cli", "--profile", "huge", "models"],
