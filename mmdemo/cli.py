@@ -87,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.profile:
         os.environ["MMDEMO_PROFILE"] = args.profile
+        from mmdemo import registry
+
+        # A registry made earlier in this process (a test, an embedding caller) must follow the flag too.
+        if registry.default_registry().profile != args.profile:
+            registry.configure(args.profile)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
