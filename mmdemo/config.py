@@ -30,6 +30,11 @@ def data_dir() -> Path:
     return Path("data")
 
 
+def index_dir() -> Path:
+    """`MMDEMO_INDEX_DIR`, else `./index`: one folder per named vector index."""
+    return Path(os.environ.get("MMDEMO_INDEX_DIR") or "index")
+
+
 def models_dir() -> Path | None:
     value = os.environ.get("MMDEMO_MODELS_DIR")
     return Path(value) if value else None

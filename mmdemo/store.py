@@ -89,7 +89,42 @@ def _v3_label_sets(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_provenance, _v3_label_sets]
+def _v4_judgements(db: sqlite_utils.Database) -> None:
+    """Relevance judgements of search results, append-only, with the query and what produced the ranking."""
+    db["judgements"].create(
+        {
+            "id": int,
+            "query_text": str,
+            "query_media_id": str,
+            "result_media_id": str,
+            "rank": int,
+            "score": float,
+            "relevant": int,
+            "embedder_name": str,
+            "embedder_version": str,
+            "index_name": str,
+            "index_version": int,
+            "user": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("query_media_id", "media", "id"), ("result_media_id", "media", "id")],
+        if_not_exists=True,
+    )
+    db["judgements"].create_index(["result_media_id"], if_not_exists=True)
+    for action in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS judgements_no_{action.lower()} BEFORE {action} ON judgements "
+            "BEGIN SELECT RAISE(ABORT, 'judgements are append-only'); END"
+        )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_initial,
+    _v2_provenance,
+    _v3_label_sets,
+    _v4_judgements,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -135,6 +170,23 @@ class Correction:
     output: Any
     user: str
     note: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    id: int
+    query_text: str | None
+    query_media_id: str | None
+    result_media_id: str
+    rank: int
+    score: float
+    relevant: bool
+    embedder_name: str
+    embedder_version: str
+    index_name: str
+    index_version: int
+    user: str
     created_at: str
 
 
@@ -368,6 +420,60 @@ class Store:
     def counts(self) -> dict[str, int]:
         return {name: self.db[name].count for name in ("media", "predictions", "corrections")}
 
+    # -- retrieval: relevance judgements (append-only; a later judgement of the same pair supersedes) --
+    def add_judgement(
+        self,
+        *,
+        result_media_id: str,
+        rank: int,
+        score: float,
+        relevant: bool,
+        embedder: ModelInfo,
+        index_name: str,
+        index_version: int,
+        query_text: str | None = None,
+        query_media_id: str | None = None,
+        user: str | None = None,
+    ) -> Judgement:
+        if bool(query_text) == bool(query_media_id):
+            raise StoreError("a judgement needs exactly one query: a text or an image")
+        if self.media(result_media_id) is None:
+            raise StoreError(f"no media item {result_media_id[:12]} to judge")
+        with self._write() as db:
+            table = db["judgements"]
+            table.insert(
+                {
+                    "query_text": query_text or None,
+                    "query_media_id": query_media_id or None,
+                    "result_media_id": result_media_id,
+                    "rank": int(rank),
+                    "score": float(score),
+                    "relevant": int(bool(relevant)),
+                    "embedder_name": embedder.name,
+                    "embedder_version": embedder.version,
+                    "index_name": index_name,
+                    "index_version": int(index_version),
+                    "user": user or ANONYMOUS,
+                    "created_at": now(),
+                }
+            )
+            judgement_id = table.last_pk
+        return self.judgements(judgement_id=judgement_id)[0]
+
+    def judgements(
+        self, *, judgement_id: int | None = None, result_media_id: str | None = None
+    ) -> list[Judgement]:
+        if judgement_id is not None:
+            where, args = "id = ?", [judgement_id]
+        elif result_media_id is not None:
+            where, args = "result_media_id = ?", [result_media_id]
+        else:
+            where, args = None, []
+        rows = self.db["judgements"].rows_where(where, args, order_by="id")
+        return [
+            Judgement(**{**row, "relevant": bool(row["relevant"])})
+            for row in rows
+        ]
 
 _default: Store | None = None
 _default_lock = threading.Lock()

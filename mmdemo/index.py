@@ -1,0 +1,340 @@
+"""Named vector indexes on disk: the only module that touches FAISS.
+
+An index lives in `<index root>/<name>/` as three files of one *generation*: `vectors-<g>.faiss`,
+`ids-<g>.json` (vector position -> media id in the store) and `manifest.json`. A save writes the new
+generation's files (temporary name, then `os.replace`) and replaces the manifest last, so a crash at any point
+leaves the previous generation whole; files of other generations are removed on the next save.
+
+Vectors are L2-normalised embeddings and the metric is inner product (= cosine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from mmdemo.models.base import ModelInfo
+
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+FLAT_BELOW = 50_000  # exact search stays under ~5 ms/query below this size
+HNSW_BELOW = 300_000  # HNSW builds get slow beyond this on a small CPU; IVF trains and adds fast
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+IVF_NPROBE = 24
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+class VectorIndexError(ValueError):
+    """An index that cannot be used as asked, with a message for the person who asked.
+
+    A ValueError, so the CLI and `ui.common.friendly` show it as one clear line."""
+
+
+class IndexNotFound(VectorIndexError):
+    pass
+
+
+class EmbedderMismatch(VectorIndexError):
+    pass
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def choose_index_type(count: int) -> str:
+    """Exact search for small collections; a graph, then an inverted file, as they grow."""
+    if count < FLAT_BELOW:
+        return "flat"
+    return "hnsw" if count < HNSW_BELOW else "ivf"
+
+
+def ivf_lists(count: int) -> int:
+    # ~4·sqrt(n) lists, but at least ~39 training points per list (FAISS warns below that).
+    return max(1, min(int(4 * np.sqrt(max(count, 1))), count // 39))
+
+
+def new_faiss_index(index_type: str, dim: int, training: np.ndarray | None = None) -> Any:
+    """An empty FAISS index of a type; IVF is trained on `training` (the first vectors it will hold)."""
+    if index_type == "flat":
+        return faiss.IndexFlatIP(dim)
+    if index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        return index
+    if index_type == "ivf":
+        if training is None or len(training) == 0:
+            raise VectorIndexError("an IVF index needs vectors to train on")
+        lists = ivf_lists(len(training))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index.train(np.ascontiguousarray(training, dtype=np.float32))
+        index.nprobe = min(IVF_NPROBE, lists)
+        return index
+    raise VectorIndexError(f"unknown index type {index_type!r}; choose from {', '.join(INDEX_TYPES)}")
+
+
+def all_vectors(index: Any) -> np.ndarray:
+    if index.ntotal == 0:
+        return np.zeros((0, index.d), dtype=np.float32)
+    if isinstance(index, faiss.IndexIVF):
+        index.make_direct_map()
+    return index.reconstruct_n(0, index.ntotal)
+
+
+@dataclass
+class Manifest:
+    name: str
+    embedder: str
+    embedder_version: str
+    profile: str
+    dim: int
+    index_type: str
+    metric: str = "inner_product"
+    count: int = 0
+    generation: int = 0  # the index version: +1 on every save
+    created_at: str = field(default_factory=now)
+    updated_at: str = field(default_factory=now)
+    format: int = FORMAT
+
+    def built_with(self) -> str:
+        return f"{self.embedder} (version {self.embedder_version}, profile {self.profile})"
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str  # media id in the store
+    score: float
+    rank: int  # 1 = best
+
+
+def rebuild_command(name: str) -> str:
+    return f"mmdemo index rebuild --index {name}"
+
+
+def manifest_path(root: Path, name: str) -> Path:
+    return Path(root) / name / MANIFEST
+
+
+def exists(name: str, root: Path) -> bool:
+    return manifest_path(root, name).exists()
+
+
+def read_manifest(name: str, root: Path) -> Manifest:
+    path = manifest_path(root, name)
+    if not path.exists():
+        raise IndexNotFound(
+            f"no index named {name!r} in {root}; build it with `mmdemo index add PATH --index {name}`"
+        )
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(**{key: data[key] for key in Manifest.__dataclass_fields__ if key in data})
+    except (OSError, ValueError, TypeError) as error:
+        raise VectorIndexError(
+            f"the manifest of index {name!r} is unreadable ({error}); {rebuild_command(name)}"
+        ) from None
+
+
+def list_indexes(root: Path) -> list[str]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}") if not p.parent.name.startswith("."))
+
+
+def remove_index(name: str, root: Path) -> None:
+    folder = Path(root) / name
+    if not manifest_path(root, name).exists():
+        raise IndexNotFound(f"no index named {name!r} in {root}")
+    shutil.rmtree(folder)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    write(temporary)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class VectorIndex:
+    """One named index: ids, vectors and manifest, kept in memory and saved crash-safely."""
+
+    def __init__(self, root: Path, manifest: Manifest, index: Any, ids: list[str]) -> None:
+        self.root = Path(root)
+        self.manifest = manifest
+        self._index = index
+        self.ids = ids
+        self._positions = {media_id: position for position, media_id in enumerate(ids)}
+
+    # -- life cycle ------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, name: str, root: Path, embedder: ModelInfo, dim: int, index_type: str = "flat"
+    ) -> VectorIndex:
+        """A new empty index (nothing written until `save`). `auto` is resolved by the caller's size."""
+        if index_type not in INDEX_TYPES or index_type == "auto":
+            raise VectorIndexError(
+                f"pick a concrete index type from {', '.join(INDEX_TYPES[1:])}, not {index_type!r}"
+            )
+        manifest = Manifest(
+            name=name,
+            embedder=embedder.name,
+            embedder_version=embedder.version,
+            profile=embedder.profile,
+            dim=int(dim),
+            index_type=index_type,
+        )
+        index = (
+            None if index_type == "ivf" else new_faiss_index(index_type, dim)
+        )  # IVF trains on its first add
+        return cls(root, manifest, index, [])
+
+    @classmethod
+    def load(cls, name: str, root: Path, embedder: ModelInfo | None = None) -> VectorIndex:
+        """Open a saved index; refuse it when it was built by another embedder than `embedder`."""
+        manifest = read_manifest(name, root)
+        if embedder is not None:
+            check_embedder(manifest, embedder)
+        folder = Path(root) / name
+        generation = manifest.generation
+        try:
+            ids = json.loads((folder / f"ids-{generation}.json").read_text())
+            index = faiss.read_index(str(folder / f"vectors-{generation}.faiss"))
+        except (OSError, ValueError, RuntimeError) as error:
+            raise VectorIndexError(f"index {name!r} is damaged ({error}); {rebuild_command(name)}") from None
+        if index.ntotal != len(ids) or len(ids) != manifest.count:
+            raise VectorIndexError(
+                f"index {name!r} is inconsistent ({index.ntotal} vectors, {len(ids)} ids); "
+                f"{rebuild_command(name)}"
+            )
+        if manifest.index_type == "ivf" and index.ntotal == 0:
+            index = None  # an IVF index trains on its first vectors
+        return cls(root, manifest, index, ids)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def version(self) -> int:
+        return self.manifest.generation
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, media_id: object) -> bool:
+        return media_id in self._positions
+
+    # -- changes ---------------------------------------------------------------------------------
+    def add(self, media_ids: Sequence[str], vectors: np.ndarray) -> int:
+        """Add vectors under media ids, skipping ids already present or repeated. Returns the number added."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.manifest.dim)
+        if len(media_ids) != len(vectors):
+            raise VectorIndexError(f"{len(media_ids)} ids for {len(vectors)} vectors")
+        keep, seen = [], set()
+        for position, media_id in enumerate(media_ids):
+            if media_id not in self._positions and media_id not in seen:
+                keep.append(position)
+                seen.add(media_id)
+        if not keep:
+            return 0
+        vectors = vectors[keep]
+        if self._index is None:
+            self._index = new_faiss_index(self.manifest.index_type, self.manifest.dim, training=vectors)
+        self._index.add(vectors)
+        for position in keep:
+            self._positions[media_ids[position]] = len(self.ids)
+            self.ids.append(media_ids[position])
+        return len(keep)
+
+    def remove(self, media_ids: Sequence[str]) -> int:
+        """Drop vectors by media id (rebuilds the FAISS index from the vectors that stay)."""
+        drop = {media_id for media_id in media_ids if media_id in self._positions}
+        if not drop:
+            return 0
+        keep = [position for position, media_id in enumerate(self.ids) if media_id not in drop]
+        vectors = all_vectors(self._index)[keep]
+        kept_ids = [self.ids[position] for position in keep]
+        self._index = (
+            None
+            if self.manifest.index_type == "ivf"
+            else new_faiss_index(self.manifest.index_type, self.manifest.dim)
+        )
+        self.ids, self._positions = [], {}
+        if kept_ids:
+            self.add(kept_ids, vectors)
+        return len(drop)
+
+    def save(self) -> None:
+        """Write a new generation, then switch the manifest to it (the commit point)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        generation = self.manifest.generation + 1
+        index = self._index if self._index is not None else new_faiss_index("flat", self.manifest.dim)
+        _atomic_write(
+            self.folder / f"vectors-{generation}.faiss", lambda path: faiss.write_index(index, str(path))
+        )
+        _atomic_write(
+            self.folder / f"ids-{generation}.json", lambda path: path.write_text(json.dumps(self.ids))
+        )
+        manifest = Manifest(
+            **{**asdict(self.manifest), "generation": generation, "count": len(self.ids), "updated_at": now()}
+        )
+        _atomic_write(
+            self.folder / MANIFEST, lambda path: path.write_text(json.dumps(asdict(manifest), indent=2))
+        )
+        self.manifest = manifest
+        self._remove_stale_generations()
+
+    def _remove_stale_generations(self) -> None:
+        current = {f"vectors-{self.version}.faiss", f"ids-{self.version}.json", MANIFEST}
+        for path in self.folder.iterdir():
+            if path.name not in current:
+                path.unlink(missing_ok=True)
+
+    # -- queries ---------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
+        """The `k` nearest items of each query, best first."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.manifest.dim)
+        if not self.ids or k <= 0:
+            return [[] for _ in range(len(queries))]
+        scores, positions = self._index.search(queries, min(int(k), len(self.ids)))
+        return [
+            [
+                Hit(id=self.ids[position], score=float(score), rank=rank)
+                for rank, (score, position) in enumerate(zip(row_scores, row_positions, strict=True), start=1)
+                if position >= 0
+            ]
+            for row_scores, row_positions in zip(scores, positions, strict=True)
+        ]
+
+    def vector(self, media_id: str) -> np.ndarray:
+        if media_id not in self._positions:
+            raise VectorIndexError(f"{media_id[:12]} is not in index {self.name!r}")
+        if isinstance(self._index, faiss.IndexIVF):
+            self._index.make_direct_map()
+        return self._index.reconstruct(self._positions[media_id])
+
+
+def check_embedder(manifest: Manifest, embedder: ModelInfo) -> None:
+    if (manifest.embedder, manifest.embedder_version) != (embedder.name, embedder.version):
+        raise EmbedderMismatch(
+            f"index {manifest.name!r} was built with {manifest.built_with()}, but the active embedder is "
+            f"{embedder.name} (version {embedder.version}, profile {embedder.profile}); rebuild it with "
+            f"`{rebuild_command(manifest.name)}`"
+        )

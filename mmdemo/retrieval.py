@@ -1,0 +1,373 @@
+"""Cross-modal retrieval as plain functions: ingest images into a named index, search it, judge results.
+
+The store is the source of truth for media (content hash -> path); the index maps vectors to those ids.
+Ingestion records media first and saves the index after every batch, so an interrupted run leaves the index a
+subset of the store, and re-running embeds only what the index lacks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mmdemo import config, index, registry
+from mmdemo.index import VectorIndex
+from mmdemo.media import MediaError, file_hash, is_image_path, load_image
+from mmdemo.models.base import ImageTextEmbedder, ModelInfo, batched
+from mmdemo.store import Judgement, Store, default_store
+
+DEFAULT_INDEX = "default"
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "images"
+BATCH_SIZE = 16
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class Result:
+    media_id: str
+    path: str
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Search:
+    """A ranked answer and everything a relevance judgement of it must record."""
+
+    results: list[Result]
+    embedder: ModelInfo
+    index_name: str
+    index_version: int
+    query_text: str | None = None
+    query_media_id: str | None = None
+
+
+@dataclass
+class IngestReport:
+    index_name: str
+    added: list[str] = field(default_factory=list)
+    already_indexed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
+    built: bool = False  # a new index was created
+
+    def summary(self) -> str:
+        parts = [f"added {len(self.added)}", f"already indexed {len(self.already_indexed)}"]
+        text = f"index {self.index_name!r}: " + ", ".join(parts)
+        if self.failed:
+            text += f"; could not read {len(self.failed)}: " + "; ".join(why for _, why in self.failed)
+        return text
+
+
+_lock = threading.RLock()  # one writer per process; loads are cheap next to embedding
+
+
+def _embedder(embedder: ImageTextEmbedder | None) -> ImageTextEmbedder:
+    return embedder if embedder is not None else registry.get("embed")
+
+
+def _root(root: Path | None) -> Path:
+    return Path(root) if root is not None else config.index_dir()
+
+
+# -- ingestion --------------------------------------------------------------------------------------------
+def walk(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files under the given files and folders (recursively, hidden ones skipped), and the missing paths."""
+    files: list[Path] = []
+    missing: list[tuple[str, str]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append((str(path), f"{path}: no such file or folder"))
+    return files, missing
+
+
+def open_or_create(
+    name: str,
+    embedder: ImageTextEmbedder,
+    root: Path | None = None,
+    *,
+    expected_count: int = 0,
+    index_type: str = "auto",
+) -> tuple[VectorIndex, bool]:
+    """The named index, refused if another embedder built it; a new one when there is none yet."""
+    root = _root(root)
+    if index.exists(name, root):
+        return VectorIndex.load(name, root, embedder.info), False
+    chosen = index.choose_index_type(expected_count) if index_type == "auto" else index_type
+    return VectorIndex.create(name, root, embedder.info, embedder.dim, chosen), True
+
+
+def ingest(
+    paths: Sequence[str | Path],
+    name: str = DEFAULT_INDEX,
+    *,
+    embedder: ImageTextEmbedder | None = None,
+    store: Store | None = None,
+    root: Path | None = None,
+    index_type: str = "auto",
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+    show_bar: bool = False,
+) -> IngestReport:
+    """Embed every image under `paths` that the index lacks, in batches; unreadable files are reported."""
+    embedder, store = _embedder(embedder), store or default_store()
+    files, failed = walk(paths)
+    with _lock:
+        vectors, built = open_or_create(
+            name, embedder, root, expected_count=len(files), index_type=index_type
+        )
+        report = IngestReport(index_name=name, failed=failed, built=built)
+        pending: list[tuple[Path, str]] = []
+        queued: set[str] = set()
+        for path in files:
+            if not is_image_path(path):
+                report.failed.append((str(path), f"{path.name}: not an image file"))
+                continue
+            try:
+                media_id = file_hash(path)
+            except OSError as error:
+                report.failed.append((str(path), f"{path.name}: cannot be read ({error.strerror})"))
+                continue
+            if media_id in vectors or media_id in queued:
+                report.already_indexed.append(str(path))
+            else:
+                pending.append((path, media_id))
+                queued.add(media_id)
+        bar = tqdm(total=len(pending), unit="img", desc=f"indexing into {name}", disable=not show_bar)
+        done = 0
+        if progress:
+            progress(0, len(pending))
+        for batch in batched(pending, batch_size):
+            images, ids, kept = [], [], []
+            for path, media_id in batch:
+                try:
+                    loaded = load_image(path)
+                except MediaError as error:
+                    report.failed.append((str(path), str(error)))
+                    continue
+                store.add_media(path.resolve(), "image", width=loaded.image.width, height=loaded.image.height)
+                images.append(loaded.image)
+                ids.append(media_id)
+                kept.append(str(path))
+            if images:
+                vectors.add(ids, embedder.encode_images(images))
+                vectors.save()  # after every batch: an interrupted run keeps what it finished
+                report.added.extend(kept)
+            done += len(batch)
+            bar.update(len(batch))
+            if progress:
+                progress(done, len(pending))
+        bar.close()
+        if built and not index.exists(name, vectors.root):
+            vectors.save()  # an empty index still records which embedder it is for
+    return report
+
+
+def rebuild(
+    name: str = DEFAULT_INDEX,
+    *,
+    embedder: ImageTextEmbedder | None = None,
+    store: Store | None = None,
+    root: Path | None = None,
+    progress: Progress | None = None,
+    show_bar: bool = False,
+) -> IngestReport:
+    """Re-embed every item of an index with the active embedder (after the embedder changed)."""
+    root, store = _root(root), store or default_store()
+    manifest = index.read_manifest(name, root)
+    old = VectorIndex.load(name, root)  # no embedder check: that is why it is being rebuilt
+    paths = [item.path for media_id in old.ids if (item := store.media(media_id)) is not None]
+    if name == DEFAULT_INDEX:
+        paths.insert(0, str(SAMPLES_DIR))
+    staging = f".{name}.rebuild"
+    if index.exists(staging, root):
+        index.remove_index(staging, root)
+    with _lock:
+        report = ingest(
+            paths,
+            staging,
+            embedder=embedder,
+            store=store,
+            root=root,
+            index_type=manifest.index_type,
+            progress=progress,
+            show_bar=show_bar,
+        )
+        # Swap folders only once the new index is whole; the old one stays usable until then.
+        shutil.rmtree(root / name)
+        os.replace(root / staging, root / name)
+        rebuilt = VectorIndex.load(name, root)
+        rebuilt.manifest.name = name
+        rebuilt.save()
+    report.index_name = name
+    return report
+
+
+def default_index(
+    *,
+    embedder: ImageTextEmbedder | None = None,
+    store: Store | None = None,
+    root: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[VectorIndex, str]:
+    """The default index, built from `assets/` on first use and rebuilt when the embedder changed.
+
+    Returns the index and a note of what was done ("" when it was simply loaded)."""
+    embedder, root = _embedder(embedder), _root(root)
+    with _lock:
+        if not index.exists(DEFAULT_INDEX, root):
+            report = ingest(
+                [SAMPLES_DIR], DEFAULT_INDEX, embedder=embedder, store=store, root=root, progress=progress
+            )
+            note = f"Built the default index of {len(report.added)} sample photos for {embedder.info.name}."
+        else:
+            try:
+                return VectorIndex.load(DEFAULT_INDEX, root, embedder.info), ""
+            except index.EmbedderMismatch:
+                report = rebuild(DEFAULT_INDEX, embedder=embedder, store=store, root=root, progress=progress)
+                note = f"Rebuilt the default index ({len(report.added)} images) for {embedder.info.name}."
+        return VectorIndex.load(DEFAULT_INDEX, root, embedder.info), note
+
+
+def open_index(
+    name: str = DEFAULT_INDEX,
+    *,
+    embedder: ImageTextEmbedder | None = None,
+    store: Store | None = None,
+    root: Path | None = None,
+) -> VectorIndex:
+    """A named index for searching; the default one is built or rebuilt as needed."""
+    if name == DEFAULT_INDEX:
+        return default_index(embedder=embedder, store=store, root=root)[0]
+    return VectorIndex.load(name, _root(root), _embedder(embedder).info)
+
+
+def remove(
+    paths: Sequence[str | Path], name: str = DEFAULT_INDEX, *, root: Path | None = None
+) -> tuple[int, list[str]]:
+    """Remove the images under `paths` from an index (by content). Returns (removed, not found)."""
+    root = _root(root)
+    files, missing = walk(paths)
+    ids = {}
+    for path in files:
+        try:
+            ids[file_hash(path)] = str(path)
+        except OSError:
+            missing.append((str(path), str(path)))
+    with _lock:
+        vectors = VectorIndex.load(name, root)
+        absent = [path for media_id, path in ids.items() if media_id not in vectors]
+        removed = vectors.remove(list(ids))
+        if removed:
+            vectors.save()
+    return removed, absent + [path for path, _ in missing]
+
+
+# -- search ---------------------------------------------------------------------------------------------
+def _results(vectors: VectorIndex, query: object, k: int, store: Store) -> list[Result]:
+    hits = vectors.search(query, k)[0]  # type: ignore[arg-type]
+    results = []
+    for hit in hits:
+        item = store.media(hit.id)
+        if (
+            item is None
+        ):  # the store lost a record (e.g. a deleted database): skip rather than show a bare hash
+            continue
+        results.append(Result(media_id=hit.id, path=item.path, score=hit.score, rank=len(results) + 1))
+    return results
+
+
+def search_text(
+    query: str,
+    k: int = 10,
+    name: str = DEFAULT_INDEX,
+    *,
+    embedder: ImageTextEmbedder | None = None,
+    store: Store | None = None,
+    root: Path | None = None,
+) -> Search:
+    query = (query or "").strip()
+    if not query:
+        raise ValueError("type what you are looking for, e.g. “a cup of coffee”")
+    embedder, store = _embedder(embedder), store or default_store()
+    vectors = open_index(name, embedder=embedder, store=store, root=root)
+    results = _results(vectors, embedder.encode_texts([query]), k, store)
+    return Search(results, embedder.info, vectors.name, vectors.version, query_text=query)
+
+
+def search_image(
+    image_path: str | Path,
+    k: int = 10,
+    name: str = DEFAULT_INDEX,
+    *,
+    embedder: ImageTextEmbedder | None = None,
+    store: Store | None = None,
+    root: Path | None = None,
+) -> Search:
+    """Search by an image file; the query image is recorded in the store so judgements can point at it."""
+    embedder, store = _embedder(embedder), store or default_store()
+    loaded = load_image(image_path)
+    item = store.add_media(
+        Path(image_path).resolve(), "image", width=loaded.image.width, height=loaded.image.height
+    )
+    vectors = open_index(name, embedder=embedder, store=store, root=root)
+    results = _results(vectors, embedder.encode_images([loaded.image]), k, store)
+    return Search(results, embedder.info, vectors.name, vectors.version, query_media_id=item.id)
+
+
+def keep_uploads(paths: Sequence[str | Path], folder: Path | None = None) -> list[Path]:
+    """Copy uploaded files (temporary, deleted by the web server) into the data folder, named by content."""
+    folder = folder or config.data_dir() / "media"
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = []
+    for path in map(Path, paths):
+        try:
+            target = folder / f"{file_hash(path)[:16]}{path.suffix.lower()}"
+        except OSError:
+            kept.append(path)  # ingestion reports it by name
+            continue
+        if not target.exists():
+            shutil.copyfile(path, target)
+        kept.append(target)
+    return kept
+
+
+# -- judgements -----------------------------------------------------------------------------------------
+def judge(
+    search: Search, rank: int, relevant: bool, *, user: str | None = None, store: Store | None = None
+) -> Judgement:
+    """Record whether the result at `rank` of `search` is relevant to its query, with full provenance."""
+    store = store or default_store()
+    matches = [result for result in search.results if result.rank == rank]
+    if not matches:
+        raise ValueError(f"there is no result #{rank} to judge; search first, then pick a result")
+    result = matches[0]
+    return store.add_judgement(
+        result_media_id=result.media_id,
+        rank=result.rank,
+        score=result.score,
+        relevant=relevant,
+        embedder=search.embedder,
+        index_name=search.index_name,
+        index_version=search.index_version,
+        query_text=search.query_text,
+        query_media_id=search.query_media_id,
+        user=user,
+    )
