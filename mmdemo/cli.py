@@ -42,6 +42,82 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- retrieval: `mmdemo index ...` and `mmdemo search` --------------------------------------------------
+def _print_ingest(report: Any) -> None:
+    for _, why in report.failed:
+        print(f"mmdemo: skipped {why}", file=sys.stderr)
+    print(report.summary())
+
+
+def cmd_index_add(args: argparse.Namespace) -> int:
+    from mmdemo import retrieval
+
+    report = retrieval.ingest(
+        args.paths, args.index, index_type=args.index_type, batch_size=args.batch_size, show_bar=True
+    )
+    _print_ingest(report)
+    return 0
+
+
+def cmd_index_rebuild(args: argparse.Namespace) -> int:
+    from mmdemo import retrieval
+
+    _print_ingest(retrieval.rebuild(args.index, show_bar=True))
+    return 0
+
+
+def cmd_index_info(args: argparse.Namespace) -> int:
+    from mmdemo import index
+
+    root = config.index_dir()
+    names = [args.index] if args.index else index.list_indexes(root)
+    if not names:
+        print(f"no indexes in {root} yet; `mmdemo index add PATH` or `mmdemo search` builds one")
+        return 0
+    manifests = [asdict(index.read_manifest(name, root)) for name in names]
+    if args.json:
+        print(json.dumps(manifests, indent=2))
+        return 0
+    for manifest in manifests:
+        print(f"{root / manifest['name']}")
+        print(format_table(["field", "value"], [[key, value] for key, value in manifest.items()]))
+    return 0
+
+
+def cmd_index_rm(args: argparse.Namespace) -> int:
+    from mmdemo import index, retrieval
+
+    if args.all:
+        index.remove_index(args.index, config.index_dir())
+        print(f"removed index {args.index!r}")
+        return 0
+    if not args.paths:
+        raise CliError("name the images (or folders) to remove, or --all to remove the whole index")
+    removed, absent = retrieval.remove(args.paths, args.index)
+    for path in absent:
+        print(f"mmdemo: not in the index: {path}", file=sys.stderr)
+    print(f"removed {removed} item(s) from index {args.index!r}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from mmdemo import retrieval
+
+    if args.k < 1:
+        raise CliError("-k must be at least 1")
+    if args.text is not None:
+        found = retrieval.search_text(args.text, args.k, args.index)
+    else:
+        found = retrieval.search_image(args.image, args.k, args.index)
+    rows = [{"path": r.path, "score": round(r.score, 4), "rank": r.rank} for r in found.results]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        table = [[r["rank"], f"{r['score']:.4f}", r["path"]] for r in rows]
+        print(format_table(["rank", "score", "path"], table))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mmdemo.ui.app import launch
 
@@ -62,6 +138,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(handler=cmd_models)
+
+    index_parser = commands.add_parser("index", help="build and manage vector indexes of images")
+    index_commands = index_parser.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    index_add = index_commands.add_parser("add", help="embed the images under files/folders into an index")
+    index_add.add_argument("paths", nargs="+", metavar="PATH")
+    index_add.add_argument("--index", default="default", help="index name (default: default)")
+    index_add.add_argument(
+        "--index-type", default="auto", choices=["auto", "flat", "hnsw", "ivf"], help="for a new index"
+    )
+    index_add.add_argument("--batch-size", type=int, default=16)
+    index_add.set_defaults(handler=cmd_index_add)
+    index_info = index_commands.add_parser("info", help="print the manifest and counts of indexes")
+    index_info.add_argument("--index", help="one index (default: all)")
+    index_info.add_argument("--json", action="store_true")
+    index_info.set_defaults(handler=cmd_index_info)
+    index_rm = index_commands.add_parser("rm", help="remove images (by content) or a whole index")
+    index_rm.add_argument("paths", nargs="*", metavar="PATH")
+    index_rm.add_argument("--index", default="default")
+    index_rm.add_argument("--all", action="store_true", help="delete the whole index")
+    index_rm.set_defaults(handler=cmd_index_rm)
+    index_rebuild = index_commands.add_parser("rebuild", help="re-embed an index with the active embedder")
+    index_rebuild.add_argument("--index", default="default")
+    index_rebuild.set_defaults(handler=cmd_index_rebuild)
+    search = commands.add_parser("search", help="search an index by text or by image")
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("--text", help="what to look for")
+    query.add_argument("--image", help="an image file to find similar images to")
+    search.add_argument("--index", default="default")
+    search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    search.add_argument("--json", action="store_true", help='print [{"path", "score", "rank"}, ...]')
+    search.set_defaults(handler=cmd_search)
 
     serve = commands.add_parser("serve", help="run the web app (same as `python app.py`)")
     serve.add_argument("--host", default="0.0.0.0")

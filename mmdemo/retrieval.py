@@ -236,13 +236,13 @@ def default_index(
             report = ingest(
                 [SAMPLES_DIR], DEFAULT_INDEX, embedder=embedder, store=store, root=root, progress=progress
             )
-            note = f"Built the default index of {len(report.added)} sample photos for {embedder.info.name}."
+            note = f"Built the default index of {len(report.added)} sample photos."
         else:
             try:
                 return VectorIndex.load(DEFAULT_INDEX, root, embedder.info), ""
             except index.EmbedderMismatch:
                 report = rebuild(DEFAULT_INDEX, embedder=embedder, store=store, root=root, progress=progress)
-                note = f"Rebuilt the default index ({len(report.added)} images) for {embedder.info.name}."
+                note = f"Rebuilt the default index ({len(report.added)} images) for the active embedder."
         return VectorIndex.load(DEFAULT_INDEX, root, embedder.info), note
 
 

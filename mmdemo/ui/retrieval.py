@@ -1,0 +1,204 @@
+"""The Retrieval tab: search the image index by text or by image, judge results, add images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from mmdemo import retrieval
+from mmdemo.retrieval import Result, Search
+from mmdemo.ui.common import current_user, friendly
+
+DEFAULT_K = 8
+TEXT_EXAMPLES = ["a cup of coffee", "a cat", "a motorcycle", "the moon", "a rocket launch", "a flower"]
+IMAGE_EXAMPLES = ["coffee.jpg", "cat.jpg", "rocket.jpg", "flower.jpg"]
+PICK_HINT = "Click a result to judge it or to search by it."
+
+Gallery = list[tuple[str, str]]
+
+
+def caption(result: Result, judged: dict[int, bool]) -> str:
+    verdict = judged.get(result.rank)
+    mark = "" if verdict is None else ("✓ " if verdict else "✗ ")
+    return f"{mark}#{result.rank} {Path(result.path).name} · {result.score:.3f}"
+
+
+def gallery_value(found: Search | None, judged: dict[int, bool]) -> Gallery:
+    return [(r.path, caption(r, judged)) for r in found.results] if found else []
+
+
+def describe(found: Search, note: str = "") -> str:
+    query = f"“{found.query_text}”" if found.query_text else "the image"
+    head = f"{note} " if note else ""
+    if not found.results:
+        return f"{head}No results for {query}: the index is empty. Add images below."
+    return (
+        f"{head}**{len(found.results)} results** for {query} · embedder `{found.embedder.name}`"
+        f" · index `{found.index_name}` v{found.index_version}"
+    )
+
+
+def _show(found: Search, note: str = "") -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
+    """Outputs of every search: gallery, summary, the search, no judgements, nothing picked, the hint."""
+    return gallery_value(found, {}), describe(found, note), found, {}, None, PICK_HINT
+
+
+def _ensure_index() -> str:
+    return retrieval.default_index()[1]
+
+
+@friendly
+def search_by_text(query: str, k: float) -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
+    note = _ensure_index()
+    return _show(retrieval.search_text(query, int(k)), note)
+
+
+@friendly
+def search_by_image(image: str | None, k: float) -> tuple[Any, ...]:
+    if not image:
+        return (gr.skip(),) * 6  # the image was cleared: keep what is shown
+    note = _ensure_index()
+    kept = retrieval.keep_uploads([image])[0]
+    return _show(retrieval.search_image(kept, int(k)), note)
+
+
+@friendly
+def search_by_result(found: Search | None, rank: int | None, k: float) -> tuple[Any, ...]:
+    result = picked(found, rank)
+    return _show(retrieval.search_image(result.path, int(k)))
+
+
+def picked(found: Search | None, rank: int | None) -> Result:
+    if found is None or rank is None:
+        raise gr.Error("Search first, then click a result.", print_exception=False)
+    return next(r for r in found.results if r.rank == rank)
+
+
+def pick_result(found: Search | None, event: gr.SelectData) -> tuple[int | None, str]:
+    if found is None or not 0 <= event.index < len(found.results):
+        return None, PICK_HINT
+    result = found.results[event.index]
+    return result.rank, f"Picked **#{result.rank} {Path(result.path).name}** (score {result.score:.3f})."
+
+
+@friendly
+def judge(
+    found: Search | None,
+    rank: int | None,
+    judged: dict[int, bool],
+    relevant: bool,
+    request: gr.Request,
+) -> tuple[Gallery, dict[int, bool], str]:
+    result = picked(found, rank)
+    user = current_user(request)
+    retrieval.judge(found, result.rank, relevant, user=user)  # type: ignore[arg-type]
+    judged = {**judged, result.rank: relevant}
+    verdict = "relevant" if relevant else "not relevant"
+    return (
+        gallery_value(found, judged),
+        judged,
+        f"Saved: **#{result.rank} {Path(result.path).name}** is {verdict} (judged by {user}).",
+    )
+
+
+Judged = tuple[Gallery, dict[int, bool], str]
+
+
+def judge_relevant(
+    found: Search | None, rank: int | None, judged: dict[int, bool], request: gr.Request
+) -> Judged:
+    return judge(found, rank, judged, True, request)
+
+
+def judge_not_relevant(
+    found: Search | None, rank: int | None, judged: dict[int, bool], request: gr.Request
+) -> Judged:
+    return judge(found, rank, judged, False, request)
+
+
+@friendly
+def add_images(files: list[str] | None, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+    if not files:
+        raise gr.Error("Choose one or more images to add.", print_exception=False)
+    _ensure_index()
+    kept = retrieval.keep_uploads(files)
+    report = retrieval.ingest(
+        kept, progress=lambda done, total: progress((done, total), desc="Embedding images", unit="images")
+    )
+    if report.failed:
+        gr.Warning("Could not read: " + "; ".join(why for _, why in report.failed))
+    size = len(retrieval.open_index())
+    return (
+        f"Added {len(report.added)} image(s); {len(report.already_indexed)} were already in the index; "
+        f"{len(report.failed)} could not be read. The index now holds {size} images."
+    )
+
+
+def build(demo: gr.Blocks) -> None:
+    samples = retrieval.SAMPLES_DIR
+    with gr.Tab("Retrieval", id="retrieval"):
+        gr.Markdown(
+            "Find images by describing them or by showing a similar one. The first search builds an index of "
+            "the sample photos. Click a result to say whether it is relevant, or to search by it."
+        )
+        found = gr.State(None)
+        judged = gr.State({})
+        rank = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                text = gr.Textbox(label="Describe what you are looking for", placeholder="a cup of coffee")
+                text_button = gr.Button("Search by text", variant="primary")
+                gr.Examples(
+                    [[q] for q in TEXT_EXAMPLES],
+                    inputs=[text],
+                    label="Try",
+                    api_name="retrieval_text_example",
+                )
+                image = gr.Image(
+                    type="filepath",
+                    label="…or search by an image",
+                    sources=["upload", "clipboard"],
+                    height=220,
+                )
+                gr.Examples(
+                    [[str(samples / name)] for name in IMAGE_EXAMPLES if (samples / name).exists()],
+                    inputs=[image],
+                    label="Sample images",
+                    api_name="retrieval_image_example",
+                )
+                k = gr.Slider(1, 30, value=DEFAULT_K, step=1, label="Number of results (k)")
+            with gr.Column(scale=2):
+                summary = gr.Markdown(elem_id="retrieval-summary")
+                gallery = gr.Gallery(
+                    label="Results",
+                    columns=4,
+                    height="auto",
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id="retrieval-gallery",
+                )
+                selection = gr.Markdown(PICK_HINT, elem_id="retrieval-selection")
+                with gr.Row():
+                    relevant = gr.Button("✓ Relevant", size="sm")
+                    not_relevant = gr.Button("✗ Not relevant", size="sm")
+                    by_result = gr.Button("Search by this image", size="sm")
+        with gr.Accordion("Add images to the index", open=False):
+            files = gr.File(file_count="multiple", file_types=["image"], label="Images")
+            add = gr.Button("Add to index")
+            added = gr.Markdown(elem_id="retrieval-added")
+
+    shown = [gallery, summary, found, judged, rank, selection]
+    text_button.click(search_by_text, [text, k], shown, api_name="search_text")
+    text.submit(search_by_text, [text, k], shown, api_name="search_text_submit")
+    image.change(search_by_image, [image, k], shown, api_name="search_image")
+    gallery.select(pick_result, [found], [rank, selection], api_name="pick_result")
+    by_result.click(search_by_result, [found, rank, k], shown, api_name="search_by_result")
+    relevant.click(
+        judge_relevant, [found, rank, judged], [gallery, judged, selection], api_name="judge_relevant"
+    )
+    not_relevant.click(
+        judge_not_relevant, [found, rank, judged], [gallery, judged, selection], api_name="judge_not_relevant"
+    )
+    add.click(add_images, [files], [added], api_name="add_images")
