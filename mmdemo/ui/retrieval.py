@@ -65,15 +65,20 @@ def search_by_image(image: str | None, k: float) -> tuple[Any, ...]:
 
 
 @friendly
-def search_by_result(found: Search | None, rank: int | None, k: float) -> tuple[Any, ...]:
+def search_by_result(found: Search | None, rank: float | None, k: float) -> tuple[Any, ...]:
     result = picked(found, rank)
     return _show(retrieval.search_image(result.path, int(k)))
 
 
-def picked(found: Search | None, rank: int | None) -> Result:
+def picked(found: Search | None, rank: float | None) -> Result:
     if found is None or rank is None:
         raise gr.Error("Search first, then click a result.", print_exception=False)
-    return next(r for r in found.results if r.rank == rank)
+    for result in found.results:
+        if result.rank == int(rank):
+            return result
+    raise gr.Error(
+        f"There is no result #{int(rank)}; pick one of 1–{len(found.results)}.", print_exception=False
+    )
 
 
 def pick_result(found: Search | None, event: gr.SelectData) -> tuple[int | None, str]:
@@ -86,7 +91,7 @@ def pick_result(found: Search | None, event: gr.SelectData) -> tuple[int | None,
 @friendly
 def judge(
     found: Search | None,
-    rank: int | None,
+    rank: float | None,
     judged: dict[int, bool],
     relevant: bool,
     request: gr.Request,
@@ -107,13 +112,13 @@ Judged = tuple[Gallery, dict[int, bool], str]
 
 
 def judge_relevant(
-    found: Search | None, rank: int | None, judged: dict[int, bool], request: gr.Request
+    found: Search | None, rank: float | None, judged: dict[int, bool], request: gr.Request
 ) -> Judged:
     return judge(found, rank, judged, True, request)
 
 
 def judge_not_relevant(
-    found: Search | None, rank: int | None, judged: dict[int, bool], request: gr.Request
+    found: Search | None, rank: float | None, judged: dict[int, bool], request: gr.Request
 ) -> Judged:
     return judge(found, rank, judged, False, request)
 
@@ -145,7 +150,6 @@ def build(demo: gr.Blocks) -> None:
         )
         found = gr.State(None)
         judged = gr.State({})
-        rank = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
                 text = gr.Textbox(label="Describe what you are looking for", placeholder="a cup of coffee")
@@ -180,7 +184,15 @@ def build(demo: gr.Blocks) -> None:
                     elem_id="retrieval-gallery",
                 )
                 selection = gr.Markdown(PICK_HINT, elem_id="retrieval-selection")
-                with gr.Row():
+                with gr.Row(equal_height=True):
+                    rank = gr.Number(
+                        label="Result #",
+                        precision=0,
+                        minimum=1,
+                        min_width=90,
+                        scale=0,
+                        elem_id="retrieval-rank",
+                    )
                     relevant = gr.Button("✓ Relevant", size="sm")
                     not_relevant = gr.Button("✗ Not relevant", size="sm")
                     by_result = gr.Button("Search by this image", size="sm")

@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mmdemo import index, retrieval
+from mmdemo.cli import main
+from mmdemo.store import Store
+from tests.conftest import ASSETS, served
+
+PHOTOS = ["cat.jpg", "coffee.jpg", "moon.jpg", "rocket.jpg", "flower.jpg"]
+
+
+class Renamed:
+    """The tiny embedder under another name: an index built by it must be refused by the other."""
+
+    def __init__(self, embedder, name: str) -> None:
+        self.embedder = embedder
+        self.info = dataclasses.replace(embedder.info, name=name)
+        self.dim = embedder.dim
+
+    def encode_images(self, images):
+        return self.embedder.encode_images(images)
+
+    def encode_texts(self, texts):
+        return self.embedder.encode_texts(texts)
+
+
+class CrashAfter:
+    """Embeds `batches` batches, then fails as a killed process would."""
+
+    def __init__(self, embedder, batches: int) -> None:
+        self.embedder, self.left = embedder, batches
+        self.info, self.dim = embedder.info, embedder.dim
+
+    def encode_images(self, images):
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return self.embedder.encode_images(images)
+
+
+@pytest.fixture
+def embedder(tiny):
+    return tiny.get("embed")
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "test.db")
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """Five photos (two in a subfolder), a corrupt JPEG and a text file."""
+    root = tmp_path / "photos"
+    (root / "trip").mkdir(parents=True)
+    for name in PHOTOS[:3]:
+        shutil.copy(ASSETS / name, root / name)
+    for name in PHOTOS[3:]:
+        shutil.copy(ASSETS / name, root / "trip" / name)
+    (root / "broken.jpg").write_bytes((ASSETS / "clock.jpg").read_bytes()[:400])
+    (root / "notes.txt").write_text("not a picture")
+    return root
+
+
+@pytest.fixture
+def index_root(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "index"
+    monkeypatch.setenv("MMDEMO_INDEX_DIR", str(root))
+    return root
+
+
+def test_ingest_reports_the_corrupt_and_the_non_image_file_and_indexes_the_rest(
+    folder, embedder, store, index_root
+):
+    seen: list[tuple[int, int]] = []
+    report = retrieval.ingest(
+        [folder], "photos", embedder=embedder, store=store, batch_size=2, progress=lambda *a: seen.append(a)
+    )
+    assert sorted(Path(p).name for p in report.added) == sorted(PHOTOS)
+    failed = {Path(path).name: why for path, why in report.failed}
+    assert set(failed) == {"broken.jpg", "notes.txt"}
+    assert "corrupt" in failed["broken.jpg"] and "not an image" in failed["notes.txt"]
+    assert "broken.jpg" in report.summary() and "notes.txt" in report.summary()
+    assert seen[0] == (0, 6) and seen[-1] == (6, 6)  # 6 candidate images, batches of 2
+
+    built = index.VectorIndex.load("photos", index_root, embedder.info)
+    assert len(built) == 5 and store.counts()["media"] == 5
+    assert all(store.media(media_id) is not None for media_id in built.ids)
+
+    again = retrieval.ingest([folder], "photos", embedder=embedder, store=store)
+    assert again.added == [] and len(again.already_indexed) == 5
+    assert index.VectorIndex.load("photos", index_root).version == built.version  # nothing rewritten
+
+
+def test_an_interrupted_ingest_resumes_without_duplicates_and_agrees_with_the_store(
+    folder, embedder, store, index_root
+):
+    with pytest.raises(KeyboardInterrupt):
+        retrieval.ingest([folder], "photos", embedder=CrashAfter(embedder, 1), store=store, batch_size=2)
+    partial = index.VectorIndex.load("photos", index_root)
+    assert len(partial) == 1  # the first batch (broken.jpg, cat.jpg) was saved
+    assert store.counts()["media"] == 3  # the failed batch reached the store, not the index
+
+    report = retrieval.ingest([folder], "photos", embedder=embedder, store=store, batch_size=2)
+    assert len(report.added) == 4 and len(report.already_indexed) == 1
+    final = index.VectorIndex.load("photos", index_root)
+    assert sorted(final.ids) == sorted(set(final.ids)) and len(final) == 5
+    assert {item.id for item in map(store.media, final.ids) if item} == set(final.ids)
+    assert store.counts()["media"] == 5
+
+
+def test_remove_by_path_and_search_results_carry_path_score_rank(folder, embedder, store, index_root):
+    retrieval.ingest([folder], "photos", embedder=embedder, store=store)
+    removed, absent = retrieval.remove([folder / "trip"], "photos")
+    assert removed == 2 and absent == []
+    found = retrieval.search_image(folder / "cat.jpg", 10, "photos", embedder=embedder, store=store)
+    assert [Path(r.path).name for r in found.results][:1] == ["cat.jpg"]
+    assert len(found.results) == 3 and [r.rank for r in found.results] == [1, 2, 3]
+    assert found.results[0].score == pytest.approx(1.0, abs=1e-4)
+    assert found.query_media_id == found.results[0].media_id
+
+
+def test_the_default_index_is_built_on_first_use_and_rebuilt_for_a_new_embedder(embedder, store, index_root):
+    built, note = retrieval.default_index(embedder=embedder, store=store)
+    samples = len(list(ASSETS.glob("*.jpg")))
+    assert len(built) == samples and "Built" in note
+    assert retrieval.default_index(embedder=embedder, store=store)[1] == ""  # loaded, not rebuilt
+
+    other = Renamed(embedder, "another embedder")
+    with pytest.raises(index.EmbedderMismatch):
+        index.VectorIndex.load("default", index_root, other.info)
+    rebuilt, note = retrieval.default_index(embedder=other, store=store)
+    assert "Rebuilt" in note and len(rebuilt) == samples
+    assert rebuilt.manifest.embedder == "another embedder"
+    assert index.list_indexes(index_root) == ["default"]
+
+
+def test_judgements_are_stored_with_the_query_and_provenance(embedder, store, index_root):
+    found = retrieval.search_text("a cup of coffee", 5, embedder=embedder, store=store)
+    first = retrieval.judge(found, 1, True, user="alice", store=store)
+    second = retrieval.judge(found, 2, False, store=store)
+    assert (first.query_text, first.query_media_id, first.rank, first.relevant) == (
+        "a cup of coffee",
+        None,
+        1,
+        True,
+    )
+    assert first.result_media_id == found.results[0].media_id
+    assert first.score == pytest.approx(found.results[0].score)
+    assert (first.embedder_name, first.embedder_version) == (embedder.info.name, embedder.info.version)
+    assert (first.index_name, first.index_version) == (
+        "default",
+        found.index_version,
+    ) and found.index_version > 0
+    assert first.user == "alice" and second.user == "anonymous" and not second.relevant
+
+    by_image = retrieval.search_image(ASSETS / "moon.jpg", 3, embedder=embedder, store=store)
+    third = retrieval.judge(by_image, 1, True, user="bob", store=store)
+    assert third.query_text is None and store.media(third.query_media_id).path.endswith("moon.jpg")
+    assert [j.id for j in store.judgements()] == [first.id, second.id, third.id]
+    with pytest.raises(ValueError, match="no result #9"):
+        retrieval.judge(found, 9, True, store=store)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.db.execute("UPDATE judgements SET relevant = 0")
+
+
+def test_lite_coffee_ranks_first_by_text_and_by_its_own_photo(lite, store, index_root):
+    embedder = lite.get("embed")
+    by_text = retrieval.search_text("a cup of coffee", 5, embedder=embedder, store=store)
+    by_image = retrieval.search_image(ASSETS / "coffee.jpg", 5, embedder=embedder, store=store)
+    assert Path(by_text.results[0].path).name == "coffee.jpg"
+    assert Path(by_image.results[0].path).name == "coffee.jpg"
+    assert by_text.results[0].score > by_text.results[1].score
+
+
+def test_cli_index_add_info_search_json_and_a_mismatch_exit_code(
+    folder, index_root, capsys, monkeypatch, tiny, lite
+):
+    from mmdemo import registry
+
+    monkeypatch.setattr(registry, "_default", tiny)  # the session's models, not a second copy
+    assert main(["index", "add", str(folder), "--index", "photos"]) == 0
+    out = capsys.readouterr()
+    assert "added 5" in out.out and "broken.jpg" in out.err and "notes.txt" in out.err
+
+    query = ["search", "--image", str(folder / "moon.jpg"), "--index", "photos", "-k", "3", "--json"]
+    assert main(query) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["rank"] for row in rows] == [1, 2, 3] and set(rows[0]) == {"path", "score", "rank"}
+    assert Path(rows[0]["path"]).name == "moon.jpg" and rows[0]["score"] >= rows[1]["score"]
+
+    assert main(["index", "info", "--index", "photos", "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)[0]
+    assert manifest["count"] == 5 and manifest["profile"] == "tiny"
+
+    monkeypatch.setattr(registry, "_default", lite)
+    assert main(["search", "--text", "cat", "--index", "photos"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mmdemo index rebuild --index photos" in err[0]
+
+
+def test_the_search_api_through_gradio_client(tiny, index_root, monkeypatch):
+    from gradio_client import Client
+
+    from mmdemo import registry
+    from mmdemo.ui.app import build_app
+
+    monkeypatch.setattr(registry, "_default", tiny)
+    with served(build_app()) as url:
+        client = Client(url, verbose=False)
+        gallery, summary, *_ = client.predict("a cup of coffee", 4, api_name="/search_text")
+        assert len(gallery) == 4 and "4 results" in summary
+        assert gallery[0]["caption"].startswith("#1 ")
+        _, verdict = client.predict(2, api_name="/judge_relevant")
+        assert "#2" in verdict and "relevant" in verdict
+    judgement = retrieval.default_store().judgements()[-1]
+    assert judgement.query_text == "a cup of coffee" and judgement.rank == 2 and judgement.relevant
