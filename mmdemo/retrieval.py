@@ -333,17 +333,19 @@ def search_image(
 
 
 def keep_uploads(paths: Sequence[str | Path], folder: Path | None = None) -> list[Path]:
-    """Copy uploaded files (temporary, deleted by the web server) into the data folder, named by content."""
+    """Copy uploaded files (temporary, deleted by the web server) into the data folder.
+
+    Each goes to `media/<content hash>/<its name>`, so results still show the name the user gave it."""
     folder = folder or config.data_dir() / "media"
-    folder.mkdir(parents=True, exist_ok=True)
     kept = []
     for path in map(Path, paths):
         try:
-            target = folder / f"{file_hash(path)[:16]}{path.suffix.lower()}"
+            target = folder / file_hash(path)[:16] / path.name
         except OSError:
             kept.append(path)  # ingestion reports it by name
             continue
         if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
         kept.append(target)
     return kept

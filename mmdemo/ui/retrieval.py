@@ -132,13 +132,16 @@ def add_images(files: list[str] | None, progress: gr.Progress = gr.Progress()) -
     report = retrieval.ingest(
         kept, progress=lambda done, total: progress((done, total), desc="Embedding images", unit="images")
     )
-    if report.failed:
-        gr.Warning("Could not read: " + "; ".join(why for _, why in report.failed))
     size = len(retrieval.open_index())
-    return (
+    message = (
         f"Added {len(report.added)} image(s); {len(report.already_indexed)} were already in the index; "
         f"{len(report.failed)} could not be read. The index now holds {size} images."
     )
+    if report.failed:
+        problems = "; ".join(why for _, why in report.failed)
+        gr.Warning(f"Could not read: {problems}")
+        message += f"\n\nCould not read: {problems}"
+    return message
 
 
 def build(demo: gr.Blocks) -> None:
@@ -197,7 +200,9 @@ def build(demo: gr.Blocks) -> None:
                     not_relevant = gr.Button("✗ Not relevant", size="sm")
                     by_result = gr.Button("Search by this image", size="sm")
         with gr.Accordion("Add images to the index", open=False):
-            files = gr.File(file_count="multiple", file_types=["image"], label="Images")
+            files = gr.File(
+                file_count="multiple", file_types=["image"], label="Images", elem_id="retrieval-add-files"
+            )
             add = gr.Button("Add to index")
             added = gr.Markdown(elem_id="retrieval-added")
 
