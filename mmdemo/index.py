@@ -31,6 +31,7 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
 IVF_NPROBE = 24
+IVF_TRAIN_PER_LIST = 50
 MANIFEST = "manifest.json"
 FORMAT = 1
 
@@ -51,6 +52,11 @@ class EmbedderMismatch(VectorIndexError):
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def set_threads(count: int) -> None:
+    """Threads FAISS may use (benchmarks pin this to the cores a deployment has)."""
+    faiss.omp_set_num_threads(max(1, int(count)))
 
 
 def choose_index_type(count: int) -> str:
@@ -79,6 +85,9 @@ def new_faiss_index(index_type: str, dim: int, training: np.ndarray | None = Non
             raise VectorIndexError("an IVF index needs vectors to train on")
         lists = ivf_lists(len(training))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        if len(training) > IVF_TRAIN_PER_LIST * lists:  # k-means on a sample: minutes saved at 1M vectors
+            pick = np.random.default_rng(0).choice(len(training), IVF_TRAIN_PER_LIST * lists, replace=False)
+            training = training[np.sort(pick)]
         index.train(np.ascontiguousarray(training, dtype=np.float32))
         index.nprobe = min(IVF_NPROBE, lists)
         return index
@@ -261,7 +270,16 @@ class VectorIndex:
         for position in keep:
             self._positions[media_ids[position]] = len(self.ids)
             self.ids.append(media_ids[position])
+        if isinstance(self._index, faiss.IndexIVF) and ivf_lists(len(self.ids)) >= 2 * self._index.nlist:
+            self._retrain()
         return len(keep)
+
+    def _retrain(self) -> None:
+        """Re-cluster an IVF index that has outgrown the lists it was trained with (ingestion adds in
+        small batches); growth is geometric, so the cost stays a constant factor of the adds."""
+        vectors = all_vectors(self._index)
+        self._index = new_faiss_index("ivf", self.manifest.dim, training=vectors)
+        self._index.add(vectors)
 
     def remove(self, media_ids: Sequence[str]) -> int:
         """Drop vectors by media id (rebuilds the FAISS index from the vectors that stay)."""

@@ -131,3 +131,14 @@ def test_index_type_is_picked_by_size_and_missing_or_damaged_indexes_say_what_to
     with pytest.raises(index.VectorIndexError, match="mmdemo index rebuild --index photos"):
         VectorIndex.load("photos", tmp_path)
     assert index.list_indexes(tmp_path) == ["photos"]
+
+
+def test_an_ivf_index_grown_in_small_batches_is_retrained_and_still_finds_its_vectors(tmp_path):
+    data, names = vectors(4000, seed=3), ids(4000)
+    built = VectorIndex.create("photos", tmp_path, EMBEDDER, DIM, "ivf")
+    for start in range(0, 4000, 100):
+        built.add(names[start : start + 100], data[start : start + 100])
+    built.save()
+    loaded = VectorIndex.load("photos", tmp_path, EMBEDDER)
+    assert loaded._index.nlist >= index.ivf_lists(4000) // 2  # not the 2 lists its first batch allowed
+    assert nearest_self(loaded, data[::97], names[::97]) == names[::97]

@@ -187,7 +187,7 @@ def build(demo: gr.Blocks) -> None:
                     elem_id="retrieval-gallery",
                 )
                 selection = gr.Markdown(PICK_HINT, elem_id="retrieval-selection")
-                with gr.Row(equal_height=True):
+                with gr.Row():
                     rank = gr.Number(
                         label="Result #",
                         precision=0,
