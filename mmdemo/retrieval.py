@@ -47,6 +47,7 @@ class Search:
     index_version: int
     query_text: str | None = None
     query_media_id: str | None = None
+    query_path: str | None = None
 
 
 @dataclass
@@ -294,6 +295,13 @@ def _results(vectors: VectorIndex, query: object, k: int, store: Store) -> list[
     return results
 
 
+def check_query(query: str | None) -> str:
+    query = (query or "").strip()
+    if not query:
+        raise ValueError("Type what you are looking for, e.g. “a cup of coffee”.")
+    return query
+
+
 def search_text(
     query: str,
     k: int = 10,
@@ -303,9 +311,7 @@ def search_text(
     store: Store | None = None,
     root: Path | None = None,
 ) -> Search:
-    query = (query or "").strip()
-    if not query:
-        raise ValueError("type what you are looking for, e.g. “a cup of coffee”")
+    query = check_query(query)
     embedder, store = _embedder(embedder), store or default_store()
     vectors = open_index(name, embedder=embedder, store=store, root=root)
     results = _results(vectors, embedder.encode_texts([query]), k, store)
@@ -329,7 +335,14 @@ def search_image(
     )
     vectors = open_index(name, embedder=embedder, store=store, root=root)
     results = _results(vectors, embedder.encode_images([loaded.image]), k, store)
-    return Search(results, embedder.info, vectors.name, vectors.version, query_media_id=item.id)
+    return Search(
+        results,
+        embedder.info,
+        vectors.name,
+        vectors.version,
+        query_media_id=item.id,
+        query_path=str(image_path),
+    )
 
 
 def keep_uploads(paths: Sequence[str | Path], folder: Path | None = None) -> list[Path]:

@@ -470,10 +470,8 @@ class Store:
         else:
             where, args = None, []
         rows = self.db["judgements"].rows_where(where, args, order_by="id")
-        return [
-            Judgement(**{**row, "relevant": bool(row["relevant"])})
-            for row in rows
-        ]
+        return [Judgement(**{**row, "relevant": bool(row["relevant"])}) for row in rows]
+
 
 _default: Store | None = None
 _default_lock = threading.Lock()

@@ -208,6 +208,7 @@ def test_cli_index_add_info_search_json_and_a_mismatch_exit_code(
 
 def test_the_search_api_through_gradio_client(tiny, index_root, monkeypatch):
     from gradio_client import Client
+    from gradio_client.exceptions import AppError
 
     from mmdemo import registry
     from mmdemo.ui.app import build_app
@@ -215,6 +216,11 @@ def test_the_search_api_through_gradio_client(tiny, index_root, monkeypatch):
     monkeypatch.setattr(registry, "_default", tiny)
     with served(build_app()) as url:
         client = Client(url, verbose=False)
+        with pytest.raises(AppError, match="Search first"):
+            client.predict(1, api_name="/judge_relevant")
+        with pytest.raises(AppError, match="Type what you are looking for"):
+            client.predict("  ", 4, api_name="/search_text")
+        assert not index.exists("default", index_root)  # an empty query builds nothing
         gallery, summary, *_ = client.predict("a cup of coffee", 4, api_name="/search_text")
         assert len(gallery) == 4 and "4 results" in summary
         assert gallery[0]["caption"].startswith("#1 ")

@@ -30,7 +30,7 @@ def gallery_value(found: Search | None, judged: dict[int, bool]) -> Gallery:
 
 
 def describe(found: Search, note: str = "") -> str:
-    query = f"“{found.query_text}”" if found.query_text else "the image"
+    query = f"“{found.query_text}”" if found.query_text else f"the image {Path(found.query_path or '').name}"
     head = f"{note} " if note else ""
     if not found.results:
         return f"{head}No results for {query}: the index is empty. Add images below."
@@ -40,9 +40,10 @@ def describe(found: Search, note: str = "") -> str:
     )
 
 
-def _show(found: Search, note: str = "") -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
+def _show(found: Search, note: str = "") -> tuple[gr.Gallery, str, Search, dict[int, bool], None, str]:
     """Outputs of every search: gallery, summary, the search, no judgements, nothing picked, the hint."""
-    return gallery_value(found, {}), describe(found, note), found, {}, None, PICK_HINT
+    fresh = gr.Gallery(gallery_value(found, {}), selected_index=None)  # drop the last search's selection
+    return fresh, describe(found, note), found, {}, None, PICK_HINT
 
 
 def _ensure_index() -> str:
@@ -50,7 +51,8 @@ def _ensure_index() -> str:
 
 
 @friendly
-def search_by_text(query: str, k: float) -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
+def search_by_text(query: str, k: float) -> tuple[gr.Gallery, str, Search, dict[int, bool], None, str]:
+    retrieval.check_query(query)  # before a first search builds the index
     note = _ensure_index()
     return _show(retrieval.search_text(query, int(k)), note)
 
@@ -71,8 +73,10 @@ def search_by_result(found: Search | None, rank: float | None, k: float) -> tupl
 
 
 def picked(found: Search | None, rank: float | None) -> Result:
-    if found is None or rank is None:
+    if found is None or not found.results:
         raise gr.Error("Search first, then click a result.", print_exception=False)
+    if not rank:
+        raise gr.Error("Click a result first (or type its number).", print_exception=False)
     for result in found.results:
         if result.rank == int(rank):
             return result
@@ -134,13 +138,13 @@ def add_images(files: list[str] | None, progress: gr.Progress = gr.Progress()) -
     )
     size = len(retrieval.open_index())
     message = (
-        f"Added {len(report.added)} image(s); {len(report.already_indexed)} were already in the index; "
-        f"{len(report.failed)} could not be read. The index now holds {size} images."
+        f"Added {len(report.added)} image(s); already in the index: {len(report.already_indexed)}; "
+        f"could not be read: {len(report.failed)}. The index now holds {size} images."
     )
     if report.failed:
         problems = "; ".join(why for _, why in report.failed)
         gr.Warning(f"Could not read: {problems}")
-        message += f"\n\nCould not read: {problems}"
+        message += f"\n\n{problems}"
     return message
 
 
@@ -191,7 +195,7 @@ def build(demo: gr.Blocks) -> None:
                     rank = gr.Number(
                         label="Result #",
                         precision=0,
-                        minimum=1,
+                        value=None,
                         min_width=90,
                         scale=0,
                         elem_id="retrieval-rank",

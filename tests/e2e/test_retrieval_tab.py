@@ -69,7 +69,7 @@ def test_search_judge_search_by_result_and_add_images(page, app, screenshot_dir,
     page.get_by_role("button", name="Add to index").click()
     added = page.locator("#retrieval-added")
     expect(added).to_contain_text("Added 1 image(s)")
-    expect(added).to_contain_text("1 could not be read")
+    expect(added).to_contain_text("could not be read: 1")
     expect(added).to_contain_text("broken.jpg")
     expect(added).to_contain_text("holds 27 images")
     manifest = json.loads((app.index_dir / "default" / "manifest.json").read_text())
