@@ -40,10 +40,9 @@ def describe(found: Search, note: str = "") -> str:
     )
 
 
-def _show(found: Search, note: str = "") -> tuple[gr.Gallery, str, Search, dict[int, bool], None, str]:
+def _show(found: Search, note: str = "") -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
     """Outputs of every search: gallery, summary, the search, no judgements, nothing picked, the hint."""
-    fresh = gr.Gallery(gallery_value(found, {}), selected_index=None)  # drop the last search's selection
-    return fresh, describe(found, note), found, {}, None, PICK_HINT
+    return gallery_value(found, {}), describe(found, note), found, {}, None, PICK_HINT
 
 
 def _ensure_index() -> str:
@@ -51,7 +50,7 @@ def _ensure_index() -> str:
 
 
 @friendly
-def search_by_text(query: str, k: float) -> tuple[gr.Gallery, str, Search, dict[int, bool], None, str]:
+def search_by_text(query: str, k: float) -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
     retrieval.check_query(query)  # before a first search builds the index
     note = _ensure_index()
     return _show(retrieval.search_text(query, int(k)), note)
@@ -211,11 +210,18 @@ def build(demo: gr.Blocks) -> None:
             added = gr.Markdown(elem_id="retrieval-added")
 
     shown = [gallery, summary, found, judged, rank, selection]
-    text_button.click(search_by_text, [text, k], shown, api_name="search_text")
-    text.submit(search_by_text, [text, k], shown, api_name="search_text_submit")
-    image.change(search_by_image, [image, k], shown, api_name="search_image")
+
+    def unselect() -> gr.Gallery:  # a new result list must not keep the last one's highlighted item
+        return gr.Gallery(selected_index=None)
+
+    for event in (
+        text_button.click(search_by_text, [text, k], shown, api_name="search_text"),
+        text.submit(search_by_text, [text, k], shown, api_name="search_text_submit"),
+        image.change(search_by_image, [image, k], shown, api_name="search_image"),
+        by_result.click(search_by_result, [found, rank, k], shown, api_name="search_by_result"),
+    ):
+        event.success(unselect, None, gallery, api_name=False, queue=False)
     gallery.select(pick_result, [found], [rank, selection], api_name="pick_result")
-    by_result.click(search_by_result, [found, rank, k], shown, api_name="search_by_result")
     relevant.click(
         judge_relevant, [found, rank, judged], [gallery, judged, selection], api_name="judge_relevant"
     )
