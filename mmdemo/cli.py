@@ -105,10 +105,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
-    if args.text is not None:
-        found = retrieval.search_text(args.text, args.k, args.index)
-    else:
-        found = retrieval.search_image(args.image, args.k, args.index)
+    found = retrieval.search(text=args.text, image=args.image, k=args.k, name=args.index)
     rows = [{"path": r.path, "score": round(r.score, 4), "rank": r.rank} for r in found.results]
     if args.json:
         print(json.dumps(rows, indent=2))

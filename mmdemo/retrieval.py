@@ -287,9 +287,7 @@ def _results(vectors: VectorIndex, query: object, k: int, store: Store) -> list[
     results = []
     for hit in hits:
         item = store.media(hit.id)
-        if (
-            item is None
-        ):  # the store lost a record (e.g. a deleted database): skip rather than show a bare hash
+        if item is None:  # the store lost the record (a deleted database): skip, not show a bare hash
             continue
         results.append(Result(media_id=hit.id, path=item.path, score=hit.score, rank=len(results) + 1))
     return results
@@ -302,46 +300,33 @@ def check_query(query: str | None) -> str:
     return query
 
 
-def search_text(
-    query: str,
+def search(
+    *,
+    text: str | None = None,
+    image: str | Path | None = None,
     k: int = 10,
     name: str = DEFAULT_INDEX,
-    *,
     embedder: ImageTextEmbedder | None = None,
     store: Store | None = None,
     root: Path | None = None,
 ) -> Search:
-    query = check_query(query)
+    """Search by `text` or by an `image` file (exactly one). A query image is recorded in the store, so
+    judgements can point at it."""
+    if (text is None) == (image is None):
+        raise ValueError("search by a text or by an image, not both or neither")
     embedder, store = _embedder(embedder), store or default_store()
-    vectors = open_index(name, embedder=embedder, store=store, root=root)
-    results = _results(vectors, embedder.encode_texts([query]), k, store)
-    return Search(results, embedder.info, vectors.name, vectors.version, query_text=query)
-
-
-def search_image(
-    image_path: str | Path,
-    k: int = 10,
-    name: str = DEFAULT_INDEX,
-    *,
-    embedder: ImageTextEmbedder | None = None,
-    store: Store | None = None,
-    root: Path | None = None,
-) -> Search:
-    """Search by an image file; the query image is recorded in the store so judgements can point at it."""
-    embedder, store = _embedder(embedder), store or default_store()
-    loaded = load_image(image_path)
-    item = store.add_media(
-        Path(image_path).resolve(), "image", width=loaded.image.width, height=loaded.image.height
-    )
+    if text is not None:
+        query = check_query(text)
+        vectors = open_index(name, embedder=embedder, store=store, root=root)
+        results = _results(vectors, embedder.encode_texts([query]), k, store)
+        return Search(results, embedder.info, vectors.name, vectors.version, query_text=query)
+    loaded = load_image(image)
+    size = {"width": loaded.image.width, "height": loaded.image.height}
+    item = store.add_media(Path(image).resolve(), "image", **size)  # type: ignore[arg-type]
     vectors = open_index(name, embedder=embedder, store=store, root=root)
     results = _results(vectors, embedder.encode_images([loaded.image]), k, store)
     return Search(
-        results,
-        embedder.info,
-        vectors.name,
-        vectors.version,
-        query_media_id=item.id,
-        query_path=str(image_path),
+        results, embedder.info, vectors.name, vectors.version, query_media_id=item.id, query_path=str(image)
     )
 
 

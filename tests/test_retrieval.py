@@ -120,7 +120,7 @@ def test_remove_by_path_and_search_results_carry_path_score_rank(folder, embedde
     retrieval.ingest([folder], "photos", embedder=embedder, store=store)
     removed, absent = retrieval.remove([folder / "trip"], "photos")
     assert removed == 2 and absent == []
-    found = retrieval.search_image(folder / "cat.jpg", 10, "photos", embedder=embedder, store=store)
+    found = retrieval.search(image=folder / "cat.jpg", name="photos", embedder=embedder, store=store)
     assert [Path(r.path).name for r in found.results][:1] == ["cat.jpg"]
     assert len(found.results) == 3 and [r.rank for r in found.results] == [1, 2, 3]
     assert found.results[0].score == pytest.approx(1.0, abs=1e-4)
@@ -143,7 +143,7 @@ def test_the_default_index_is_built_on_first_use_and_rebuilt_for_a_new_embedder(
 
 
 def test_judgements_are_stored_with_the_query_and_provenance(embedder, store, index_root):
-    found = retrieval.search_text("a cup of coffee", 5, embedder=embedder, store=store)
+    found = retrieval.search(text="a cup of coffee", k=5, embedder=embedder, store=store)
     first = retrieval.judge(found, 1, True, user="alice", store=store)
     second = retrieval.judge(found, 2, False, store=store)
     assert (first.query_text, first.query_media_id, first.rank, first.relevant) == (
@@ -161,7 +161,7 @@ def test_judgements_are_stored_with_the_query_and_provenance(embedder, store, in
     ) and found.index_version > 0
     assert first.user == "alice" and second.user == "anonymous" and not second.relevant
 
-    by_image = retrieval.search_image(ASSETS / "moon.jpg", 3, embedder=embedder, store=store)
+    by_image = retrieval.search(image=ASSETS / "moon.jpg", k=3, embedder=embedder, store=store)
     third = retrieval.judge(by_image, 1, True, user="bob", store=store)
     assert third.query_text is None and store.media(third.query_media_id).path.endswith("moon.jpg")
     assert [j.id for j in store.judgements()] == [first.id, second.id, third.id]
@@ -173,8 +173,8 @@ def test_judgements_are_stored_with_the_query_and_provenance(embedder, store, in
 
 def test_lite_coffee_ranks_first_by_text_and_by_its_own_photo(lite, store, index_root):
     embedder = lite.get("embed")
-    by_text = retrieval.search_text("a cup of coffee", 5, embedder=embedder, store=store)
-    by_image = retrieval.search_image(ASSETS / "coffee.jpg", 5, embedder=embedder, store=store)
+    by_text = retrieval.search(text="a cup of coffee", k=5, embedder=embedder, store=store)
+    by_image = retrieval.search(image=ASSETS / "coffee.jpg", k=5, embedder=embedder, store=store)
     assert Path(by_text.results[0].path).name == "coffee.jpg"
     assert Path(by_image.results[0].path).name == "coffee.jpg"
     assert by_text.results[0].score > by_text.results[1].score

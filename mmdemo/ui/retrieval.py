@@ -53,7 +53,7 @@ def _ensure_index() -> str:
 def search_by_text(query: str, k: float) -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
     retrieval.check_query(query)  # before a first search builds the index
     note = _ensure_index()
-    return _show(retrieval.search_text(query, int(k)), note)
+    return _show(retrieval.search(text=query, k=int(k)), note)
 
 
 @friendly
@@ -62,13 +62,13 @@ def search_by_image(image: str | None, k: float) -> tuple[Any, ...]:
         return (gr.skip(),) * 6  # the image was cleared: keep what is shown
     note = _ensure_index()
     kept = retrieval.keep_uploads([image])[0]
-    return _show(retrieval.search_image(kept, int(k)), note)
+    return _show(retrieval.search(image=kept, k=int(k)), note)
 
 
 @friendly
 def search_by_result(found: Search | None, rank: float | None, k: float) -> tuple[Any, ...]:
     result = picked(found, rank)
-    return _show(retrieval.search_image(result.path, int(k)))
+    return _show(retrieval.search(image=result.path, k=int(k)))
 
 
 def picked(found: Search | None, rank: float | None) -> Result:
