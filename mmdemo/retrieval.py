@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from mmdemo import config, index, registry
@@ -66,7 +67,21 @@ class IngestReport:
         return text
 
 
-_lock = threading.RLock()  # one writer per process; loads are cheap next to embedding
+_lock = threading.RLock()  # guards the loaded indexes: one writer at a time, no search during a write
+_loaded: dict[Path, VectorIndex] = {}
+
+
+def load(name: str, root: Path | None = None, embedder: ModelInfo | None = None) -> VectorIndex:
+    """A saved index, kept in memory while its manifest says it is unchanged (the CLI may write it too)."""
+    folder = (_root(root) / name).resolve()
+    with _lock:
+        manifest = index.read_manifest(name, _root(root))
+        if embedder is not None:
+            index.check_embedder(manifest, embedder)
+        cached = _loaded.get(folder)
+        if cached is None or cached.manifest != manifest:
+            cached = _loaded[folder] = VectorIndex.load(name, _root(root), embedder)
+        return cached
 
 
 def _embedder(embedder: ImageTextEmbedder | None) -> ImageTextEmbedder:
@@ -110,7 +125,7 @@ def open_or_create(
     """The named index, refused if another embedder built it; a new one when there is none yet."""
     root = _root(root)
     if index.exists(name, root):
-        return VectorIndex.load(name, root, embedder.info), False
+        return load(name, root, embedder.info), False
     chosen = index.choose_index_type(expected_count) if index_type == "auto" else index_type
     return VectorIndex.create(name, root, embedder.info, embedder.dim, chosen), True
 
@@ -134,51 +149,67 @@ def ingest(
         vectors, built = open_or_create(
             name, embedder, root, expected_count=len(files), index_type=index_type
         )
-        report = IngestReport(index_name=name, failed=failed, built=built)
-        pending: list[tuple[Path, str]] = []
-        queued: set[str] = set()
-        for path in files:
-            if not is_image_path(path):
-                report.failed.append((str(path), f"{path.name}: not an image file"))
-                continue
+    report = IngestReport(index_name=name, failed=failed, built=built)
+    pending: list[tuple[Path, str]] = []
+    queued: set[str] = set()
+    for path in files:
+        if not is_image_path(path):
+            report.failed.append((str(path), f"{path.name}: not an image file"))
+            continue
+        try:
+            media_id = file_hash(path)
+        except OSError as error:
+            report.failed.append((str(path), f"{path.name}: cannot be read ({error.strerror})"))
+            continue
+        if media_id in vectors or media_id in queued:
+            report.already_indexed.append(str(path))
+        else:
+            pending.append((path, media_id))
+            queued.add(media_id)
+    bar = tqdm(total=len(pending), unit="img", desc=f"indexing into {name}", disable=not show_bar)
+    if progress:
+        progress(0, len(pending))
+    for done, batch in enumerate(batched(pending, batch_size), start=1):
+        images, ids, kept = [], [], []
+        for path, media_id in batch:
             try:
-                media_id = file_hash(path)
-            except OSError as error:
-                report.failed.append((str(path), f"{path.name}: cannot be read ({error.strerror})"))
+                loaded = load_image(path)
+            except MediaError as error:
+                report.failed.append((str(path), str(error)))
                 continue
-            if media_id in vectors or media_id in queued:
-                report.already_indexed.append(str(path))
-            else:
-                pending.append((path, media_id))
-                queued.add(media_id)
-        bar = tqdm(total=len(pending), unit="img", desc=f"indexing into {name}", disable=not show_bar)
-        done = 0
+            store.add_media(path.resolve(), "image", width=loaded.image.width, height=loaded.image.height)
+            images.append(loaded.image)
+            ids.append(media_id)
+            kept.append(str(path))
+        if images:
+            embedded = embedder.encode_images(images)  # outside the lock: searches go on meanwhile
+            _add_and_save(vectors, ids, embedded)  # after every batch: an interrupted run keeps what it did
+            report.added.extend(kept)
+        bar.update(len(batch))
         if progress:
-            progress(0, len(pending))
-        for batch in batched(pending, batch_size):
-            images, ids, kept = [], [], []
-            for path, media_id in batch:
-                try:
-                    loaded = load_image(path)
-                except MediaError as error:
-                    report.failed.append((str(path), str(error)))
-                    continue
-                store.add_media(path.resolve(), "image", width=loaded.image.width, height=loaded.image.height)
-                images.append(loaded.image)
-                ids.append(media_id)
-                kept.append(str(path))
-            if images:
-                vectors.add(ids, embedder.encode_images(images))
-                vectors.save()  # after every batch: an interrupted run keeps what it finished
-                report.added.extend(kept)
-            done += len(batch)
-            bar.update(len(batch))
-            if progress:
-                progress(done, len(pending))
-        bar.close()
-        if built and not index.exists(name, vectors.root):
-            vectors.save()  # an empty index still records which embedder it is for
+            progress(min(done * batch_size, len(pending)), len(pending))
+    bar.close()
+    if built and not index.exists(name, vectors.root):
+        _add_and_save(vectors, [], None)  # an empty index still records which embedder it is for
     return report
+
+
+def _add_and_save(vectors: VectorIndex, ids: list[str], embedded: np.ndarray | None) -> None:
+    _change_and_save(vectors, lambda: vectors.add(ids, embedded) if ids else 0)  # type: ignore[arg-type]
+
+
+def _change_and_save(vectors: VectorIndex, change: Callable[[], int]) -> int:
+    folder = vectors.folder.resolve()
+    with _lock:
+        try:
+            changed = change()
+            if changed or not index.exists(vectors.name, vectors.root):
+                vectors.save()
+        except BaseException:
+            _loaded.pop(folder, None)  # the copy in memory may be ahead of the disk: reload it next time
+            raise
+        _loaded[folder] = vectors
+        return changed
 
 
 def rebuild(
@@ -211,9 +242,14 @@ def rebuild(
             progress=progress,
             show_bar=show_bar,
         )
-        # Swap folders only once the new index is whole; the old one stays usable until then.
-        shutil.rmtree(root / name)
+        # Swap folders only once the new index is whole; a crash in between leaves one of the two whole.
+        retired = root / f".{name}.old"
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(root / name, retired)
         os.replace(root / staging, root / name)
+        shutil.rmtree(retired)
+        _loaded.pop((root / staging).resolve(), None)
+        _loaded.pop((root / name).resolve(), None)
         rebuilt = VectorIndex.load(name, root)
         rebuilt.manifest.name = name
         rebuilt.save()
@@ -240,11 +276,11 @@ def default_index(
             note = f"Built the default index of {len(report.added)} sample photos."
         else:
             try:
-                return VectorIndex.load(DEFAULT_INDEX, root, embedder.info), ""
+                return load(DEFAULT_INDEX, root, embedder.info), ""
             except index.EmbedderMismatch:
                 report = rebuild(DEFAULT_INDEX, embedder=embedder, store=store, root=root, progress=progress)
                 note = f"Rebuilt the default index ({len(report.added)} images) for the active embedder."
-        return VectorIndex.load(DEFAULT_INDEX, root, embedder.info), note
+        return load(DEFAULT_INDEX, root, embedder.info), note
 
 
 def open_index(
@@ -257,7 +293,7 @@ def open_index(
     """A named index for searching; the default one is built or rebuilt as needed."""
     if name == DEFAULT_INDEX:
         return default_index(embedder=embedder, store=store, root=root)[0]
-    return VectorIndex.load(name, _root(root), _embedder(embedder).info)
+    return load(name, root, _embedder(embedder).info)
 
 
 def remove(
@@ -272,12 +308,9 @@ def remove(
             ids[file_hash(path)] = str(path)
         except OSError:
             missing.append((str(path), str(path)))
-    with _lock:
-        vectors = VectorIndex.load(name, root)
-        absent = [path for media_id, path in ids.items() if media_id not in vectors]
-        removed = vectors.remove(list(ids))
-        if removed:
-            vectors.save()
+    vectors = load(name, root)
+    absent = [path for media_id, path in ids.items() if media_id not in vectors]
+    removed = _change_and_save(vectors, lambda: vectors.remove(list(ids)))
     return removed, absent + [path for path, _ in missing]
 
 

@@ -228,3 +228,14 @@ def test_the_search_api_through_gradio_client(tiny, index_root, monkeypatch):
         assert "#2" in verdict and "relevant" in verdict
     judgement = retrieval.default_store().judgements()[-1]
     assert judgement.query_text == "a cup of coffee" and judgement.rank == 2 and judgement.relevant
+
+
+def test_a_loaded_index_is_reused_until_another_writer_changes_it(folder, embedder, store, index_root):
+    retrieval.ingest([folder], "photos", embedder=embedder, store=store)
+    first = retrieval.load("photos")
+    assert retrieval.load("photos") is first and len(first) == 5
+    other = index.VectorIndex.load("photos", index_root)  # as `mmdemo index rm` in another process would
+    other.remove([other.ids[0]])
+    other.save()
+    again = retrieval.load("photos")
+    assert again is not first and len(again) == 4
