@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from mmdemo import retrieval
+from mmdemo.media import MediaError, load_image
 from mmdemo.retrieval import Result, Search
 from mmdemo.ui.common import current_user, friendly
 
@@ -16,7 +18,8 @@ TEXT_EXAMPLES = ["a cup of coffee", "a cat", "a motorcycle", "the moon", "a rock
 IMAGE_EXAMPLES = ["coffee.jpg", "cat.jpg", "rocket.jpg", "flower.jpg"]
 PICK_HINT = "Click a result to judge it or to search by it."
 
-Gallery = list[tuple[str, str]]
+THUMBNAIL_SIDE = 384
+Gallery = list[tuple[Image.Image, str]]
 
 
 def caption(result: Result, judged: dict[int, bool]) -> str:
@@ -25,8 +28,17 @@ def caption(result: Result, judged: dict[int, bool]) -> str:
     return f"{mark}#{result.rank} {Path(result.path).name} · {result.score:.3f}"
 
 
+def thumbnail(path: str) -> Image.Image:
+    """A small copy to show: indexed files may live anywhere (a user's folders, `/data` on Spaces), where the
+    web server will not serve files from, and full-size photos would be slow to send."""
+    try:
+        return load_image(path, max_side=THUMBNAIL_SIDE).image
+    except MediaError:
+        return Image.new("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE), (200, 200, 200))  # moved or deleted since
+
+
 def gallery_value(found: Search | None, judged: dict[int, bool]) -> Gallery:
-    return [(r.path, caption(r, judged)) for r in found.results] if found else []
+    return [(thumbnail(r.path), caption(r, judged)) for r in found.results] if found else []
 
 
 def describe(found: Search, note: str = "") -> str:
