@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from mmdemo import registry as registry_module
 from mmdemo.image_inputs import remember_images
@@ -30,6 +31,7 @@ class CaptionResult:
     latency_ms: float  # the whole batch this image was captioned in
     prediction_id: int
     media_id: str
+    path: Path | None = None  # the file it was read from, if any
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -38,7 +40,7 @@ class CaptionResult:
 
 
 def model_label(model: ModelInfo) -> str:
-    """"BLIP captioning base · full · cpu", with "(baseline)" for the lite stand-ins."""
+    """Model name · profile · device, with "(baseline)" for the lite stand-ins."""
     label = f"{model.name} · {model.profile} · {model.device}"
     return f"{label} (baseline)" if model.baseline and "baseline" not in model.name else label
 
@@ -122,6 +124,7 @@ def caption_images(
                 latency_ms=latency_ms,
                 prediction_id=prediction.id,
                 media_id=item.media.id,
+                path=item.path,
                 notes=item.notes,
             )
         )

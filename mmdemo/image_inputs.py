@@ -25,6 +25,7 @@ class ImageInput:
     image: Image.Image  # RGB, downscaled to what the models take
     media: MediaItem
     name: str  # what to call it in messages and outputs (the file name, or "image")
+    path: Path | None = None  # the file it was read from, if any
     notes: list[str] = field(default_factory=list)
 
 
@@ -69,7 +70,7 @@ def remember_image(source: ImageSource | None, store: Store) -> ImageInput:
         media = store.add_media(
             kept, "image", data=data, width=loaded.image.width, height=loaded.image.height
         )
-    return ImageInput(image=loaded.image, media=media, name=name, notes=list(loaded.notes))
+    return ImageInput(image=loaded.image, media=media, name=name, path=loaded.path, notes=list(loaded.notes))
 
 
 def remember_images(

@@ -111,9 +111,7 @@ def ask(
     registry: Registry | None = None,
     store: Store | None = None,
 ) -> AnswerResult:
-    return ask_questions(
-        source, [question or ""], user=user, top_k=top_k, registry=registry, store=store
-    )[0]
+    return ask_questions(source, [question or ""], user=user, top_k=top_k, registry=registry, store=store)[0]
 
 
 def correct_answer(
@@ -138,7 +136,7 @@ def correct_answer(
 def question_history(
     source: ImageSource | None = None, *, media_id: str | None = None, store: Store | None = None
 ) -> list[list[Any]]:
-    """Earlier questions about an image (by source or media id), oldest first, with their latest correction."""
+    """Earlier questions about an image (by source or media id), oldest first, with latest corrections."""
     store = store or default_store()
     media_id = media_id or media_id_of(source)
     if media_id is None:

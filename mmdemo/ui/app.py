@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from mmdemo import __version__
-from mmdemo.ui import status
+from mmdemo.ui import captioning, status, vqa
 
 TITLE = "mmdemo"
 INTRO = (
@@ -19,6 +19,8 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
+            captioning.build(demo)
+            vqa.build(demo)
             status.build(demo)
     return demo
 
