@@ -19,6 +19,7 @@ TASK = "vqa"
 MAX_QUESTION_CHARS = 300  # VQA questions are one sentence; BLIP reads at most 64 tokens of it anyway
 MAX_ANSWER_CHARS = 500
 TOP_K = 5
+MAX_TOP_K = 10
 HISTORY_COLUMNS = ("#", "question", "model answer", "corrected answer", "asked at")
 
 
@@ -64,6 +65,8 @@ def ask_questions(
     store: Store | None = None,
 ) -> list[AnswerResult]:
     """Answer several questions about one image in one batched model call; each answer is recorded."""
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise ValueError(f"top-k must be between 1 and {MAX_TOP_K}, not {top_k}")
     store = store or default_store()
     cleaned = [clean_question(question) for question in questions]
     if not cleaned:
