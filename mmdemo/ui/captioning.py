@@ -171,7 +171,8 @@ def build(demo: gr.Blocks) -> None:
             )
             save_batch = gr.Button("Save corrections")
             batch_saved = gr.Markdown()
-        prediction = gr.State(None)
+        # A component, not gr.State, so API callers can name the prediction they correct.
+        prediction = gr.Number(visible=False, precision=0, label="prediction id")
 
     options = [strategy, beams, max_length, temperature, prefix]
     run.click(caption_one, [image, *options], [caption, about, prediction, saved], api_name="caption")

@@ -92,7 +92,8 @@ def build(demo: gr.Blocks) -> None:
             column_widths=["6%", "34%", "22%", "22%", "16%"],
             elem_id="vqa-history",
         )
-        prediction = gr.State(None)
+        # A component, not gr.State, so API callers can name the prediction they correct.
+        prediction = gr.Number(visible=False, precision=0, label="prediction id")
 
     gr.on(
         [run.click, question.submit],
