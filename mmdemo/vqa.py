@@ -139,7 +139,7 @@ def correct_answer(
 def question_history(
     source: ImageSource | None = None, *, media_id: str | None = None, store: Store | None = None
 ) -> list[list[Any]]:
-    """Earlier questions about an image (by source or media id), oldest first, with latest corrections."""
+    """Earlier questions about an image (by source or media id), newest first, with latest corrections."""
     store = store or default_store()
     media_id = media_id or media_id_of(source)
     if media_id is None:
@@ -156,4 +156,4 @@ def question_history(
                 prediction.created_at[:19].replace("T", " "),
             ]
         )
-    return rows
+    return rows[::-1]

@@ -46,8 +46,8 @@ def test_several_questions_are_batched_and_make_a_history(tiny):
     vqa.ask(COFFEE, "is it hot?", registry=tiny)  # another image's question stays out of the cat's history
     correction_id = vqa.correct_answer(results[1].prediction_id, "yes", user="ana")
     history = vqa.question_history(CAT)
-    assert [row[0] for row in history] == [r.prediction_id for r in results]
-    assert [row[1] for row in history] == ["what is this?", "is it a cat?", "what colour is it?"]
+    assert [row[0] for row in history] == [r.prediction_id for r in reversed(results)]  # newest first
+    assert [row[1] for row in history] == ["what colour is it?", "is it a cat?", "what is this?"]
     assert history[1][3] == "yes" and history[0][3] == ""
     assert vqa.question_history(media_id=results[0].media_id) == history
     assert default_store().latest_correction(results[1].prediction_id).id == correction_id
@@ -120,8 +120,10 @@ def test_tab_handlers_ask_correct_and_show_history(tiny_process_registry):
     assert saved == "" and [row[0] for row in history] == [prediction_id]
     vqa_tab.ask(CAT, "is it a cat?", None)
     message, history = vqa_tab.save_correction(prediction_id, "a cat", CAT, None)
-    assert message.startswith("✔ saved as correction #") and len(history) == 2 and history[0][3] == "a cat"
-    assert vqa_tab.history(CAT) == history and vqa_tab.history(None) == []
+    assert message.startswith("✔ saved as correction #") and len(history) == 2
+    assert history[1][0] == prediction_id and history[1][3] == "a cat" and history[0][3] == ""
+    assert vqa_tab.new_image(CAT) == ("", None, "", None, "", history)
+    assert vqa_tab.new_image(None)[-1] == []
 
 
 def test_tab_handlers_turn_bad_input_into_messages(not_an_image):
@@ -191,8 +193,8 @@ def test_both_tabs_through_gradio_client_by_api_name():
         assert history["data"][0][0] == vqa_id
         message, history = client.predict(vqa_id, "a cat", handle_file(CAT), api_name="/correct_answer")
         assert message.startswith("✔ saved as correction #") and history["data"][0][3] == "a cat"
-        history = client.predict(handle_file(CAT), api_name="/vqa_history")
-        assert history["data"][0][1] == "What is this?"
+        *cleared, history = client.predict(handle_file(CAT), api_name="/vqa_history")
+        assert history["data"][0][1] == "What is this?" and cleared[0] == ""
         with pytest.raises(Exception, match="question is empty"):
             client.predict(handle_file(CAT), "  ", api_name="/ask")
     store = default_store()

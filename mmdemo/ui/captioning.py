@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from mmdemo import captioning
+from mmdemo.models.base import ModelInfo
 from mmdemo.ui.common import current_user, friendly
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "images"
@@ -20,16 +21,23 @@ def example_images(names: tuple[str, ...] = EXAMPLES) -> list[str]:
     return [str(ASSETS / f"{name}.jpg") for name in names if (ASSETS / f"{name}.jpg").exists()]
 
 
-def describe(model_label: str, baseline: bool, latency_ms: float, notes: list[str]) -> str:
-    """The line under a prediction: which model, how fast, and what was adjusted on the way."""
-    lines = [f"**Model:** {model_label} · **latency:** {latency_ms:.0f} ms"]
-    if baseline:
+def describe(model: ModelInfo, latency_ms: float, notes: list[str]) -> str:
+    """The lines under a prediction: which model, how fast, and what was adjusted on the way."""
+    lines = [
+        f"**Model:** {model.name} · **profile:** {model.profile} · **device:** {model.device} · "
+        f"**latency:** {latency_ms:.0f} ms"
+    ]
+    if model.baseline:
         lines.append(
-            "**baseline** — the lite profile's stand-in: it names the ImageNet objects it sees; "
-            "the full profile uses BLIP"
+            "**baseline** — a lite stand-in that only knows ImageNet objects; the full profile uses BLIP"
         )
     lines.extend(f"_Note: {note}_" for note in notes)
     return "  \n".join(lines)
+
+
+def cleared() -> tuple[str, str, None, str]:
+    """A new image: no caption, no model line, nothing to correct, nothing saved."""
+    return "", "", None, ""
 
 
 def _options(
@@ -60,7 +68,7 @@ def caption_one(
     notes = [*notes, *result.notes]
     for note in notes:
         gr.Warning(note)
-    about = describe(result.model_label, result.model.baseline, result.latency_ms, notes)
+    about = describe(result.model, result.latency_ms, notes)
     return result.caption, about, result.prediction_id, ""
 
 
@@ -87,7 +95,7 @@ def caption_many(
     for message in skipped:
         gr.Warning(f"skipped {message}")
     notes = [*notes, *(f"{r.name}: {note}" for r in results for note in r.notes)]
-    about = describe(results[0].model_label, results[0].model.baseline, results[0].latency_ms, notes)
+    about = describe(results[0].model, results[0].latency_ms, notes)
     about += f"  \n{len(results)} image(s) captioned in one batch"
     gallery = [(str(r.path), r.caption) for r in results]
     table = [[r.prediction_id, r.name, r.caption] for r in results]
@@ -177,6 +185,7 @@ def build(demo: gr.Blocks) -> None:
     options = [strategy, beams, max_length, temperature, prefix]
     run.click(caption_one, [image, *options], [caption, about, prediction, saved], api_name="caption")
     save.click(save_correction, [prediction, caption], [saved], api_name="correct_caption")
+    image.change(cleared, outputs=[caption, about, prediction, saved], api_name="caption_new_image")
     run_batch.click(
         caption_many, [files, *options], [gallery, table, batch_about, batch_saved], api_name="caption_batch"
     )

@@ -30,7 +30,7 @@ def ask(
     result = vqa.ask(image, question, user=current_user(request))
     for note in result.notes:
         gr.Warning(note)
-    about = describe(result.model_label, result.model.baseline, result.latency_ms, result.notes)
+    about = describe(result.model, result.latency_ms, result.notes)
     history = vqa.question_history(media_id=result.media_id)
     return result.answer, dict(result.top), about, result.prediction_id, "", history
 
@@ -46,8 +46,9 @@ def save_correction(
     )
 
 
-def history(image: str | None) -> list[list[Any]]:
-    return vqa.question_history(image)
+def new_image(image: str | None) -> tuple[str, None, str, None, str, list[list[Any]]]:
+    """A new image: clear the last answer and show what was asked about this image before."""
+    return "", None, "", None, "", vqa.question_history(image)
 
 
 def build(demo: gr.Blocks) -> None:
@@ -103,4 +104,4 @@ def build(demo: gr.Blocks) -> None:
         api_name="ask",
     )
     save.click(save_correction, [prediction, answer, image], [saved, table], api_name="correct_answer")
-    image.change(history, [image], [table], api_name="vqa_history")
+    image.change(new_image, [image], [answer, top, about, prediction, saved, table], api_name="vqa_history")
