@@ -68,10 +68,10 @@ def ask_questions(
     if not 1 <= top_k <= MAX_TOP_K:
         raise ValueError(f"top-k must be between 1 and {MAX_TOP_K}, not {top_k}")
     store = store or default_store()
+    item = remember_image(source, store)  # the image first: without one, the question does not matter
     cleaned = [clean_question(question) for question in questions]
     if not cleaned:
         raise QuestionError("no question given: type a question about the image")
-    item = remember_image(source, store)
     answerer = (registry or registry_module.default_registry()).get(TASK)
     started = time.perf_counter()
     answers = answerer.answer([item.image] * len(cleaned), [text for text, _ in cleaned], top_k=top_k)

@@ -131,6 +131,8 @@ def test_tab_handlers_turn_bad_input_into_messages(not_an_image):
         vqa_tab.ask(CAT, "", None)
     with pytest.raises(gr.Error, match="no image given"):
         vqa_tab.ask(None, "what is this?", None)
+    with pytest.raises(gr.Error, match="no image given"):  # the missing image is the first thing to fix
+        vqa_tab.ask(None, "", None)
     with pytest.raises(gr.Error, match="not an image"):
         vqa_tab.ask(not_an_image, "what is this?", None)
     with pytest.raises(gr.Error, match="ask a question first"):

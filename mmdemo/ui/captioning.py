@@ -161,7 +161,7 @@ def build(demo: gr.Blocks) -> None:
                     elem_id="caption-text",
                 )
                 about = gr.Markdown(elem_id="caption-about")
-                save = gr.Button("Save correction")
+                save = gr.Button("Save correction", elem_id="caption-save")
                 saved = gr.Markdown(elem_id="caption-saved")
         with gr.Accordion("Several images at once", open=False):
             files = gr.File(file_count="multiple", file_types=["image"], label="Images", height=140)

@@ -83,7 +83,7 @@ def build(demo: gr.Blocks) -> None:
                 )
                 about = gr.Markdown(elem_id="vqa-about")
                 top = gr.Label(label="Top answers", num_top_classes=vqa.TOP_K, elem_id="vqa-top")
-                save = gr.Button("Save correction")
+                save = gr.Button("Save correction", elem_id="vqa-save")
                 saved = gr.Markdown(elem_id="vqa-saved")
         table = gr.Dataframe(
             headers=list(vqa.HISTORY_COLUMNS),
