@@ -11,16 +11,13 @@ from mmdemo.cli import main
 from mmdemo.media import MAX_SIDE, MediaError
 from mmdemo.store import StoreError, default_store
 from mmdemo.ui import captioning as captioning_tab
+from tests import caption_vqa_helpers as helpers
 from tests.conftest import ASSETS
 
 CAT, COFFEE = str(ASSETS / "cat.jpg"), str(ASSETS / "coffee.jpg")
-
-
-@pytest.fixture
-def not_an_image(tmp_path):
-    path = tmp_path / "notes.jpg"
-    path.write_text("this is text with an image suffix")
-    return str(path)
+profile_flag_does_not_leak = helpers.profile_flag_does_not_leak
+not_an_image = helpers.not_an_image
+tiny_process_registry = helpers.tiny_process_registry
 
 
 @pytest.fixture
@@ -153,13 +150,6 @@ def test_decoding_options_are_checked():
 
 
 # -- the tab's handlers (what a click runs) --------------------------------------------------------
-@pytest.fixture
-def tiny_process_registry():
-    from mmdemo import registry
-
-    registry.configure("tiny", device="cpu")
-    yield
-    registry.configure()
 
 
 def test_tab_handlers_caption_correct_and_label(tiny_process_registry):

@@ -12,17 +12,14 @@ from mmdemo.cli import main
 from mmdemo.media import MAX_SIDE, MediaError
 from mmdemo.store import StoreError, default_store
 from mmdemo.ui import vqa as vqa_tab
+from tests import caption_vqa_helpers as helpers
 from tests.conftest import ASSETS, served
 
 CAT, COFFEE = str(ASSETS / "cat.jpg"), str(ASSETS / "coffee.jpg")
+profile_flag_does_not_leak = helpers.profile_flag_does_not_leak
+not_an_image = helpers.not_an_image
+tiny_process_registry = helpers.tiny_process_registry
 LONG_QUESTION = "is there " + "a very " * 100 + "small cat?"
-
-
-@pytest.fixture
-def not_an_image(tmp_path):
-    path = tmp_path / "notes.png"
-    path.write_text("plain text")
-    return str(path)
 
 
 def test_tiny_blip_answers_with_ranked_scores_and_records_them(tiny):
@@ -86,7 +83,7 @@ def test_bad_questions_and_images_get_clear_messages(tiny, not_an_image, tmp_pat
         vqa.ask(CAT, None, registry=tiny)
     with pytest.raises(MediaError, match="no image given"):
         vqa.ask(None, "what is this?", registry=tiny)
-    with pytest.raises(MediaError, match=r"notes\.png: not an image"):
+    with pytest.raises(MediaError, match=r"notes\.jpg: not an image"):
         vqa.ask(not_an_image, "what is this?", registry=tiny)
     with pytest.raises(ValueError, match="top-k"):
         vqa.ask(CAT, "what is this?", top_k=0, registry=tiny)
@@ -107,11 +104,6 @@ def test_a_huge_image_is_downscaled_with_a_note(tiny, tmp_path):
 
 
 # -- the tab's handlers ---------------------------------------------------------------------------
-@pytest.fixture
-def tiny_process_registry():
-    registry.configure("tiny", device="cpu")
-    yield
-    registry.configure()
 
 
 def test_tab_handlers_ask_correct_and_show_history(tiny_process_registry):
