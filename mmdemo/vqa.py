@@ -44,14 +44,15 @@ class AnswerResult:
 
 
 def clean_question(question: str | None) -> tuple[str, list[str]]:
-    """The question with whitespace collapsed, cut to `MAX_QUESTION_CHARS` (with a note)."""
+    """The question with whitespace collapsed, cut at a word boundary within `MAX_QUESTION_CHARS` (a note
+    says so)."""
     text = " ".join((question or "").split())
     if not text:
         raise QuestionError("the question is empty: type a question about the image")
     if len(text) > MAX_QUESTION_CHARS:
-        return text[:MAX_QUESTION_CHARS].rstrip(), [
-            f"the question was {len(text)} characters; only its first {MAX_QUESTION_CHARS} were asked"
-        ]
+        cut = text[: MAX_QUESTION_CHARS + 1].rsplit(" ", 1)[0] if " " in text[:MAX_QUESTION_CHARS] else ""
+        cut = (cut or text[:MAX_QUESTION_CHARS]).rstrip()
+        return cut, [f"the question was {len(text)} characters; only its first {len(cut)} were asked"]
     return text, []
 
 

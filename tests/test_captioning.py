@@ -152,17 +152,20 @@ def test_decoding_options_are_checked():
 # -- the tab's handlers (what a click runs) --------------------------------------------------------
 
 
-def test_tab_handlers_caption_correct_and_label(tiny_process_registry):
+def test_tab_handlers_caption_correct_and_label(tiny_process_registry, not_an_image):
     caption, about, prediction_id, saved = captioning_tab.caption_one(CAT, "beam", 2, 8, 1.0, "", None)
     assert caption and "tiny BlipForConditionalGeneration" in about and "ms" in about
     assert "baseline" not in about and saved == ""
     message = captioning_tab.save_correction(prediction_id, "a cat on a sofa", None)
     correction = default_store().latest_correction(prediction_id)
     assert message.startswith(f"✔ saved as correction #{correction.id}")
-    gallery, table, _, _ = captioning_tab.caption_many([CAT, COFFEE], "sample", 1, 5, 0.8, "", None)
-    assert len(gallery) == len(table) == 2 and table[1][1] == "coffee.jpg"
+    gallery, table, about, _ = captioning_tab.caption_many([CAT, COFFEE], "sample", 1, 5, 0.8, "", None)
+    assert len(gallery) == len(table) == 2 and table[1][1] == "coffee.jpg" and "Skipped" not in about
     table[1][2] = "a cup of coffee"
     assert captioning_tab.save_batch_corrections(table, None).startswith("✔ saved as correction #")
+    assert captioning_tab.save_batch_corrections(table, None).startswith("no caption was changed")
+    _, table, about, _ = captioning_tab.caption_many([not_an_image, CAT], "beam", 1, 5, 1.0, "", None)
+    assert [row[1] for row in table] == ["cat.jpg"] and "Skipped notes.jpg: not an image" in about
 
 
 def test_tab_handlers_turn_bad_input_into_messages(not_an_image, corrupt_jpeg):
@@ -175,6 +178,8 @@ def test_tab_handlers_turn_bad_input_into_messages(not_an_image, corrupt_jpeg):
             captioning_tab.caption_one(image, "beam", 3, 30, 1.0, "", None)
     with pytest.raises(gr.Error, match="no image given"):
         captioning_tab.caption_many([], "beam", 3, 30, 1.0, "", None)
+    with pytest.raises(gr.Error, match="no usable image"):
+        captioning_tab.caption_many([not_an_image, corrupt_jpeg], "beam", 3, 30, 1.0, "", None)
     with pytest.raises(gr.Error, match="caption an image first"):
         captioning_tab.save_correction(None, "a cat", None)
 

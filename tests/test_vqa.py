@@ -93,6 +93,7 @@ def test_bad_questions_and_images_get_clear_messages(tiny, not_an_image, tmp_pat
 def test_a_long_question_is_truncated_with_a_note(tiny):
     result = vqa.ask(CAT, LONG_QUESTION, registry=tiny)
     assert len(result.question) <= vqa.MAX_QUESTION_CHARS and LONG_QUESTION.startswith(result.question)
+    assert LONG_QUESTION[len(result.question)] == " "  # cut between words, not inside one
     assert any("only its first" in note for note in result.notes)
 
 

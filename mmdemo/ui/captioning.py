@@ -97,6 +97,7 @@ def caption_many(
     notes = [*notes, *(f"{r.name}: {note}" for r in results for note in r.notes)]
     about = describe(results[0].model, results[0].latency_ms, notes)
     about += f"  \n{len(results)} image(s) captioned in one batch"
+    about += "".join(f"  \n_Skipped {message}_" for message in skipped)
     gallery = [(str(r.path), r.caption) for r in results]
     table = [[r.prediction_id, r.name, r.caption] for r in results]
     return gallery, table, about, ""
