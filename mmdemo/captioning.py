@@ -7,13 +7,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mmdemo import registry as registry_module
+from mmdemo.corrections import CONFIRMED, corrected_text, prediction_to_correct
 from mmdemo.image_inputs import remember_images
 from mmdemo.media import ImageSource
 from mmdemo.models.base import CaptionOptions, ModelInfo
 from mmdemo.registry import Registry
-from mmdemo.store import Store, StoreError, default_store
+from mmdemo.store import Store, default_store
 
 TASK = "caption"
 STRATEGIES = ("beam", "sample")
@@ -150,34 +152,26 @@ def correct_caption(
 ) -> int:
     """Append a corrected caption to a caption prediction; returns the correction's id."""
     store = store or default_store()
-    if prediction_id is None:
-        raise ValueError("nothing to correct yet: caption an image first")
-    prediction = store.prediction(int(prediction_id))
-    if prediction is None or prediction.task != TASK:
-        raise StoreError(f"no caption prediction #{prediction_id} to correct")
-    caption = " ".join((caption or "").split())
-    if not caption:
-        raise ValueError("the corrected caption is empty: type the caption the image should have")
-    if len(caption) > MAX_CAPTION_CHARS:
-        raise ValueError(f"the corrected caption is over {MAX_CAPTION_CHARS} characters")
-    note = "confirmed as correct" if caption == prediction.output else None
+    prediction = prediction_to_correct(store, prediction_id, TASK, "caption an image first")
+    caption = corrected_text(caption, "caption", MAX_CAPTION_CHARS)
+    note = CONFIRMED if caption == prediction.output else None
     return store.add_correction(prediction.id, caption, user=user, note=note).id
 
 
 def save_changed_captions(
-    rows: Sequence[Sequence[object]], *, user: str | None = None, store: Store | None = None
+    rows: Sequence[Sequence[Any]], *, user: str | None = None, store: Store | None = None
 ) -> list[int]:
-    """Corrections for the (prediction id, caption) rows whose caption differs from what is stored now."""
+    """Corrections for the (prediction id, caption) rows whose caption differs from what is stored now.
+
+    Every row is checked before any is saved, so one bad edit saves nothing."""
     store = store or default_store()
-    saved = []
+    changed: list[tuple[int, str]] = []
     for prediction_id, caption in rows:
         if prediction_id in (None, ""):
             continue
-        prediction = store.prediction(int(prediction_id))  # type: ignore[arg-type]
-        if prediction is None or prediction.task != TASK:
-            raise StoreError(f"no caption prediction #{prediction_id} to correct")
+        prediction = prediction_to_correct(store, int(prediction_id), TASK, "caption images first")
         latest = store.latest_correction(prediction.id)
-        current = latest.output if latest else prediction.output
-        if " ".join(str(caption or "").split()) != current:
-            saved.append(correct_caption(prediction.id, str(caption or ""), user=user, store=store))
-    return saved
+        text = corrected_text(str(caption or ""), "caption", MAX_CAPTION_CHARS)
+        if text != (latest.output if latest else prediction.output):
+            changed.append((prediction.id, text))
+    return [correct_caption(prediction_id, text, user=user, store=store) for prediction_id, text in changed]

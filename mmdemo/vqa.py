@@ -9,11 +9,12 @@ from typing import Any
 
 from mmdemo import registry as registry_module
 from mmdemo.captioning import model_label
+from mmdemo.corrections import CONFIRMED, corrected_text, prediction_to_correct
 from mmdemo.image_inputs import media_id_of, remember_image
 from mmdemo.media import ImageSource
 from mmdemo.models.base import ModelInfo
 from mmdemo.registry import Registry
-from mmdemo.store import Store, StoreError, default_store
+from mmdemo.store import Store, default_store
 
 TASK = "vqa"
 MAX_QUESTION_CHARS = 300  # VQA questions are one sentence; BLIP reads at most 64 tokens of it anyway
@@ -123,17 +124,9 @@ def correct_answer(
 ) -> int:
     """Append a corrected answer to a VQA prediction; returns the correction's id."""
     store = store or default_store()
-    if prediction_id is None:
-        raise ValueError("nothing to correct yet: ask a question first")
-    prediction = store.prediction(int(prediction_id))
-    if prediction is None or prediction.task != TASK:
-        raise StoreError(f"no VQA prediction #{prediction_id} to correct")
-    answer = " ".join((answer or "").split())
-    if not answer:
-        raise ValueError("the corrected answer is empty: type the answer the model should have given")
-    if len(answer) > MAX_ANSWER_CHARS:
-        raise ValueError(f"the corrected answer is over {MAX_ANSWER_CHARS} characters")
-    note = "confirmed as correct" if answer == prediction.output["answer"] else None
+    prediction = prediction_to_correct(store, prediction_id, TASK, "ask a question first")
+    answer = corrected_text(answer, "answer", MAX_ANSWER_CHARS)
+    note = CONFIRMED if answer == prediction.output["answer"] else None
     return store.add_correction(prediction.id, {"answer": answer}, user=user, note=note).id
 
 

@@ -112,6 +112,11 @@ def test_batch_edits_save_only_changed_captions(tiny):
     assert len(saved) == 1
     assert default_store().latest_correction(results[1].prediction_id).output == "a cup of coffee"
     assert captioning.save_changed_captions(rows) == []  # saving again changes nothing
+    with pytest.raises(ValueError, match="empty"):  # one bad edit saves none of the others
+        captioning.save_changed_captions(
+            [(results[0].prediction_id, "a cat"), (results[1].prediction_id, " ")]
+        )
+    assert default_store().latest_correction(results[0].prediction_id) is None
 
 
 def test_bad_images_raise_clear_errors(not_an_image, corrupt_jpeg, tmp_path, tiny):
@@ -164,7 +169,8 @@ def test_tab_handlers_caption_correct_and_label(tiny_process_registry, not_an_im
     table[1][2] = "a cup of coffee"
     assert captioning_tab.save_batch_corrections(table, None).startswith("✔ saved as correction #")
     assert captioning_tab.save_batch_corrections(table, None).startswith("no caption was changed")
-    _, table, about, _ = captioning_tab.caption_many([not_an_image, CAT], "beam", 1, 5, 1.0, "", None)
+    with pytest.warns(UserWarning, match=r"skipped notes\.jpg"):  # gr.Warning, outside a running app
+        _, table, about, _ = captioning_tab.caption_many([not_an_image, CAT], "beam", 1, 5, 1.0, "", None)
     assert [row[1] for row in table] == ["cat.jpg"] and "Skipped notes.jpg: not an image" in about
 
 

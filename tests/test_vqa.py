@@ -71,7 +71,7 @@ def test_a_corrected_answer_is_stored_with_question_and_model_answer(tiny):
     assert prediction.output["answer"] == result.answer and prediction.media_id == result.media_id
     with pytest.raises(ValueError, match="empty"):
         vqa.correct_answer(result.prediction_id, "  ")
-    with pytest.raises(StoreError, match="no VQA prediction"):
+    with pytest.raises(StoreError, match="no vqa prediction"):
         vqa.correct_answer(10_000, "a cat")
     assert len(store.corrections()) == 1
 

@@ -17,6 +17,18 @@ IMAGE_SOURCES = ["upload", "clipboard", "webcam"]
 BATCH_COLUMNS = ["prediction", "image", "caption"]
 
 
+def image_input(elem_id: str) -> gr.Image:
+    """An image from upload, clipboard or webcam, handed over as the file path (a retrieval result fits)."""
+    return gr.Image(
+        type="filepath",
+        image_mode=None,  # hand over the uploaded file as it is, so its hash names it
+        sources=IMAGE_SOURCES,
+        label="Image",
+        height=320,
+        elem_id=elem_id,
+    )
+
+
 def example_images(names: tuple[str, ...] = EXAMPLES) -> list[str]:
     return [str(ASSETS / f"{name}.jpg") for name in names if (ASSETS / f"{name}.jpg").exists()]
 
@@ -121,14 +133,7 @@ def build(demo: gr.Blocks) -> None:
         )
         with gr.Row():
             with gr.Column():
-                image = gr.Image(
-                    type="filepath",
-                    image_mode=None,  # hand over the uploaded file as it is, so its hash names it
-                    sources=IMAGE_SOURCES,
-                    label="Image",
-                    height=320,
-                    elem_id="caption-image",
-                )
+                image = image_input("caption-image")
                 gr.Examples(
                     [[path] for path in example_images()],
                     inputs=[image],

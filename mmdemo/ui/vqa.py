@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from mmdemo import vqa
-from mmdemo.ui.captioning import ASSETS, IMAGE_SOURCES, describe
+from mmdemo.ui.captioning import ASSETS, describe, image_input
 from mmdemo.ui.common import current_user, friendly
 
 EXAMPLES = (
@@ -59,14 +59,7 @@ def build(demo: gr.Blocks) -> None:
         )
         with gr.Row():
             with gr.Column():
-                image = gr.Image(
-                    type="filepath",
-                    image_mode=None,  # hand over the uploaded file as it is, so its hash names it
-                    sources=IMAGE_SOURCES,
-                    label="Image",
-                    height=320,
-                    elem_id="vqa-image",
-                )
+                image = image_input("vqa-image")
                 question = gr.Textbox(
                     label="Question",
                     placeholder="What is in the picture?  (Enter asks)",
