@@ -7,8 +7,10 @@ the database under their content hash: a stored prediction or correction can alw
 from __future__ import annotations
 
 import io
+import os
 import shutil
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +35,13 @@ def media_folder(store: Store) -> Path:
     return store.path.parent / MEDIA_FOLDER
 
 
-def _keep_file(path: Path, digest: str, store: Store) -> Path:
-    kept = media_folder(store) / f"{digest}{path.suffix.lower()}"
+def _keep(kept: Path, write: Callable[[Path], object]) -> Path:
+    """Write `kept` once; through a temporary name, so a concurrent request never sees half a file."""
     if not kept.exists():
         kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, kept)
+        partial = kept.with_name(f".{kept.name}.{uuid.uuid4().hex}")
+        write(partial)
+        os.replace(partial, kept)
     return kept
 
 
@@ -47,25 +51,22 @@ def _png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _keep_image(image: Image.Image, store: Store) -> tuple[Path, bytes]:
-    data = _png_bytes(image)
-    kept = media_folder(store) / f"{content_hash(data)}.png"
-    if not kept.exists():
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        kept.write_bytes(data)
-    return kept, data
-
-
 def remember_image(source: ImageSource | None, store: Store) -> ImageInput:
     """Load `source` (path, bytes, PIL image or array) and record it as media; raises `MediaError`."""
     loaded = load_image(source)
     if loaded.path is not None:
-        digest = file_hash(loaded.path)
-        kept = _keep_file(loaded.path, digest, store)
+        source_path = loaded.path
+        kept = _keep(
+            media_folder(store) / f"{file_hash(source_path)}{source_path.suffix.lower()}",
+            lambda target: shutil.copyfile(source_path, target),
+        )
         name = loaded.path.name
         media = store.add_media(kept, "image", width=loaded.image.width, height=loaded.image.height)
     else:
-        kept, data = _keep_image(loaded.image, store)
+        data = _png_bytes(loaded.image)
+        kept = _keep(
+            media_folder(store) / f"{content_hash(data)}.png", lambda target: target.write_bytes(data)
+        )
         name = "image"
         media = store.add_media(
             kept, "image", data=data, width=loaded.image.width, height=loaded.image.height

@@ -220,3 +220,19 @@ def test_cli_caption_bad_input_exits_2_with_one_line(argv, message, not_an_image
     assert main(["--profile", "tiny", *argv]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and message in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_images_are_kept_beside_the_database_under_their_hash(tiny, sample_images):
+    from mmdemo.image_inputs import media_id_of
+    from mmdemo.media import file_hash
+
+    store = default_store()
+    from_file = captioning.caption_image(CAT, registry=tiny)
+    kept = store.media(from_file.media_id)
+    assert from_file.media_id == file_hash(CAT) == media_id_of(CAT)
+    assert kept.path.endswith(f"media/{from_file.media_id}.jpg") and file_hash(kept.path) == file_hash(CAT)
+    in_memory = sample_images["coffee"]  # a PIL image, as an API caller or another tab may hand over
+    first = captioning.caption_image(in_memory, registry=tiny)
+    again = captioning.caption_image(in_memory.copy(), registry=tiny)
+    assert first.media_id == again.media_id == media_id_of(in_memory) and first.name == "image"
+    assert store.media(first.media_id).path.endswith(".png") and store.counts()["media"] == 2
