@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 from mmdemo import __version__, config
 
 EXIT_USAGE = 2
+CLI_USER = "cli"  # who is recorded as asking, for predictions made from the command line
 
 
 class CliError(Exception):
@@ -115,6 +117,49 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_caption(args: argparse.Namespace) -> int:
+    from mmdemo import captioning
+
+    options, notes = captioning.caption_options(
+        strategy=args.strategy,
+        num_beams=args.beams,
+        max_length=args.max_length,
+        prefix=args.prefix,
+        seed=args.seed,
+    )
+    with contextlib.redirect_stdout(sys.stderr):  # keep model-loading chatter out of the output
+        results, _ = captioning.caption_images(args.images, options, user=CLI_USER)
+    for note in [*notes, *(note for result in results for note in result.notes)]:
+        print(f"mmdemo: note: {note}", file=sys.stderr)
+    if args.json:
+        rows = [
+            {"path": path, "caption": r.caption, "model": r.model.name}
+            for path, r in zip(args.images, results, strict=True)
+        ]
+        print(json.dumps(rows, indent=2))
+    else:
+        for path, result in zip(args.images, results, strict=True):
+            print(f"{path}\t{result.caption}")
+        print(f"model: {results[0].model_label}", file=sys.stderr)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from mmdemo import vqa
+
+    with contextlib.redirect_stdout(sys.stderr):  # keep model-loading chatter out of the output
+        result = vqa.ask(args.image, args.question, user=CLI_USER, top_k=args.top_k)
+    for note in result.notes:
+        print(f"mmdemo: note: {note}", file=sys.stderr)
+    if args.json:
+        top = [{"answer": answer, "score": round(score, 4)} for answer, score in result.top]
+        print(json.dumps({"answer": result.answer, "model": result.model.name, "top": top}, indent=2))
+    else:
+        print(result.answer)
+        print(f"model: {result.model_label}", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mmdemo.ui.app import launch
 
@@ -166,6 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     search.add_argument("--json", action="store_true", help='print [{"path", "score", "rank"}, ...]')
     search.set_defaults(handler=cmd_search)
+
+    caption = commands.add_parser("caption", help="caption images: one line per image")
+    caption.add_argument("images", nargs="+", metavar="IMAGE")
+    caption.add_argument("--json", action="store_true", help='print [{"path", "caption", "model"}]')
+    caption.add_argument("--strategy", choices=("beam", "sample"), default="beam", help="decoding")
+    caption.add_argument("--beams", type=int, default=3, help="beams for beam search")
+    caption.add_argument("--max-length", type=int, default=30, help="most new tokens in a caption")
+    caption.add_argument("--prefix", default="", help="text the caption starts with (conditional)")
+    caption.add_argument("--seed", type=int, default=0, help="random seed for sampling")
+    caption.set_defaults(handler=cmd_caption)
+
+    ask = commands.add_parser("ask", help="answer a question about an image")
+    ask.add_argument("image", metavar="IMAGE")
+    ask.add_argument("question", metavar="QUESTION")
+    ask.add_argument("--json", action="store_true", help='print {"answer", "model", "top": [...]}')
+    ask.add_argument("--top-k", type=int, default=5, help="how many ranked answers to give")
+    ask.set_defaults(handler=cmd_ask)
 
     serve = commands.add_parser("serve", help="run the web app (same as `python app.py`)")
     serve.add_argument("--host", default="0.0.0.0")

@@ -472,6 +472,16 @@ class Store:
         rows = self.db["judgements"].rows_where(where, args, order_by="id")
         return [Judgement(**{**row, "relevant": bool(row["relevant"])}) for row in rows]
 
+    # -- captioning and VQA: an image's earlier predictions (question history) -------------------
+    def predictions_for_media(self, media_id: str, task: str, limit: int = 100) -> list[Prediction]:
+        """The newest `limit` predictions of `task` on one media item, oldest first."""
+        rows = self.db.query(
+            "SELECT * FROM (SELECT * FROM predictions WHERE media_id = ? AND task = ? "
+            "ORDER BY id DESC LIMIT ?) ORDER BY id",
+            [media_id, task, limit],
+        )
+        return [_prediction(row) for row in rows]
+
 
 _default: Store | None = None
 _default_lock = threading.Lock()

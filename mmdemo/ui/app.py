@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from mmdemo import __version__
-from mmdemo.ui import retrieval, status
+from mmdemo.ui import captioning, retrieval, status, vqa
 
 TITLE = "mmdemo"
 INTRO = (
@@ -20,6 +20,8 @@ def build_app() -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Tabs():
             retrieval.build(demo)
+            captioning.build(demo)
+            vqa.build(demo)
             status.build(demo)
     return demo
 

@@ -68,6 +68,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         "GRADIO_SERVER_PORT": str(port),
         "MMDEMO_DATA_DIR": str(root / "data"),
         "MMDEMO_INDEX_DIR": str(root / "index"),
+        "MMDEMO_PROFILE": "auto",  # a unit test's `mmdemo --profile tiny` may have exported another one
     }
     log = (root / "app.log").open("w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=log)

@@ -1,0 +1,198 @@
+"""The Captioning tab: caption one image (or many), read who made the caption, correct it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from mmdemo import captioning
+from mmdemo.models.base import ModelInfo
+from mmdemo.ui.common import current_user, friendly
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "images"
+EXAMPLES = ("cat", "coffee", "motorcycle", "rocket", "flower", "astronaut", "clock", "coins")
+IMAGE_SOURCES = ["upload", "clipboard", "webcam"]
+BATCH_COLUMNS = ["prediction", "image", "caption"]
+
+
+def image_input(elem_id: str) -> gr.Image:
+    """An image from upload, clipboard or webcam, handed over as the file path (a retrieval result fits)."""
+    return gr.Image(
+        type="filepath",
+        image_mode=None,  # hand over the uploaded file as it is, so its hash names it
+        sources=IMAGE_SOURCES,
+        label="Image",
+        height=320,
+        elem_id=elem_id,
+    )
+
+
+def example_images(names: tuple[str, ...] = EXAMPLES) -> list[str]:
+    return [str(ASSETS / f"{name}.jpg") for name in names if (ASSETS / f"{name}.jpg").exists()]
+
+
+def describe(model: ModelInfo, latency_ms: float, notes: list[str]) -> str:
+    """The lines under a prediction: which model, how fast, and what was adjusted on the way."""
+    lines = [
+        f"**Model:** {model.name} · **profile:** {model.profile} · **device:** {model.device} · "
+        f"**latency:** {latency_ms:.0f} ms"
+    ]
+    if model.baseline:
+        lines.append(
+            "**baseline** — a lite stand-in that only knows ImageNet objects; the full profile uses BLIP"
+        )
+    lines.extend(f"_Note: {note}_" for note in notes)
+    return "  \n".join(lines)
+
+
+def cleared() -> tuple[str, str, None, str]:
+    """A new image: no caption, no model line, nothing to correct, nothing saved."""
+    return "", "", None, ""
+
+
+def _options(
+    strategy: str, beams: float, max_length: float, temperature: float, prefix: str
+) -> tuple[captioning.CaptionOptions, list[str]]:
+    return captioning.caption_options(
+        strategy=strategy,
+        num_beams=int(beams),
+        max_length=int(max_length),
+        prefix=prefix,
+        temperature=temperature,
+    )
+
+
+@friendly
+def caption_one(
+    image: str | None,
+    strategy: str,
+    beams: float,
+    max_length: float,
+    temperature: float,
+    prefix: str,
+    request: gr.Request,
+) -> tuple[str, str, int, str]:
+    """Caption, model description, prediction id, and a cleared "saved" line."""
+    options, notes = _options(strategy, beams, max_length, temperature, prefix)
+    result = captioning.caption_image(image, options, user=current_user(request))
+    notes = [*notes, *result.notes]
+    for note in notes:
+        gr.Warning(note)
+    about = describe(result.model, result.latency_ms, notes)
+    return result.caption, about, result.prediction_id, ""
+
+
+@friendly
+def save_correction(prediction_id: int | None, caption: str, request: gr.Request) -> str:
+    correction_id = captioning.correct_caption(prediction_id, caption, user=current_user(request))
+    return f"✔ saved as correction #{correction_id} (of prediction #{prediction_id})"
+
+
+@friendly
+def caption_many(
+    files: list[str] | None,
+    strategy: str,
+    beams: float,
+    max_length: float,
+    temperature: float,
+    prefix: str,
+    request: gr.Request,
+) -> tuple[list[tuple[str, str]], list[list[Any]], str, str]:
+    """Gallery, editable table of captions, model description, and a cleared "saved" line."""
+    options, notes = _options(strategy, beams, max_length, temperature, prefix)
+    paths = [str(file) for file in files or []]
+    results, skipped = captioning.caption_images(paths, options, user=current_user(request), skip_bad=True)
+    for message in skipped:
+        gr.Warning(f"skipped {message}")
+    notes = [*notes, *(f"{r.name}: {note}" for r in results for note in r.notes)]
+    about = describe(results[0].model, results[0].latency_ms, notes)
+    about += f"  \n{len(results)} image(s) captioned in one batch"
+    about += "".join(f"  \n_Skipped {message}_" for message in skipped)
+    gallery = [(str(r.path), r.caption) for r in results]
+    table = [[r.prediction_id, r.name, r.caption] for r in results]
+    return gallery, table, about, ""
+
+
+@friendly
+def save_batch_corrections(table: list[list[Any]] | None, request: gr.Request) -> str:
+    rows = [(row[0], row[2]) for row in table or [] if len(row) >= 3]
+    saved = captioning.save_changed_captions(rows, user=current_user(request))
+    if not saved:
+        return "no caption was changed: edit a caption in the table first"
+    return "✔ saved as correction " + ", ".join(f"#{i}" for i in saved)
+
+
+def build(demo: gr.Blocks) -> None:
+    with gr.Tab("Captioning", id="captioning"):
+        gr.Markdown(
+            "Describe an image in words. Upload, paste or take a photo, or pick an example, then "
+            "**Caption**. The caption is editable: fix it and **Save correction** to keep it as training "
+            "data."
+        )
+        with gr.Row():
+            with gr.Column():
+                image = image_input("caption-image")
+                gr.Examples(
+                    [[path] for path in example_images()],
+                    inputs=[image],
+                    label="Examples",
+                    examples_per_page=8,
+                    api_name="caption_example",
+                )
+                with gr.Accordion("Decoding options", open=False):
+                    strategy = gr.Radio(
+                        list(captioning.STRATEGIES),
+                        value="beam",
+                        label="Decoding",
+                        info="beam: the likeliest caption · sample: a different caption each time",
+                    )
+                    beams = gr.Slider(1, captioning.MAX_BEAMS, value=3, step=1, label="Beams (beam search)")
+                    max_length = gr.Slider(
+                        3, captioning.MAX_LENGTH_LIMIT, value=30, step=1, label="Max length (tokens)"
+                    )
+                    temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.1, label="Temperature (sampling)")
+                    prefix = gr.Textbox(
+                        label="Text prefix (conditional captioning)",
+                        placeholder="e.g. a photograph of",
+                        max_lines=1,
+                    )
+                run = gr.Button("Caption", variant="primary")
+            with gr.Column():
+                caption = gr.Textbox(
+                    label="Caption (edit it, then save a correction)",
+                    lines=2,
+                    interactive=True,
+                    elem_id="caption-text",
+                )
+                about = gr.Markdown(elem_id="caption-about")
+                save = gr.Button("Save correction", elem_id="caption-save")
+                saved = gr.Markdown(elem_id="caption-saved")
+        with gr.Accordion("Several images at once", open=False):
+            files = gr.File(file_count="multiple", file_types=["image"], label="Images", height=140)
+            run_batch = gr.Button("Caption all")
+            batch_about = gr.Markdown()
+            gallery = gr.Gallery(label="Captions", columns=4, height=260)
+            table = gr.Dataframe(
+                headers=BATCH_COLUMNS,
+                type="array",
+                interactive=True,
+                wrap=True,
+                label="Captions (edit the caption column, then save)",
+                column_widths=["12%", "22%", "66%"],
+                elem_id="caption-batch-table",
+            )
+            save_batch = gr.Button("Save corrections")
+            batch_saved = gr.Markdown()
+        # A component, not gr.State, so API callers can name the prediction they correct.
+        prediction = gr.Number(visible=False, precision=0, label="prediction id")
+
+    options = [strategy, beams, max_length, temperature, prefix]
+    run.click(caption_one, [image, *options], [caption, about, prediction, saved], api_name="caption")
+    save.click(save_correction, [prediction, caption], [saved], api_name="correct_caption")
+    image.change(cleared, outputs=[caption, about, prediction, saved], api_name="caption_new_image")
+    run_batch.click(
+        caption_many, [files, *options], [gallery, table, batch_about, batch_saved], api_name="caption_batch"
+    )
+    save_batch.click(save_batch_corrections, [table], [batch_saved], api_name="correct_captions")
