@@ -33,13 +33,13 @@ def aggregate_over_time(step_scores: np.ndarray) -> np.ndarray:
     """One score per label from a (time steps × labels) matrix of scores: their mean over time."""
     step_scores = np.asarray(step_scores, np.float64)
     if step_scores.ndim != 2 or step_scores.shape[0] == 0:
-        raise ValueError(f"expected a (time steps × labels) matrix with at least one row, not {step_scores.shape}")
+        raise ValueError(
+            f"expected a (time steps × labels) matrix with at least one row, not {step_scores.shape}"
+        )
     return step_scores.mean(axis=0)
 
 
-def effective_weights(
-    weights: Mapping[str, float], present: Sequence[str]
-) -> dict[str, float]:
+def effective_weights(weights: Mapping[str, float], present: Sequence[str]) -> dict[str, float]:
     """The weights actually applied: those of the present modalities, normalised to sum to 1."""
     for name, weight in weights.items():
         if not np.isfinite(weight) or weight < 0:
@@ -74,7 +74,9 @@ def fuse_over_time(
     return fuse(aligned, weights)
 
 
-def nearest_rows(source_times: Sequence[float], rows: np.ndarray, target_times: Sequence[float]) -> np.ndarray:
+def nearest_rows(
+    source_times: Sequence[float], rows: np.ndarray, target_times: Sequence[float]
+) -> np.ndarray:
     """For each target time, the row of `rows` whose source time is nearest."""
     source = np.asarray(source_times, np.float64)
     nearest = np.abs(source[None, :] - np.asarray(target_times, np.float64)[:, None]).argmin(axis=1)

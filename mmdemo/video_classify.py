@@ -222,7 +222,14 @@ def classify_video(
     )
     if record:
         result.prediction_id = _record(
-            result, clip, path, requested, by_modality, registry, store or default_store(), user,
+            result,
+            clip,
+            path,
+            requested,
+            by_modality,
+            registry,
+            store or default_store(),
+            user,
             latency_ms=(time.perf_counter() - started) * 1000,
         )
     return result
