@@ -92,7 +92,7 @@ def clean_labels(labels: Sequence[str]) -> list[str]:
     """Labels stripped, blanks and repeats dropped (order kept); at least two, each of sane length."""
     cleaned = list(dict.fromkeys(label.strip() for label in labels if label and label.strip()))
     if len(cleaned) < 2:
-        raise ValueError("give at least two different labels (one per line) to choose between")
+        raise ValueError("give at least two different labels to choose between")
     if len(cleaned) > MAX_LABELS:
         raise ValueError(f"{len(cleaned)} labels is more than the {MAX_LABELS} allowed")
     if too_long := [label for label in cleaned if len(label) > MAX_LABEL_CHARS]:
