@@ -109,7 +109,7 @@ def _probe(container: av.container.InputContainer, name: str) -> ClipInfo:
         raise MediaError(f"{name}: the clip has no length (empty or unfinished recording)")
     if duration > MAX_DURATION_S:
         raise MediaError(
-            f"{name}: {duration / 60:.0f} minutes is over the {MAX_DURATION_S // 60}-minute limit; "
+            f"{name}: the clip lasts {_minutes(duration)}, over the {_minutes(MAX_DURATION_S)} limit; "
             "cut a shorter clip"
         )
     if video is None:
@@ -128,6 +128,10 @@ def _probe(container: av.container.InputContainer, name: str) -> ClipInfo:
         fps=float(rate) if rate else None,
         rotation=rotation,
     )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.1f} seconds"
 
 
 def sample_times(duration_s: float, count: int) -> list[float]:
@@ -266,16 +270,19 @@ def write_clip(
     sample_rate: int = 22_050,
     rotation: int = 0,
     gop: int | None = None,
+    frame_times: list[float] | None = None,
 ) -> Path:
     """Write RGB frames (H×W×3 uint8) as H.264 and mono float audio as AAC in an MP4 file.
 
-    `frames=None` writes an audio-only file. `rotation` sets the display matrix (counterclockwise)."""
+    `frames=None` writes an audio-only file. `rotation` sets the display matrix (counterclockwise).
+    `frame_times` (seconds, rising) gives each frame its own time: a variable frame rate."""
     path = Path(path)
     with av.open(str(path), "w", options={"movflags": "+faststart"}) as container:
         video = None
         if frames:
             height, width = frames[0].shape[:2]
             video = container.add_stream("libx264", rate=fps)
+            video.time_base = video.codec_context.time_base = Fraction(1, 1000)
             video.width, video.height, video.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
             video.options = {"preset": "veryfast", "crf": "28"}
             if gop:
@@ -298,9 +305,10 @@ def write_clip(
         for index, pixels in enumerate(frames or []):
             assert video is not None
             frame = av.VideoFrame.from_ndarray(pixels[: video.height, : video.width], format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
+            seconds = frame_times[index] if frame_times else index / fps
+            frame.pts, frame.time_base = round(seconds * 1000), Fraction(1, 1000)
             container.mux(video.encode(frame))
-            mux_sound_until((index + 1) * sample_rate // fps)
+            mux_sound_until(round(seconds * sample_rate) + sample_rate // fps)
         if video is not None:
             container.mux(video.encode())
         mux_sound_until(samples.shape[1])

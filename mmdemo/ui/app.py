@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from mmdemo import __version__
-from mmdemo.ui import status
+from mmdemo.ui import status, video
 
 TITLE = "mmdemo"
 INTRO = (
@@ -19,6 +19,7 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
+            video.build(demo)
             status.build(demo)
     return demo
 
