@@ -35,7 +35,7 @@ HELP = (
 )
 
 
-NOT_SCORED = "not scored (see the note below)"
+NOT_SCORED = "not scored (see the note)"
 
 
 def _scores(ranking: list[tuple[str, float]]) -> dict[str, float] | str:
@@ -102,7 +102,7 @@ def correct(prediction_id: int | None, picked: str | None, typed: str, request: 
     correction = correct_video(prediction_id, label, current_user(request))
     where = "from the label set" if correction.output["in_label_set"] else "a new label"
     return (
-        f"✅ Saved as correction #{correction.id}: **{label}** ({where}) for prediction "
+        f"Saved as correction #{correction.id}: **{label}** ({where}) for prediction "
         f"#{correction.prediction_id}, by {correction.user} at {correction.created_at}"
     )
 
