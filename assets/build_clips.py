@@ -39,18 +39,10 @@ class Clip:
     speech: str | None = None  # or words for espeak-ng
 
 
+WHOLE = (0.0, 0.0, 1.0, 1.0)
 CLIPS = [
-    Clip(
-        "coffee",
-        "coffee.jpg",
-        5,
-        (0, 0, 1, 1),
-        (0.2, 0.15, 0.8, 0.75),
-        speech="Fresh coffee, ready to drink.",
-    ),
-    Clip(
-        "clock", "clock.jpg", 5, (0.25, 0.25, 0.75, 0.75), (0, 0, 1, 1), sound_file="alarm-clock-elapsed.oga"
-    ),
+    Clip("coffee", "coffee.jpg", 5, WHOLE, (0.2, 0.15, 0.8, 0.75), speech="Fresh coffee, ready to drink."),
+    Clip("clock", "clock.jpg", 5, (0.25, 0.25, 0.75, 0.75), WHOLE, sound_file="alarm-clock-elapsed.oga"),
     Clip(
         "rocket",
         "rocket.jpg",
@@ -59,9 +51,7 @@ CLIPS = [
         (0.1, 0, 0.9, 0.8),
         speech="Three. Two. One. Lift off!",
     ),
-    Clip(
-        "camera", "cameraman.jpg", 4, (0, 0, 1, 1), (0.15, 0.05, 0.75, 0.65), sound_file="camera-shutter.oga"
-    ),
+    Clip("camera", "cameraman.jpg", 4, WHOLE, (0.15, 0.05, 0.75, 0.65), sound_file="camera-shutter.oga"),
 ]
 
 

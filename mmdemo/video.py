@@ -15,7 +15,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from mmdemo.media import MediaError
+from mmdemo.media import MediaError, check_file
 
 MAX_VIDEO_BYTES = 500 * 1024**2
 MAX_DURATION_S = 30 * 60  # longer clips are refused: a few frames cannot summarise them
@@ -48,18 +48,7 @@ class SampledClip:
 
 
 def _open(path: str | Path) -> av.container.InputContainer:
-    path = Path(path)
-    if not path.exists():
-        raise MediaError(f"{path.name}: file not found")
-    if path.is_dir():
-        raise MediaError(f"{path.name}: is a folder, not a video")
-    size = path.stat().st_size
-    if size == 0:
-        raise MediaError(f"{path.name}: the file is empty")
-    if size > MAX_VIDEO_BYTES:
-        raise MediaError(
-            f"{path.name}: {size / 1024**2:.0f} MB is over the {MAX_VIDEO_BYTES / 1024**2:.0f} MB limit"
-        )
+    path = check_file(path, MAX_VIDEO_BYTES)
     try:
         container = av.open(str(path))
         for stream in container.streams.video:

@@ -122,8 +122,13 @@ def label_set_names() -> list[str]:
 
 
 # -- scoring ----------------------------------------------------------------------------------------
-def _similarity_logits(items: np.ndarray, prompts: np.ndarray, family: str) -> np.ndarray:
-    return SIMILARITY_SCALE.get(family, DEFAULT_SCALE) * (items @ prompts.T)
+def _zero_shot(
+    model: Any, family: str, encoded: np.ndarray, labels: list[str], template: str, times: list[float]
+) -> ModalityScores:
+    """Log-probabilities over the labels from cosine similarities to each label's prompt."""
+    prompts = model.encode_texts([template.format(label) for label in labels])
+    logits = SIMILARITY_SCALE.get(family, DEFAULT_SCALE) * (encoded @ prompts.T)
+    return ModalityScores(list(times), fusion.log_softmax(logits))
 
 
 def score_frames(clip: SampledClip, labels: list[str], registry: Registry) -> ModalityScores | None:
@@ -131,12 +136,9 @@ def score_frames(clip: SampledClip, labels: list[str], registry: Registry) -> Mo
         return None
     embedder = registry.get("embed")
     family = registry.choose("embed").spec.family
-    logits = _similarity_logits(
-        embedder.encode_images(clip.frames),
-        embedder.encode_texts([VISUAL_PROMPT.format(label) for label in labels]),
-        family,
+    return _zero_shot(
+        embedder, family, embedder.encode_images(clip.frames), labels, VISUAL_PROMPT, clip.timestamps
     )
-    return ModalityScores(clip.timestamps, fusion.log_softmax(logits))
 
 
 def score_sound(
@@ -150,12 +152,9 @@ def score_sound(
         notes.append(LITE_AUDIO_NOTE)
         return None
     family = registry.choose("audio").spec.family
-    logits = _similarity_logits(
-        model.encode_audio(clip.audio),
-        model.encode_texts([AUDIO_PROMPT.format(label) for label in labels]),
-        family,
+    return _zero_shot(
+        model, family, model.encode_audio(clip.audio), labels, AUDIO_PROMPT, clip.audio_timestamps
     )
-    return ModalityScores(clip.audio_timestamps, fusion.log_softmax(logits))
 
 
 def _audio_rate(registry: Registry) -> int:

@@ -7,19 +7,10 @@ import numpy as np
 import pytest
 
 from mmdemo import video
+from mmdemo import video_classify as vc
 from mmdemo.cli import main
 from mmdemo.media import MediaError
 from mmdemo.store import StoreError, default_store
-from mmdemo.video_classify import (
-    DEMO_LABELS,
-    LITE_AUDIO_NOTE,
-    classify_video,
-    correct_video,
-    label_set_names,
-    labels_from_text,
-    load_label_set,
-    save_label_set,
-)
 from tests.video_helpers import (
     SAMPLE_RATE,
     TONE_HZ,
@@ -145,7 +136,9 @@ def test_frame_count_must_be_sane(clips):
 
 # -- classification ----------------------------------------------------------------------------------
 def test_tiny_profile_full_path_scores_frames_and_sound_with_clap(clips, tiny):
-    result = classify_video(clips["tone"], LABELS, {"visual": 1.0, "audio": 1.0}, n_frames=4, registry=tiny)
+    result = vc.classify_video(
+        clips["tone"], LABELS, {"visual": 1.0, "audio": 1.0}, n_frames=4, registry=tiny
+    )
     assert type(tiny.get("audio").model).__name__ == "ClapModel"
     for ranking in (result.fused, result.visual, result.audio):
         assert sorted(label for label, _ in ranking) == sorted(LABELS)
@@ -169,32 +162,34 @@ def test_tiny_profile_full_path_scores_frames_and_sound_with_clap(clips, tiny):
 
 
 def test_a_zero_audio_weight_gives_the_visual_ranking(clips, tiny):
-    result = classify_video(clips["tone"], LABELS, {"visual": 0.7, "audio": 0.0}, n_frames=3, registry=tiny)
+    result = vc.classify_video(
+        clips["tone"], LABELS, {"visual": 0.7, "audio": 0.0}, n_frames=3, registry=tiny
+    )
     assert result.audio == [] and result.weights == {"visual": 1.0}
     assert same_ranking(result.fused, result.visual)
 
 
 def test_audio_only_file_is_classified_from_its_sound_with_clap(clips, tiny):
-    result = classify_video(clips["audio_only"], LABELS, n_frames=3, registry=tiny)
+    result = vc.classify_video(clips["audio_only"], LABELS, n_frames=3, registry=tiny)
     assert result.visual == [] and len(result.audio) == len(LABELS)
     assert same_ranking(result.fused, result.audio)
     assert default_store().media(default_store().prediction(result.prediction_id).media_id).kind == "audio"
 
 
 def test_lite_ranks_the_photo_subject_first_and_explains_the_audio(clips, lite):
-    result = classify_video(clips["coffee"], LABELS, n_frames=4, registry=lite)
+    result = vc.classify_video(clips["coffee"], LABELS, n_frames=4, registry=lite)
     assert result.fused[0][0] == "a cup of coffee"
     assert result.visual[0][0] == "a cup of coffee" and result.audio == []
-    assert LITE_AUDIO_NOTE in result.notes and result.weights == {"visual": 1.0}
+    assert vc.LITE_AUDIO_NOTE in result.notes and result.weights == {"visual": 1.0}
 
 
 def test_lite_cannot_classify_an_audio_only_file_and_says_why(clips, lite):
     with pytest.raises(MediaError, match="trained head"):
-        classify_video(clips["audio_only"], LABELS, registry=lite)
+        vc.classify_video(clips["audio_only"], LABELS, registry=lite)
 
 
 def test_a_clip_without_sound_is_classified_from_frames(clips, tiny):
-    result = classify_video(clips["silent"], LABELS, n_frames=3, registry=tiny)
+    result = vc.classify_video(clips["silent"], LABELS, n_frames=3, registry=tiny)
     assert result.audio == [] and "no audio track" in " ".join(result.notes)
 
 
@@ -204,14 +199,16 @@ def test_a_clip_without_sound_is_classified_from_frames(clips, tiny):
 )
 def test_bad_label_lists_are_refused(clips, tiny, labels, message):
     with pytest.raises(ValueError, match=message):
-        classify_video(clips["tone"], labels, registry=tiny)
+        vc.classify_video(clips["tone"], labels, registry=tiny)
 
 
 # -- corrections and label sets ------------------------------------------------------------------------
 def test_a_correction_is_stored_with_who_and_the_prediction_provenance(clips, tiny):
-    result = classify_video(clips["tone"], LABELS, n_frames=2, user="ana", registry=tiny)
-    first = correct_video(result.prediction_id, "a horse", user="bob")
-    second = correct_video(result.prediction_id, "  a tuning fork  ", user="bob", note="it is a 440 Hz tone")
+    result = vc.classify_video(clips["tone"], LABELS, n_frames=2, user="ana", registry=tiny)
+    first = vc.correct_video(result.prediction_id, "a horse", user="bob")
+    second = vc.correct_video(
+        result.prediction_id, "  a tuning fork  ", user="bob", note="it is a 440 Hz tone"
+    )
     assert first.output == {"label": "a horse", "in_label_set": True} and first.user == "bob"
     assert second.output == {"label": "a tuning fork", "in_label_set": False}
     assert second.note == "it is a 440 Hz tone" and second.created_at
@@ -223,22 +220,24 @@ def test_a_correction_is_stored_with_who_and_the_prediction_provenance(clips, ti
 
 
 def test_bad_corrections_are_refused(clips, tiny):
-    result = classify_video(clips["tone"], LABELS, n_frames=1, registry=tiny)
+    result = vc.classify_video(clips["tone"], LABELS, n_frames=1, registry=tiny)
     with pytest.raises(ValueError, match="pick the right label"):
-        correct_video(result.prediction_id, "   ")
+        vc.correct_video(result.prediction_id, "   ")
     with pytest.raises(ValueError, match="classify a clip first"):
-        correct_video(None, "a cat")
+        vc.correct_video(None, "a cat")
     with pytest.raises(StoreError, match="no video prediction"):
-        correct_video(result.prediction_id + 100, "a cat")
+        vc.correct_video(result.prediction_id + 100, "a cat")
 
 
 def test_label_sets_are_saved_by_name_and_reused():
-    assert load_label_set("demo") == DEMO_LABELS and "demo" in label_set_names()
-    saved = save_label_set("kitchen", labels_from_text("kettle\n\n toaster \nkettle\nfridge"), user="ana")
+    assert vc.load_label_set("demo") == vc.DEMO_LABELS and "demo" in vc.label_set_names()
+    saved = vc.save_label_set(
+        "kitchen", vc.labels_from_text("kettle\n\n toaster \nkettle\nfridge"), user="ana"
+    )
     assert saved == ["kettle", "toaster", "fridge"]
-    assert load_label_set("kitchen") == saved and label_set_names() == ["demo", "kitchen"]
+    assert vc.load_label_set("kitchen") == saved and vc.label_set_names() == ["demo", "kitchen"]
     with pytest.raises(StoreError, match="no label set"):
-        load_label_set("garden")
+        vc.load_label_set("garden")
 
 
 # -- CLI ---------------------------------------------------------------------------------------------
