@@ -15,6 +15,7 @@ import numpy as np
 VISUAL, AUDIO = "visual", "audio"
 MODALITIES = (VISUAL, AUDIO)
 DEFAULT_WEIGHTS: dict[str, float] = {VISUAL: 0.5, AUDIO: 0.5}
+SHOWN_AS = {VISUAL: "frames", AUDIO: "sound"}  # what the UI calls each modality
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -47,8 +48,8 @@ def effective_weights(weights: Mapping[str, float], present: Sequence[str]) -> d
     kept = {name: float(weights.get(name, 0.0)) for name in present}
     total = sum(kept.values())
     if total <= 0:
-        names = " or ".join(present) or "any modality"
-        raise ValueError(f"every usable modality has weight 0: give {names} a weight above 0")
+        names = " or ".join(SHOWN_AS.get(name, name) for name in present) or "a modality"
+        raise ValueError(f"nothing to go on: the {names} weight is 0 here; raise it above 0")
     return {name: weight / total for name, weight in kept.items()}
 
 

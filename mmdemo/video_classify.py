@@ -201,7 +201,10 @@ def classify_video(
             f"{path.name}: nothing in this clip can be scored here ({'; '.join(notes)}); "
             "raise the visual weight, or use a clip with a video track"
         )
-    applied = fusion.effective_weights(requested, [m for m, s in by_modality.items() if s is not None])
+    try:
+        applied = fusion.effective_weights(requested, [m for m, s in by_modality.items() if s is not None])
+    except ValueError as error:
+        raise ValueError("; ".join([str(error), *notes])) from None
     overall = {name: None if scores is None else scores.overall for name, scores in by_modality.items()}
     fused = fusion.fuse(overall, applied)
     times = visual.times if visual is not None else audio.times  # type: ignore[union-attr]

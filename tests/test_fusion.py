@@ -50,7 +50,7 @@ def test_a_missing_modality_leaves_the_other():
     [({"visual": 0.0, "audio": 0.0}, ["visual", "audio"]), ({"visual": 0.0, "audio": 1.0}, ["visual"])],
 )
 def test_no_usable_weight_is_a_clear_error(weights, present):
-    with pytest.raises(ValueError, match="weight above 0"):
+    with pytest.raises(ValueError, match="raise it above 0"):
         fusion.effective_weights(weights, present)
 
 

@@ -191,6 +191,8 @@ def test_lite_cannot_classify_an_audio_only_file_and_says_why(clips, lite):
 def test_a_clip_without_sound_is_classified_from_frames(clips, tiny):
     result = vc.classify_video(clips["silent"], LABELS, n_frames=3, registry=tiny)
     assert result.audio == [] and "no audio track" in " ".join(result.notes)
+    with pytest.raises(ValueError, match=r"frames weight is 0.*no audio track"):
+        vc.classify_video(clips["silent"], LABELS, {"visual": 0, "audio": 1}, n_frames=3, registry=tiny)
 
 
 @pytest.mark.parametrize(
