@@ -8,7 +8,9 @@ Every classification is stored as a prediction with its provenance; corrections 
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -167,7 +169,9 @@ def keep_clip(path: Path) -> Path:
     target = config.data_dir() / "uploads" / "video" / f"{file_hash(path)}{path.suffix.lower()}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        shutil.copyfile(path, partial)
+        os.replace(partial, target)  # two uploads of the same clip never see a half-written copy
     return target
 
 
