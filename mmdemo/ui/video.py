@@ -138,7 +138,7 @@ def build(demo: gr.Blocks) -> None:
                 )
             with gr.Column(scale=2):
                 label_set = gr.Dropdown(
-                    choices=label_set_names(),
+                    choices=[DEMO_LABEL_SET],  # the saved sets are listed when the page loads
                     value=DEMO_LABEL_SET,
                     label="Label set",
                     elem_id="video-label-set",
