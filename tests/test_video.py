@@ -285,3 +285,27 @@ def test_cli_bad_input_exits_2_with_one_line(clips, capsys, tiny_cli, arguments,
     assert main(["--profile", "tiny", "classify-video", *arguments]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and "\n" not in error and error.startswith("mmdemo:")
+
+
+# -- the tab -----------------------------------------------------------------------------------------
+def test_the_plot_shows_the_top_labels_at_every_sampled_time(clips, tiny):
+    from mmdemo.ui.video import PLOT_COLUMNS, plot_frame
+
+    labels = [*LABELS, "a clock", "a flower"]
+    result = vc.classify_video(clips["tone"], labels, n_frames=3, registry=tiny, record=False)
+    frame = plot_frame(result)
+    assert list(frame.columns) == PLOT_COLUMNS and len(frame) == 3 * 5
+    assert set(frame["label"]) == {label for label, _ in result.top("fused")}
+    assert sorted(set(frame["time (s)"])) == result.timestamps
+    first = result.labels.index(result.fused[0][0])
+    best = frame[frame["label"] == result.fused[0][0]]["score"].to_numpy()
+    assert np.allclose(best, result.step_scores[:, first])
+
+
+def test_every_event_of_the_video_tab_has_a_public_api_name():
+    from mmdemo.ui.app import build_app
+
+    public = {
+        d["api_name"] for d in build_app().config["dependencies"] if d.get("api_visibility") == "public"
+    }
+    assert {"classify_video", "correct_video", "save_label_set", "load_label_set"} <= public
