@@ -175,12 +175,12 @@ def build(demo: gr.Blocks) -> None:
             height=280,
         )
         prediction_id = gr.Number(visible=False, precision=0, label="prediction id")
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             right_label = gr.Dropdown(
                 choices=[], label="Right label", interactive=True, elem_id="video-right-label"
             )
             new_label = gr.Textbox(label="…or a new label", elem_id="video-new-label")
-            save_correction = gr.Button("Save correction", elem_id="video-correct")
+            save_correction = gr.Button("Save correction", elem_id="video-correct", scale=0, min_width=180)
         correction_message = gr.Markdown(elem_id="video-correction-message")
 
     run.click(
