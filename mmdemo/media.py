@@ -44,7 +44,8 @@ def file_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_bytes(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+def check_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> Path:
+    """The path, once it is known to be an existing, non-empty file no larger than `max_bytes`."""
     path = Path(path)
     if not path.exists():
         raise MediaError(f"{path.name}: file not found")
@@ -57,7 +58,11 @@ def read_bytes(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         raise MediaError(
             f"{path.name}: {size / 1024**2:.0f} MB is over the {max_bytes / 1024**2:.0f} MB limit"
         )
-    return path.read_bytes()
+    return path
+
+
+def read_bytes(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    return check_file(path, max_bytes).read_bytes()
 
 
 def _decode(data: bytes, name: str) -> Image.Image:

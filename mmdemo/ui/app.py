@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from mmdemo import __version__
-from mmdemo.ui import captioning, retrieval, status, vqa
+from mmdemo.ui import captioning, retrieval, status, video, vqa
 
 TITLE = "mmdemo"
 INTRO = (
@@ -22,6 +22,7 @@ def build_app() -> gr.Blocks:
             retrieval.build(demo)
             captioning.build(demo)
             vqa.build(demo)
+            video.build(demo)
             status.build(demo)
     return demo
 
