@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -416,7 +416,8 @@ class Store:
         return self.media(media_id)  # type: ignore[return-value]
 
     def media(self, media_id: str) -> MediaItem | None:
-        rows = list(self.db["media"].rows_where("id = ?", [media_id]))
+        with self._lock:
+            rows = list(self.db["media"].rows_where("id = ?", [media_id]))
         return _media(rows[0]) if rows else None
 
     # predictions
@@ -455,7 +456,8 @@ class Store:
         return self.prediction(prediction_id)  # type: ignore[arg-type,return-value]
 
     def prediction(self, prediction_id: int) -> Prediction | None:
-        rows = list(self.db["predictions"].rows_where("id = ?", [prediction_id]))
+        with self._lock:
+            rows = list(self.db["predictions"].rows_where("id = ?", [prediction_id]))
         return _prediction(rows[0]) if rows else None
 
     def predictions(self, task: str | None = None, limit: int | None = None) -> list[Prediction]:
@@ -538,12 +540,24 @@ class Store:
         return {name: self.db[name].count for name in ("media", "predictions", "corrections")}
 
     # -- labeling: accounts, jobs, work queues, submissions, reviews ---------------------------
+    # Reads here hold the store's lock too: a read on the shared connection while another thread commits
+    # breaks sqlite-utils' savepoints ("no such savepoint") under many concurrent annotators.
+    def _select(
+        self, table: str, where: str | None = None, args: Sequence[Any] = (), order_by: str | None = None
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db[table].rows_where(where, list(args), order_by=order_by))
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, list(args)))
+
     def save_user(
         self, name: str, role: str, *, password_hash: str | None, source: str = "local"
     ) -> UserRecord:
         stamp = now()
         with self._write() as db:
-            existing = list(db["users"].rows_where("name = ?", [name]))
+            existing = self._select("users", "name = ?", [name])
             db["users"].upsert(
                 {
                     "name": name,
@@ -558,21 +572,22 @@ class Store:
         return self.user(name)  # type: ignore[return-value]
 
     def user(self, name: str) -> UserRecord | None:
-        rows = list(self.db["users"].rows_where("name = ?", [name]))
+        rows = self._select("users", "name = ?", [name])
         return UserRecord(**rows[0]) if rows else None
 
     def users(self) -> list[UserRecord]:
-        return [UserRecord(**row) for row in self.db["users"].rows_where(order_by="name")]
+        return [UserRecord(**row) for row in self._select("users", order_by="name")]
 
     def set_user_role(self, name: str, role: str) -> UserRecord:
         with self._write() as db:
-            if not list(db["users"].rows_where("name = ?", [name])):
+            if not self._select("users", "name = ?", [name]):
                 raise StoreError(f"no user named {name!r}")
             db["users"].update(name, {"role": role, "updated_at": now()})
         return self.user(name)  # type: ignore[return-value]
 
     def user_count(self) -> int:
-        return self.db["users"].count
+        with self._lock:
+            return self.db["users"].count
 
     def create_job(
         self,
@@ -589,9 +604,10 @@ class Store:
         """A job and its items, `(media_id, prompt)` pairs in order, written in one transaction."""
         stamp = now()
         with self._write() as db:
-            if list(db["jobs"].rows_where("name = ?", [name])):
+            if self._select("jobs", "name = ?", [name]):
                 raise StoreError(f"a job named {name!r} exists already")
-            db["jobs"].insert(
+            jobs_table = db["jobs"]
+            jobs_table.insert(
                 {
                     "name": name,
                     "task": task,
@@ -603,7 +619,7 @@ class Store:
                     "created_at": stamp,
                 }
             )
-            job_id = db["jobs"].last_pk
+            job_id = jobs_table.last_pk
             db["job_items"].insert_all(
                 (
                     {
@@ -621,21 +637,20 @@ class Store:
         return self.job(job_id)  # type: ignore[arg-type,return-value]
 
     def job(self, job_id: int) -> Job | None:
-        rows = list(self.db["jobs"].rows_where("id = ?", [job_id]))
+        rows = self._select("jobs", "id = ?", [job_id])
         return _job(rows[0]) if rows else None
 
     def jobs(self, task: str | None = None) -> list[Job]:
         where, args = ("task = ?", [task]) if task else (None, [])
-        return [_job(row) for row in self.db["jobs"].rows_where(where, args, order_by="id")]
+        return [_job(row) for row in self._select("jobs", where, args, order_by="id")]
 
     def job_item(self, item_id: int) -> JobItem | None:
-        rows = list(self.db["job_items"].rows_where("id = ?", [item_id]))
+        rows = self._select("job_items", "id = ?", [item_id])
         return _job_item(rows[0]) if rows else None
 
     def job_items(self, job_id: int) -> list[JobItem]:
         return [
-            _job_item(row)
-            for row in self.db["job_items"].rows_where("job_id = ?", [job_id], order_by="position")
+            _job_item(row) for row in self._select("job_items", "job_id = ?", [job_id], order_by="position")
         ]
 
     def set_item_prediction(self, item_id: int, prediction_id: int) -> None:
@@ -667,7 +682,7 @@ class Store:
 
     def assigned_items(self, job_id: int, user: str, status: str) -> list[JobItem]:
         """`user`'s items of the job in one status (assigned, skipped, submitted), oldest first."""
-        rows = self.db.query(
+        rows = self._query(
             "SELECT ji.* FROM assignments a JOIN job_items ji ON ji.id = a.item_id "
             "WHERE a.job_id = ? AND a.user = ? AND a.status = ? ORDER BY a.updated_at, a.id",
             [job_id, user, status],
@@ -675,10 +690,8 @@ class Store:
         return [_job_item(row) for row in rows]
 
     def assignment_status(self, item_id: int, user: str) -> str | None:
-        row = self.db.execute(
-            "SELECT status FROM assignments WHERE item_id = ? AND user = ?", [item_id, user]
-        ).fetchone()
-        return row[0] if row else None
+        rows = self._select("assignments", "item_id = ? AND user = ?", [item_id, user])
+        return rows[0]["status"] if rows else None
 
     def set_assignment_status(self, item_id: int, user: str, status: str) -> None:
         with self._write() as db:
@@ -691,10 +704,10 @@ class Store:
 
     def assignment_counts(self, job_id: int) -> dict[int, int]:
         """How many annotators hold each item of the job (any status)."""
-        rows = self.db.execute(
-            "SELECT item_id, COUNT(*) FROM assignments WHERE job_id = ? GROUP BY item_id", [job_id]
-        ).fetchall()
-        return {item_id: count for item_id, count in rows}
+        rows = self._query(
+            "SELECT item_id, COUNT(*) AS n FROM assignments WHERE job_id = ? GROUP BY item_id", [job_id]
+        )
+        return {row["item_id"]: row["n"] for row in rows}
 
     def add_submission(self, item: JobItem, user: str, value: Any, *, anonymous: bool) -> LabelRecord:
         """Append `user`'s label for an item assigned to them and mark the assignment done, atomically."""
@@ -736,8 +749,9 @@ class Store:
             "note": note,
             "created_at": stamp,
         }
-        db[table].insert(record)
-        return _label_record({**record, "id": db[table].last_pk})
+        labels = db[table]
+        labels.insert(record)
+        return _label_record({**record, "id": labels.last_pk})
 
     def submissions(
         self,
@@ -765,7 +779,7 @@ class Store:
             args.append(user)
         if not include_anonymous:
             clauses.append("anonymous = 0")
-        rows = self.db[table].rows_where(" AND ".join(clauses), args, order_by="id")
+        rows = self._select(table, " AND ".join(clauses), args, order_by="id")
         return [_label_record(row) for row in rows]
 
 

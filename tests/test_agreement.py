@@ -21,7 +21,7 @@ def test_cohen_kappa_of_perfect_and_of_chance_level_agreement():
         cohen_kappa(["a"], ["a", "b"])
 
 
-FLEISS_TABLE = [  # 10 subjects, 14 raters, 5 categories (the worked example on Wikipedia's Fleiss' kappa page)
+FLEISS_TABLE = [  # 10 subjects, 14 raters, 5 categories: the worked example on Wikipedia
     [0, 0, 0, 0, 14],
     [0, 2, 6, 4, 2],
     [0, 0, 3, 5, 6],
