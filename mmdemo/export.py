@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,3 +214,12 @@ def export(
         dataset.push_to_hub(push_to_hub, token=token, private=True)
         result.pushed_to = push_to_hub
     return result
+
+
+def export_archive(task: str, fmt: str, user: str, **options: Any) -> tuple[Path, ExportResult]:
+    """Export as `export()` does, into one zip file to download from the browser (admins only)."""
+    accounts.require_role(user, ADMIN, store=options.get("store"))
+    folder = Path(tempfile.mkdtemp(prefix="mmdemo-export-"))
+    result = export(task, fmt, folder / f"mmdemo-{task}-{fmt}", user=user, **options)
+    archive = shutil.make_archive(str(folder / f"mmdemo-{task}-{fmt}"), "zip", root_dir=result.out)
+    return Path(archive), result

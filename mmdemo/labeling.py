@@ -106,8 +106,11 @@ def _media_kind(path: Path) -> str:
     return "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
 
 
+LOCAL_OPERATOR = "cli"
+
+
 def create_job(
-    user: str,
+    user: str | None,
     name: str,
     task: str,
     files: Sequence[str | Path],
@@ -121,8 +124,10 @@ def create_job(
 ) -> Job:
     """A new job over `files`. VQA and retrieval items are (file, question/query) pairs.
 
-    `copy_files` keeps a copy under the data folder (uploads from the browser live in a temp folder)."""
-    accounts.require_role(user, ADMIN, store=store)
+    `copy_files` keeps a copy under the data folder (uploads from the browser live in a temp folder).
+    `user` None is the operator at the command line, who holds the database file anyway."""
+    if user is not None:
+        accounts.require_role(user, ADMIN, store=store)
     store = _store(store)
     name = name.strip()
     if not name:
@@ -156,7 +161,7 @@ def create_job(
         prompts=prompts,
         overlap=int(overlap),
         source=source,
-        created_by=user,
+        created_by=user or LOCAL_OPERATOR,
     )
 
 
@@ -179,6 +184,11 @@ def _register(path: Path, store: Store, copy_files: bool) -> MediaItem:
 def jobs(user: str, *, store: Store | None = None) -> list[Job]:
     accounts.require_role(user, ANNOTATOR, store=store)
     return _store(store).jobs()
+
+
+def job(job_id: int | str | None, user: str, *, store: Store | None = None) -> Job:
+    accounts.require_role(user, ANNOTATOR, store=store)
+    return _job(job_id, _store(store))
 
 
 def _job(job_id: int | str | None, store: Store) -> Job:
@@ -314,9 +324,11 @@ def progress(job: Job, user: str, *, store: Store | None = None) -> Progress:
 
 
 def next_item(
-    job_id: int | str | None, user: str, *, predictor: Predictor | None = predict, store: Store | None = None
+    job_id: int | str | None, user: str, *, predictor: Predictor | None = None, store: Store | None = None
 ) -> ItemView | None:
-    """The user's open item, else a newly assigned one, else the oldest item they skipped; None when done."""
+    """The user's open item, else a newly assigned one, else the oldest item they skipped; None when done.
+
+    `predictor` (the UI passes `predict`) pre-fills the label the first time anyone sees the item."""
     accounts.require_role(user, ANNOTATOR, store=store)
     store = _store(store)
     job = _job(job_id, store)
