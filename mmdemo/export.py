@@ -147,8 +147,9 @@ def to_dataset_dict(task: str, rows: dict[str, list[dict[str, Any]]]) -> Any:
     image_columns = MEDIA_COLUMNS.get(task, ())
     splits = {}
     for split, split_rows in rows.items():
-        table = [_embed_media(task, row) for row in split_rows]
-        dataset = datasets.Dataset.from_list(table) if table else datasets.Dataset.from_dict({})
+        if not split_rows:  # an empty split cannot be saved or loaded back; leave it out
+            continue
+        dataset = datasets.Dataset.from_list([_embed_media(task, row) for row in split_rows])
         for column in image_columns:
             if column in dataset.column_names:
                 feature = datasets.Image() if column != "hard_negatives" else datasets.List(datasets.Image())

@@ -455,7 +455,7 @@ def final_labels(
             continue
         votes = Counter(normalize(s.value) for s in current)
         if len(votes) == 1 and len(current) >= job.overlap:
-            result.append(FinalLabel(item, current[-1].value, "agreed", annotators, None))
+            result.append(FinalLabel(item, current[0].value, "agreed", annotators, None))
         elif include_unreviewed:
             top = votes.most_common(1)[0][0]
             value = next(s.value for s in current if normalize(s.value) == top)
