@@ -267,7 +267,9 @@ def build(demo: gr.Blocks) -> None:
         with gr.Tab("Review", id="labeling-review"):
             gr.Markdown("Items where annotators disagree. Accept one label, or write the final one.")
             with gr.Row():
-                review_job = gr.Dropdown(label="Job", choices=[], allow_custom_value=True, scale=3)
+                review_job = gr.Dropdown(
+                    label="Job", choices=[], allow_custom_value=True, scale=3, elem_id="labeling-review-job"
+                )
                 load_disputes = gr.Button("Show disagreements", scale=1)
             disputes = gr.Dataframe(
                 headers=["item", "prompt", "file", "labels"],
@@ -287,13 +289,23 @@ def build(demo: gr.Blocks) -> None:
                     decision = gr.Markdown()
         with gr.Tab("Dashboard", id="labeling-dashboard"):
             with gr.Row():
-                dashboard_job = gr.Dropdown(label="Job", choices=[], allow_custom_value=True, scale=3)
+                dashboard_job = gr.Dropdown(
+                    label="Job",
+                    choices=[],
+                    allow_custom_value=True,
+                    scale=3,
+                    elem_id="labeling-dashboard-job",
+                )
                 refresh = gr.Button("Refresh", scale=1)
             jobs_table = gr.Dataframe(interactive=False, elem_id="labeling-jobs")
             agreement = gr.Markdown(elem_id="labeling-agreement")
             with gr.Row():
-                per_annotator = gr.BarPlot(x="annotator", y="items", title="Items labeled per annotator")
-                distribution = gr.BarPlot(x="label", y="count", title="Label distribution", sort="-y")
+                per_annotator = gr.BarPlot(
+                    x="annotator", y="items", title="Items labeled per annotator", y_lim=[0, None]
+                )
+                distribution = gr.BarPlot(
+                    x="label", y="count", title="Label distribution", sort="-y", y_lim=[0, None]
+                )
         with gr.Tab("Admin", id="labeling-admin"):
             gr.Markdown("### Create a job")
             with gr.Row():
@@ -331,12 +343,13 @@ def build(demo: gr.Blocks) -> None:
     load_disputes.click(
         show_disagreements, inputs=review_job, outputs=disputes, api_name="labeling_disagreements"
     )
-    disputes.select(pick_row, inputs=disputes, outputs=review_item, api_name="labeling_pick_disagreement")
+    open_inputs = [review_job, review_item]
+    open_outputs = [review_image, review_prompt, accepted, written]
+    disputes.select(
+        pick_row, inputs=disputes, outputs=review_item, api_name="labeling_pick_disagreement"
+    ).success(open_disagreement, inputs=open_inputs, outputs=open_outputs, api_name=False)
     open_button.click(
-        open_disagreement,
-        inputs=[review_job, review_item],
-        outputs=[review_image, review_prompt, accepted, written],
-        api_name="labeling_open_disagreement",
+        open_disagreement, inputs=open_inputs, outputs=open_outputs, api_name="labeling_open_disagreement"
     )
     decide_button.click(
         save_decision,
