@@ -153,3 +153,28 @@ def test_anonymous_labels_are_marked_and_refused_by_config(monkeypatch, tmp_path
         monkeypatch.setenv("MMDEMO_ANONYMOUS_WRITES", "0")
         with pytest.raises(Exception, match="anonymous visitors may not"):
             visitor.predict(job.id, api_name="/labeling_next")
+
+
+def test_cli_manages_accounts_and_jobs(capsys, tmp_path, monkeypatch):
+    from mmdemo import cli
+
+    assert cli.main(["users", "add", "ana", "--role", "admin", "--password", PASSWORD]) == 0
+    assert cli.main(["users", "add", "bo", "--role", "annotator", "--password", "short"]) == 2
+    assert "at least 8" in capsys.readouterr().err
+    prompted = iter([PASSWORD, PASSWORD])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(prompted))
+    assert cli.main(["users", "add", "bo", "--role", "annotator"]) == 0  # password asked for
+    assert accounts.authenticate("bo", PASSWORD)
+    assert cli.main(["users", "set-role", "bo", "reviewer"]) == 0
+    assert cli.main(["users", "set-role", "nobody", "admin"]) == 2
+    capsys.readouterr()
+    assert cli.main(["users", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "ana" in listing and "reviewer" in listing and "scrypt" not in listing
+
+    folder = make_images(tmp_path / "imgs", 2)
+    args = ["jobs", "create", "--name", "q", "--task", "vqa", "--folder", str(folder), "--overlap", "2"]
+    assert cli.main(args) == 2 and "needs questions" in capsys.readouterr().err
+    assert cli.main([*args, "--prompts", "what colour?,is it square?"]) == 0
+    assert "4 items, overlap 2" in capsys.readouterr().out
+    assert cli.main([*args, "--prompts", "again?"]) == 2  # the name is taken
