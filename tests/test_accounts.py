@@ -178,3 +178,15 @@ def test_cli_manages_accounts_and_jobs(capsys, tmp_path, monkeypatch):
     assert cli.main([*args, "--prompts", "what colour?,is it square?"]) == 0
     assert "4 items, overlap 2" in capsys.readouterr().out
     assert cli.main([*args, "--prompts", "again?"]) == 2  # the name is taken
+
+
+def test_current_user_reads_a_hugging_face_sign_in_from_the_session():
+    from types import SimpleNamespace
+
+    from mmdemo.ui.common import current_user
+
+    session = {"oauth_info": {"userinfo": {"preferred_username": "hf-ana"}}}
+    signed_in = SimpleNamespace(username=None, request=SimpleNamespace(scope={"session": session}))
+    assert current_user(signed_in) == "hf-ana"  # type: ignore[arg-type]
+    no_session = SimpleNamespace(username=None, request=SimpleNamespace(scope={}))
+    assert current_user(no_session) == "anonymous"  # type: ignore[arg-type]

@@ -144,3 +144,30 @@ def test_sixteen_concurrent_annotators_never_exceed_the_overlap_or_lose_a_label(
     assert set(per_item.values()) == {3}
     assert len({(s.item_id, s.user) for s in submissions}) == len(submissions)  # nobody labeled an item twice
     assert all(s.value == f"{s.user} on {s.item_id}" for s in submissions)
+
+
+@pytest.fixture
+def tiny_registry(tiny, monkeypatch):
+    """The session's tiny registry as the process default, so models loaded by other tests are reused."""
+    from mmdemo import registry
+
+    monkeypatch.setattr(registry, "_default", tiny)
+    return tiny
+
+
+def test_every_task_is_prefilled_by_its_model_through_the_registry(tiny_registry, store, tmp_path):
+    folder = make_images(tmp_path / "imgs", 1)
+    jobs = {
+        "caption": make_job(store, folder, name="c"),
+        "vqa": make_job(store, folder, task="vqa", prompts=("what colour is it?",), name="v"),
+        "video": make_job(store, folder, task="video", labels=("cooking", "sports"), name="clip"),
+        "retrieval": make_job(store, folder, task="retrieval", prompts=("a red square",), name="r"),
+    }
+    add_accounts(store, {"ann": "annotator"})
+    for task, job in jobs.items():
+        view = labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store)
+        prediction = store.prediction(view.item.prediction_id or store.job_item(view.item.id).prediction_id)
+        assert prediction.task == task and prediction.profile == "tiny" and prediction.model_name
+        assert isinstance(view.prefill, str)
+        if task in labeling.CATEGORICAL_TASKS:
+            assert view.prefill in job.labels and "score" in prediction.output
