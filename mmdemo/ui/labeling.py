@@ -17,6 +17,30 @@ from mmdemo.media import load_image
 from mmdemo.ui.common import current_user, friendly
 
 NO_JOB = "Pick a job, then press **Next item**."
+# Keys for label-set tasks while the label buttons are shown: 1-9 pick a label, Enter submits, S skips.
+# (Free-text labels: Enter in the text box submits.)
+KEYBOARD_JS = """
+() => {
+  if (window.mmdemoLabelingKeys) return;
+  window.mmdemoLabelingKeys = true;
+  document.addEventListener("keydown", (event) => {
+    const choice = document.querySelector("#labeling-choice");
+    if (!choice || choice.offsetParent === null) return;
+    const target = event.target;
+    const typing = target && (target.tagName === "TEXTAREA" ||
+      (target.tagName === "INPUT" && target.type !== "radio"));
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (/^[1-9]$/.test(event.key)) {
+      const option = choice.querySelectorAll("input[type=radio]")[Number(event.key) - 1];
+      if (option) { option.click(); event.preventDefault(); }
+    } else if (event.key === "Enter") {
+      document.querySelector("#labeling-submit")?.click(); event.preventDefault();
+    } else if (event.key === "s" || event.key === "S") {
+      document.querySelector("#labeling-skip")?.click(); event.preventDefault();
+    }
+  });
+}
+"""
 
 
 # -- who is signed in (shown above every tab) -------------------------------------------------------------
@@ -259,7 +283,12 @@ def build(demo: gr.Blocks) -> None:
                     text = gr.Textbox(
                         label="Label (Enter submits)", lines=1, max_lines=3, elem_id="labeling-text"
                     )
-                    choice = gr.Radio(label="Label", choices=[], visible=False, elem_id="labeling-choice")
+                    choice = gr.Radio(
+                        label="Label (keys 1–9 pick, Enter submits, S skips)",
+                        choices=[],
+                        visible=False,
+                        elem_id="labeling-choice",
+                    )
                     with gr.Row():
                         submit_button = gr.Button("Submit", variant="primary", elem_id="labeling-submit")
                         skip_button = gr.Button("Skip for now", elem_id="labeling-skip")
@@ -333,6 +362,7 @@ def build(demo: gr.Blocks) -> None:
     item_outputs = [image, video, prompt, note, text, choice, item, progress]
     job_dropdowns = [job, review_job, dashboard_job]
     demo.load(list_jobs, outputs=job_dropdowns, api_name=False)
+    demo.load(None, js=KEYBOARD_JS, api_name=False)
     job.focus(list_jobs, outputs=job_dropdowns, api_name="labeling_jobs")
     next_button.click(next_item, inputs=job, outputs=item_outputs, api_name="labeling_next")
     submit_inputs = [job, item, text, choice]

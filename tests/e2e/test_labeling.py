@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from mmdemo import labeling
 from mmdemo.store import Store
 from tests.e2e.conftest import open_tab, serve_app_py
 from tests.labeling_helpers import PASSWORD, add_accounts, make_images
@@ -15,8 +16,10 @@ def app_with_accounts(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e-labeling")
     store = Store(root / "data" / "mmdemo.db")
     add_accounts(store, {"boss": "admin", "ann": "annotator"}, password=PASSWORD)
-    store.close()
     make_images(root / "photos", 3)
+    frames = labeling.folder_files(make_images(root / "frames", 2), "video")
+    labeling.create_job(None, "scenes", "video", frames, labels=["indoor", "outdoor", "studio"], store=store)
+    store.close()
     with serve_app_py(root) as running:
         yield running, root / "photos"
 
@@ -76,3 +79,21 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     expect(admin.locator("#labeling-jobs")).to_contain_text("squares")
     expect(admin.locator("#labeling-agreement")).to_contain_text("exact match")
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard.png"), full_page=True)
+
+
+def test_label_set_items_can_be_labeled_from_the_keyboard(browser, app_with_accounts):
+    app, _ = app_with_accounts
+    annotator = sign_in(browser, app.url, "ann")
+    open_tab(annotator, "Labeling")
+    pick_job(annotator, "labeling-job", "scenes")
+    annotator.get_by_role("button", name="Next item").click()
+    expect(annotator.locator("#labeling-choice")).to_be_visible()
+    expect(annotator.locator("#labeling-progress")).to_contain_text("0 / 2")
+    annotator.locator("#labeling-progress").click()  # focus off the job picker
+    annotator.keyboard.press("3")
+    expect(annotator.locator("#labeling-choice input[value='studio']")).to_be_checked()
+    annotator.keyboard.press("Enter")
+    expect(annotator.locator("#labeling-progress")).to_contain_text("1 / 2 labeled by you")
+    store = Store(app.data_dir / "mmdemo.db")
+    job = next(job for job in store.jobs() if job.name == "scenes")
+    assert [(s.user, s.value) for s in store.submissions(job.id)] == [("ann", "studio")]
