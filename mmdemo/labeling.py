@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -256,6 +257,16 @@ def video_frames(path: str | Path, count: int = VIDEO_FRAMES) -> list[Image.Imag
         raise MediaError(f"{Path(path).name}: the video has no frames")
     picks = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int)
     return [frames[i].convert("RGB") for i in picks]
+
+
+def playable_copy(media: MediaItem) -> str:
+    """A copy of a clip in the temp folder, which Gradio serves from anywhere (job folders and `/data` on
+    a Space are outside the folders it may serve); made once per clip."""
+    target = Path(tempfile.gettempdir()) / "mmdemo-clips" / f"{media.id}{Path(media.path).suffix.lower()}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(media.path, target)
+    return str(target)
 
 
 def predict(job: Job, item: JobItem, media: MediaItem) -> tuple[Any, ModelInfo]:

@@ -171,3 +171,37 @@ def test_every_task_is_prefilled_by_its_model_through_the_registry(tiny_registry
         assert isinstance(view.prefill, str)
         if task in labeling.CATEGORICAL_TASKS:
             assert view.prefill in job.labels and "score" in prediction.output
+
+
+def _write_clip(path, frames: int = 12) -> None:
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(frames):
+            image = np.full((32, 32, 3), i * 20, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_video_jobs_take_clips_and_sample_frames_for_the_prediction(tiny_registry, store, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    _write_clip(folder / "clip.mp4")
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    assert len(labeling.video_frames(folder / "clip.mp4")) == labeling.VIDEO_FRAMES
+    with pytest.raises(labeling.MediaError, match="cannot be read"):
+        labeling.video_frames(folder / "broken.mp4")
+    job = make_job(store, folder, task="video", labels=("dark", "bright"), overlap=1)
+    add_accounts(store, {"ann": "annotator"})
+    views = [labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store)]
+    labeling.skip(job.id, views[0].item.id, "ann", store=store)
+    views.append(labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store))
+    by_name = {view.media.path.rsplit("/", 1)[-1]: view for view in views}
+    assert by_name["clip.mp4"].prefill in job.labels and by_name["clip.mp4"].media.kind == "video"
+    assert by_name["broken.mp4"].prefill == "" and by_name["broken.mp4"].model_name is None  # label by hand
+    assert labeling.playable_copy(by_name["clip.mp4"].media).endswith(".mp4")

@@ -100,7 +100,7 @@ def _item_outputs(view: labeling.ItemView | None, message: str = "") -> tuple[An
     categorical = job.task in labeling.CATEGORICAL_TASKS
     return (
         image,
-        gr.update(value=view.media.path if is_video else None, visible=is_video),
+        gr.update(value=labeling.playable_copy(view.media) if is_video else None, visible=is_video),
         prompt,
         note,
         gr.update(value="" if categorical else value, visible=not categorical),
