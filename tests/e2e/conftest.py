@@ -70,6 +70,7 @@ def serve_app_py(root: Path) -> Iterator[RunningApp]:
         "MMDEMO_DATA_DIR": str(root / "data"),
         "MMDEMO_INDEX_DIR": str(root / "index"),
     }
+    env.pop("MMDEMO_PROFILE", None)  # the default (auto), even after a test set --profile in this process
     log = (root / "app.log").open("w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}/"
