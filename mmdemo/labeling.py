@@ -15,6 +15,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ MAX_OVERLAP = 20
 # A cosine above this pre-fills "relevant"; only a starting guess for the annotator to correct.
 RELEVANCE_THRESHOLD = 0.3
 VIDEO_FRAMES = 4
+# Items opened by an anonymous visitor and left untouched this long go back to the queue.
+ANONYMOUS_HOLD = timedelta(minutes=30)
 
 
 class LabelingError(ValueError):
@@ -347,7 +350,13 @@ def next_item(
     item = (
         open_items[0]
         if open_items
-        else store.assign_next(job.id, user, job.overlap)
+        else store.assign_next(
+            job.id,
+            user,
+            job.overlap,
+            release_prefix=f"{ANONYMOUS}:",
+            release_before=(datetime.now(timezone.utc) - ANONYMOUS_HOLD).isoformat(timespec="milliseconds"),
+        )
         or next(iter(store.assigned_items(job.id, user, "skipped")), None)
     )
     if item is None:

@@ -657,14 +657,24 @@ class Store:
         with self._write() as db:
             db["job_items"].update(item_id, {"prediction_id": prediction_id})
 
-    def assign_next(self, job_id: int, user: str, overlap: int) -> JobItem | None:
+    def assign_next(
+        self, job_id: int, user: str, overlap: int, *, release_prefix: str = "", release_before: str = ""
+    ) -> JobItem | None:
         """Hand `user` one more item of the job that fewer than `overlap` annotators hold, or None.
 
         One INSERT ... SELECT under the store's lock and SQLite's write lock: two annotators (threads or
         processes) asking at once can never push an item past its overlap. Items already started by
-        others come first, so that items reach their full overlap (and agreement) early."""
+        others come first, so that items reach their full overlap (and agreement) early. Open (never
+        submitted) assignments of users named `release_prefix`... untouched since `release_before` are
+        released first, in the same transaction: a visitor who left does not hold items forever."""
         stamp = now()
         with self._write() as db:
+            if release_prefix and release_before:
+                db.execute(
+                    "DELETE FROM assignments WHERE job_id = ? AND status != 'submitted' "
+                    "AND substr(user, 1, ?) = ? AND updated_at < ?",
+                    [job_id, len(release_prefix), release_prefix, release_before],
+                )
             cursor = db.execute(
                 "INSERT INTO assignments (job_id, item_id, user, status, created_at, updated_at) "
                 "SELECT ?, ji.id, ?, 'assigned', ?, ? FROM job_items ji "

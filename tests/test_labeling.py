@@ -205,3 +205,15 @@ def test_video_jobs_take_clips_and_sample_frames_for_the_prediction(tiny_registr
     assert by_name["clip.mp4"].prefill in job.labels and by_name["clip.mp4"].media.kind == "video"
     assert by_name["broken.mp4"].prefill == "" and by_name["broken.mp4"].model_name is None  # label by hand
     assert labeling.playable_copy(by_name["clip.mp4"].media).endswith(".mp4")
+
+
+def test_items_left_open_by_anonymous_visitors_go_back_to_the_queue(store, tmp_path, monkeypatch):
+    job = make_job(store, make_images(tmp_path / "imgs", 2), overlap=1)
+    gone = labeling.next_item(job.id, "anonymous:visitor-who-left", store=store)
+    add_accounts(store, {"ann": "annotator"})
+    kept = labeling.next_item(job.id, "ann", store=store)
+    assert labeling.next_item(job.id, "anonymous:newcomer", store=store) is None  # both still held
+    monkeypatch.setattr(labeling, "ANONYMOUS_HOLD", labeling.timedelta(seconds=-1))
+    view = labeling.next_item(job.id, "anonymous:newcomer", store=store)
+    assert view.item.id == gone.item.id
+    assert store.assignment_status(kept.item.id, "ann") == "assigned"  # accounts keep their items
