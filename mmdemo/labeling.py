@@ -364,19 +364,6 @@ def next_item(
     return _view(job, item, user, predictor, store)
 
 
-def open_item(
-    job_id: int | str | None, item_id: int | str, user: str, *, store: Store | None = None
-) -> ItemView:
-    """One of the user's own items again (to look at or change their label)."""
-    accounts.require_role(user, ANNOTATOR, store=store)
-    store = _store(store)
-    job = _job(job_id, store)
-    item = _item(job, item_id, store)
-    if store.assignment_status(item.id, user) is None:
-        raise accounts.AccessDenied(f"item #{item.id} is not assigned to {user}")
-    return _view(job, item, user, None, store)
-
-
 def _view(job: Job, item: JobItem, user: str, predictor: Predictor | None, store: Store) -> ItemView:
     prediction = prediction_for(job, item, predictor=predictor, store=store)
     own = store.submissions(job.id, item_id=item.id, user=user)
