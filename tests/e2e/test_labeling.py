@@ -36,9 +36,13 @@ def sign_in(browser, url: str, name: str):
     return page
 
 
-def pick_job(page, dropdown: str, name: str) -> None:
+def open_job(page, section: str, dropdown: str, job: str, button: str) -> None:
+    """In a section of the Labeling tab, pick a job and press the section's button."""
+    open_tab(page, "Labeling")
+    open_tab(page, section)
     page.locator(f"#{dropdown} input").click()
-    page.get_by_role("option", name=name).click()
+    page.get_by_role("option", name=job).click()
+    page.get_by_role("button", name=button).click()
 
 
 def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accounts, screenshot_dir):
@@ -61,9 +65,7 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     expect(annotator.get_by_text("needs the admin role")).to_be_visible()  # refused by the server
     annotator.reload()  # the job list is read when the page loads
     expect(annotator.locator("#signed-in-as")).to_contain_text("Signed in as ann")
-    open_tab(annotator, "Labeling")
-    pick_job(annotator, "labeling-job", "squares")
-    annotator.get_by_role("button", name="Next item").click()
+    open_job(annotator, "Annotate", "labeling-job", "squares", "Next item")
     expect(annotator.locator("#labeling-note")).to_contain_text("Pre-filled by")
     expect(annotator.locator("#labeling-progress")).to_contain_text("0 / 3")
     annotator.screenshot(path=str(screenshot_dir / "labeling.png"), full_page=True)
@@ -73,9 +75,7 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     label.press("Enter")
     expect(annotator.locator("#labeling-progress")).to_contain_text("1 / 3 labeled by you")
 
-    open_tab(admin, "Dashboard")
-    pick_job(admin, "labeling-dashboard-job", "squares")
-    admin.get_by_role("button", name="Refresh").click()
+    open_job(admin, "Dashboard", "labeling-dashboard-job", "squares", "Refresh")
     expect(admin.locator("#labeling-jobs")).to_contain_text("squares")
     expect(admin.locator("#labeling-agreement")).to_contain_text("exact match")
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard.png"), full_page=True)
@@ -84,9 +84,7 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
 def test_label_set_items_can_be_labeled_from_the_keyboard(browser, app_with_accounts):
     app, _ = app_with_accounts
     annotator = sign_in(browser, app.url, "ann")
-    open_tab(annotator, "Labeling")
-    pick_job(annotator, "labeling-job", "scenes")
-    annotator.get_by_role("button", name="Next item").click()
+    open_job(annotator, "Annotate", "labeling-job", "scenes", "Next item")
     expect(annotator.locator("#labeling-choice")).to_be_visible()
     expect(annotator.locator("#labeling-progress")).to_contain_text("0 / 2")
     annotator.locator("#labeling-progress").click()  # focus off the job picker
