@@ -2,7 +2,7 @@
 
 import os
 
-from mmdemo.ui.app import build_app
+from mmdemo.ui.app import build_app, launch_options
 
 demo = build_app()
 
@@ -10,4 +10,5 @@ if __name__ == "__main__":
     demo.queue(default_concurrency_limit=2).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", os.environ.get("PORT", "7860"))),
+        **launch_options(),
     )

@@ -185,6 +185,86 @@ def cmd_classify_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    import getpass
+
+    from mmdemo import accounts
+    from mmdemo.store import StoreError
+
+    if args.users_command == "add":
+        password = args.password
+        if password is None and not args.oauth:
+            password = getpass.getpass(f"password for {args.name}: ")
+            if password != getpass.getpass("again: "):
+                raise CliError("the two passwords differ")
+        try:
+            account = accounts.add_user(args.name, args.role, password, oauth=args.oauth)
+        except ValueError as error:
+            raise CliError(str(error)) from None
+        print(f"{account.name}: {account.role} ({account.source})")
+    elif args.users_command == "set-role":
+        try:
+            account = accounts.set_role(args.name, args.role)
+        except (ValueError, StoreError) as error:
+            raise CliError(str(error)) from None
+        print(f"{account.name}: {account.role}")
+    else:
+        rows = [(u.name, u.role, u.source, u.created_at) for u in accounts.list_users()]
+        print(format_table(("name", "role", "sign-in", "created"), rows) if rows else "no accounts yet")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from mmdemo import labeling
+    from mmdemo.store import StoreError, default_store
+
+    if args.jobs_command == "create":
+        try:
+            job = labeling.create_job(
+                None,
+                args.name,
+                args.task,
+                labeling.folder_files(args.folder, args.task),
+                labels=labeling.parse_list(args.labels),
+                prompts=labeling.parse_list(args.prompts),
+                overlap=args.overlap,
+                source=str(args.folder),
+            )
+        except (ValueError, StoreError) as error:
+            raise CliError(str(error)) from None
+        items = len(default_store().job_items(job.id))
+        print(f"job #{job.id} {job.name!r}: {items} items, overlap {job.overlap}")
+    else:
+        store = default_store()
+        rows = [
+            (j.id, j.name, j.task, len(store.job_items(j.id)), j.overlap, j.created_by) for j in store.jobs()
+        ]
+        print(format_table(("id", "name", "task", "items", "overlap", "by"), rows) if rows else "no jobs yet")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mmdemo import export
+
+    try:
+        result = export.export(
+            args.task,
+            args.format,
+            args.out,
+            include_anonymous=args.include_anonymous,
+            include_unreviewed=args.include_unreviewed,
+            validation_fraction=args.validation,
+            push_to_hub=args.push_to_hub,
+        )
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    counts = ", ".join(f"{split} {count}" for split, count in result.rows.items())
+    print(f"wrote {result.format} to {result.out}: {counts}")
+    if result.pushed_to:
+        print(f"pushed to https://huggingface.co/datasets/{result.pushed_to}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mmdemo.ui.app import launch
 
@@ -266,6 +346,47 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--user", default=None, help="who asked (stored with the prediction)")
     classify.add_argument("--json", action="store_true", help="print JSON: fused, visual and audio scores")
     classify.set_defaults(handler=cmd_classify_video)
+
+    users = commands.add_parser("users", help="local accounts and their roles (annotator, reviewer, admin)")
+    users_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    users_add = users_commands.add_parser("add", help="create an account, or replace its role and password")
+    users_add.add_argument("name")
+    users_add.add_argument("--role", required=True, choices=("annotator", "reviewer", "admin"))
+    users_add.add_argument("--password", help="asked for when left out (better: stays out of shell history)")
+    users_add.add_argument("--oauth", action="store_true", help="no password: signs in with Hugging Face")
+    users_commands.add_parser("list", help="list accounts")
+    users_role = users_commands.add_parser("set-role", help="change an account's role")
+    users_role.add_argument("name")
+    users_role.add_argument("role", choices=("annotator", "reviewer", "admin"))
+    users.set_defaults(handler=cmd_users)
+
+    jobs = commands.add_parser("jobs", help="labeling jobs")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    jobs_create = jobs_commands.add_parser("create", help="create a labeling job over a folder of media")
+    jobs_create.add_argument("--name", required=True)
+    jobs_create.add_argument("--task", required=True, choices=("caption", "vqa", "video", "retrieval"))
+    jobs_create.add_argument("--folder", required=True, help="images (or videos for --task video)")
+    jobs_create.add_argument(
+        "--labels", help="comma-separated label set (video; retrieval: relevant,not relevant)"
+    )
+    jobs_create.add_argument("--prompts", help="comma-separated questions (vqa) or queries (retrieval)")
+    jobs_create.add_argument("--overlap", type=int, default=1, help="annotators per item (default 1)")
+    jobs_commands.add_parser("list", help="list jobs")
+    jobs.set_defaults(handler=cmd_jobs)
+
+    export = commands.add_parser("export", help="write reviewed or agreed labels as a training dataset")
+    export.add_argument("--task", required=True, choices=("caption", "vqa", "video", "retrieval"))
+    export.add_argument("--format", default="jsonl", choices=("jsonl", "parquet", "hf"))
+    export.add_argument("--out", required=True, help="output folder (train and validation files)")
+    export.add_argument("--include-anonymous", action="store_true", help="keep labels by anonymous visitors")
+    export.add_argument(
+        "--include-unreviewed", action="store_true", help="also the majority label of undecided items"
+    )
+    export.add_argument("--validation", type=float, default=0.2, help="share of items for validation")
+    export.add_argument(
+        "--push-to-hub", metavar="REPO", help="also push to this Hub dataset (needs HF_TOKEN)"
+    )
+    export.set_defaults(handler=cmd_export)
 
     serve = commands.add_parser("serve", help="run the web app (same as `python app.py`)")
     serve.add_argument("--host", default="0.0.0.0")

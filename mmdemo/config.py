@@ -61,3 +61,17 @@ def device_override() -> str | None:
 
 def offline() -> bool:
     return env_flag("MMDEMO_OFFLINE") or env_flag("HF_HUB_OFFLINE")
+
+
+def anonymous_writes() -> bool:
+    """Whether anonymous demo visitors may save labels (`MMDEMO_ANONYMOUS_WRITES=0` refuses them)."""
+    return os.environ.get("MMDEMO_ANONYMOUS_WRITES", "1").strip().lower() in TRUTHY
+
+
+def on_spaces() -> bool:
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def oauth_default_role() -> str:
+    """The role of a Hugging Face user who signs in on a Space and has no local account."""
+    return os.environ.get("MMDEMO_OAUTH_ROLE", "annotator").strip().lower()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -119,11 +119,96 @@ def _v4_judgements(db: sqlite_utils.Database) -> None:
         )
 
 
+def _v5_labeling(db: sqlite_utils.Database) -> None:
+    """Accounts, labeling jobs, their work queues, append-only label submissions and review decisions."""
+    db["users"].create(
+        {"name": str, "role": str, "password_hash": str, "source": str, "created_at": str, "updated_at": str},
+        pk="name",
+        if_not_exists=True,
+    )
+    db["jobs"].create(
+        {
+            "id": int,
+            "name": str,
+            "task": str,
+            "labels": str,
+            "prompts": str,
+            "overlap": int,
+            "source": str,
+            "created_by": str,
+            "created_at": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["jobs"].create_index(["name"], unique=True, if_not_exists=True)
+    db["job_items"].create(
+        {
+            "id": int,
+            "job_id": int,
+            "media_id": str,
+            "prompt": str,
+            "position": int,
+            "prediction_id": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[
+            ("job_id", "jobs", "id"),
+            ("media_id", "media", "id"),
+            ("prediction_id", "predictions", "id"),
+        ],
+        if_not_exists=True,
+    )
+    db["job_items"].create_index(["job_id", "media_id", "prompt"], unique=True, if_not_exists=True)
+    db["assignments"].create(
+        {
+            "id": int,
+            "job_id": int,
+            "item_id": int,
+            "user": str,
+            "status": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("job_id", "jobs", "id"), ("item_id", "job_items", "id")],
+        if_not_exists=True,
+    )
+    # The backstop for the atomic assignment: one assignment per item and annotator.
+    db["assignments"].create_index(["item_id", "user"], unique=True, if_not_exists=True)
+    db["assignments"].create_index(["job_id", "user", "status"], if_not_exists=True)
+    for table in ("submissions", "reviews"):
+        db[table].create(
+            {
+                "id": int,
+                "job_id": int,
+                "item_id": int,
+                "user": str,
+                "value": str,
+                "anonymous": int,
+                "submission_id": int,  # reviews: the submission accepted, if one was
+                "note": str,
+                "created_at": str,
+            },
+            pk="id",
+            foreign_keys=[("job_id", "jobs", "id"), ("item_id", "job_items", "id")],
+            if_not_exists=True,
+        )
+        db[table].create_index(["job_id", "item_id"], if_not_exists=True)
+        for action in ("UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+            )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_provenance,
     _v3_label_sets,
     _v4_judgements,
+    _v5_labeling,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -224,6 +309,86 @@ def _media(row: dict[str, Any]) -> MediaItem:
     return MediaItem(**{field: row[field] for field in MediaItem.__dataclass_fields__})
 
 
+@dataclass(frozen=True)
+class UserRecord:
+    name: str
+    role: str
+    password_hash: str | None
+    source: str  # "local" (password) or "oauth" (Hugging Face sign-in)
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    name: str
+    task: str
+    labels: list[str]
+    prompts: list[str]  # VQA questions or retrieval queries
+    overlap: int
+    source: str
+    created_by: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class JobItem:
+    id: int
+    job_id: int
+    media_id: str
+    prompt: str
+    position: int
+    prediction_id: int | None
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """A submission by an annotator, or a reviewer's decision (then `submission_id` may name the one kept)."""
+
+    id: int
+    job_id: int
+    item_id: int
+    user: str
+    value: Any
+    anonymous: bool
+    submission_id: int | None
+    note: str | None
+    created_at: str
+
+
+def _job(row: dict[str, Any]) -> Job:
+    return Job(
+        id=row["id"],
+        name=row["name"],
+        task=row["task"],
+        labels=json.loads(row["labels"] or "[]"),
+        prompts=json.loads(row["prompts"] or "[]"),
+        overlap=row["overlap"],
+        source=row["source"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+    )
+
+
+def _job_item(row: dict[str, Any]) -> JobItem:
+    return JobItem(**{field: row[field] for field in JobItem.__dataclass_fields__})
+
+
+def _label_record(row: dict[str, Any]) -> LabelRecord:
+    return LabelRecord(
+        id=row["id"],
+        job_id=row["job_id"],
+        item_id=row["item_id"],
+        user=row["user"],
+        value=json.loads(row["value"]),
+        anonymous=bool(row["anonymous"]),
+        submission_id=row["submission_id"],
+        note=row["note"],
+        created_at=row["created_at"],
+    )
+
+
 # -- the store --------------------------------------------------------------------------------------
 def default_path() -> Path:
     return config.data_dir() / "mmdemo.db"
@@ -299,7 +464,8 @@ class Store:
         return self.media(media_id)  # type: ignore[return-value]
 
     def media(self, media_id: str) -> MediaItem | None:
-        rows = list(self.db["media"].rows_where("id = ?", [media_id]))
+        with self._lock:
+            rows = list(self.db["media"].rows_where("id = ?", [media_id]))
         return _media(rows[0]) if rows else None
 
     # predictions
@@ -338,7 +504,8 @@ class Store:
         return self.prediction(prediction_id)  # type: ignore[arg-type,return-value]
 
     def prediction(self, prediction_id: int) -> Prediction | None:
-        rows = list(self.db["predictions"].rows_where("id = ?", [prediction_id]))
+        with self._lock:
+            rows = list(self.db["predictions"].rows_where("id = ?", [prediction_id]))
         return _prediction(rows[0]) if rows else None
 
     def predictions(self, task: str | None = None, limit: int | None = None) -> list[Prediction]:
@@ -469,18 +636,271 @@ class Store:
             where, args = "result_media_id = ?", [result_media_id]
         else:
             where, args = None, []
-        rows = self.db["judgements"].rows_where(where, args, order_by="id")
+        rows = self._select("judgements", where, args, order_by="id")
         return [Judgement(**{**row, "relevant": bool(row["relevant"])}) for row in rows]
 
     # -- captioning and VQA: an image's earlier predictions (question history) -------------------
     def predictions_for_media(self, media_id: str, task: str, limit: int = 100) -> list[Prediction]:
         """The newest `limit` predictions of `task` on one media item, oldest first."""
-        rows = self.db.query(
+        rows = self._query(
             "SELECT * FROM (SELECT * FROM predictions WHERE media_id = ? AND task = ? "
             "ORDER BY id DESC LIMIT ?) ORDER BY id",
             [media_id, task, limit],
         )
         return [_prediction(row) for row in rows]
+
+    # -- labeling: accounts, jobs, work queues, submissions, reviews ---------------------------
+    # Reads here hold the store's lock too: a read on the shared connection while another thread commits
+    # breaks sqlite-utils' savepoints ("no such savepoint") under many concurrent annotators.
+    def _select(
+        self, table: str, where: str | None = None, args: Sequence[Any] = (), order_by: str | None = None
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db[table].rows_where(where, list(args), order_by=order_by))
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, list(args)))
+
+    def save_user(
+        self, name: str, role: str, *, password_hash: str | None, source: str = "local"
+    ) -> UserRecord:
+        stamp = now()
+        with self._write() as db:
+            existing = self._select("users", "name = ?", [name])
+            db["users"].upsert(
+                {
+                    "name": name,
+                    "role": role,
+                    "password_hash": password_hash,
+                    "source": source,
+                    "created_at": existing[0]["created_at"] if existing else stamp,
+                    "updated_at": stamp,
+                },
+                pk="name",
+            )
+        return self.user(name)  # type: ignore[return-value]
+
+    def user(self, name: str) -> UserRecord | None:
+        rows = self._select("users", "name = ?", [name])
+        return UserRecord(**rows[0]) if rows else None
+
+    def users(self) -> list[UserRecord]:
+        return [UserRecord(**row) for row in self._select("users", order_by="name")]
+
+    def set_user_role(self, name: str, role: str) -> UserRecord:
+        with self._write() as db:
+            if not self._select("users", "name = ?", [name]):
+                raise StoreError(f"no user named {name!r}")
+            db["users"].update(name, {"role": role, "updated_at": now()})
+        return self.user(name)  # type: ignore[return-value]
+
+    def user_count(self) -> int:
+        with self._lock:
+            return self.db["users"].count
+
+    def create_job(
+        self,
+        name: str,
+        task: str,
+        *,
+        items: list[tuple[str, str]],
+        labels: list[str],
+        prompts: list[str],
+        overlap: int,
+        source: str,
+        created_by: str,
+    ) -> Job:
+        """A job and its items, `(media_id, prompt)` pairs in order, written in one transaction."""
+        stamp = now()
+        with self._write() as db:
+            if self._select("jobs", "name = ?", [name]):
+                raise StoreError(f"a job named {name!r} exists already")
+            jobs_table = db["jobs"]
+            jobs_table.insert(
+                {
+                    "name": name,
+                    "task": task,
+                    "labels": json.dumps(labels),
+                    "prompts": json.dumps(prompts),
+                    "overlap": overlap,
+                    "source": source,
+                    "created_by": created_by,
+                    "created_at": stamp,
+                }
+            )
+            job_id = jobs_table.last_pk
+            db["job_items"].insert_all(
+                (
+                    {
+                        "job_id": job_id,
+                        "media_id": media_id,
+                        "prompt": prompt,
+                        "position": position,
+                        "prediction_id": None,
+                        "created_at": stamp,
+                    }
+                    for position, (media_id, prompt) in enumerate(items)
+                ),
+                ignore=True,
+            )
+        return self.job(job_id)  # type: ignore[arg-type,return-value]
+
+    def job(self, job_id: int) -> Job | None:
+        rows = self._select("jobs", "id = ?", [job_id])
+        return _job(rows[0]) if rows else None
+
+    def jobs(self, task: str | None = None) -> list[Job]:
+        where, args = ("task = ?", [task]) if task else (None, [])
+        return [_job(row) for row in self._select("jobs", where, args, order_by="id")]
+
+    def job_item(self, item_id: int) -> JobItem | None:
+        rows = self._select("job_items", "id = ?", [item_id])
+        return _job_item(rows[0]) if rows else None
+
+    def job_items(self, job_id: int) -> list[JobItem]:
+        return [
+            _job_item(row) for row in self._select("job_items", "job_id = ?", [job_id], order_by="position")
+        ]
+
+    def set_item_prediction(self, item_id: int, prediction_id: int) -> None:
+        with self._write() as db:
+            db["job_items"].update(item_id, {"prediction_id": prediction_id})
+
+    def assign_next(
+        self, job_id: int, user: str, overlap: int, *, release_prefix: str = "", release_before: str = ""
+    ) -> JobItem | None:
+        """Hand `user` one more item of the job that fewer than `overlap` annotators hold, or None.
+
+        One INSERT ... SELECT under the store's lock and SQLite's write lock: two annotators (threads or
+        processes) asking at once can never push an item past its overlap. Items already started by
+        others come first, so that items reach their full overlap (and agreement) early. Open (never
+        submitted) assignments of users named `release_prefix`... untouched since `release_before` are
+        released first, in the same transaction: a visitor who left does not hold items forever."""
+        stamp = now()
+        with self._write() as db:
+            if release_prefix and release_before:
+                db.execute(
+                    "DELETE FROM assignments WHERE job_id = ? AND status != 'submitted' "
+                    "AND substr(user, 1, ?) = ? AND updated_at < ?",
+                    [job_id, len(release_prefix), release_prefix, release_before],
+                )
+            cursor = db.execute(
+                "INSERT INTO assignments (job_id, item_id, user, status, created_at, updated_at) "
+                "SELECT ?, ji.id, ?, 'assigned', ?, ? FROM job_items ji "
+                "WHERE ji.job_id = ? "
+                "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = ji.id AND a.user = ?) "
+                "AND (SELECT COUNT(*) FROM assignments a WHERE a.item_id = ji.id) < ? "
+                "ORDER BY (SELECT COUNT(*) FROM assignments a WHERE a.item_id = ji.id) DESC, ji.position "
+                "LIMIT 1",
+                [job_id, user, stamp, stamp, job_id, user, overlap],
+            )
+            if cursor.rowcount == 0:
+                return None
+            row = db.execute("SELECT item_id FROM assignments WHERE id = ?", [cursor.lastrowid]).fetchone()
+        return self.job_item(row[0])
+
+    def assigned_items(self, job_id: int, user: str, status: str) -> list[JobItem]:
+        """`user`'s items of the job in one status (assigned, skipped, submitted), oldest first."""
+        rows = self._query(
+            "SELECT ji.* FROM assignments a JOIN job_items ji ON ji.id = a.item_id "
+            "WHERE a.job_id = ? AND a.user = ? AND a.status = ? ORDER BY a.updated_at, a.id",
+            [job_id, user, status],
+        )
+        return [_job_item(row) for row in rows]
+
+    def assignment_status(self, item_id: int, user: str) -> str | None:
+        rows = self._select("assignments", "item_id = ? AND user = ?", [item_id, user])
+        return rows[0]["status"] if rows else None
+
+    def set_assignment_status(self, item_id: int, user: str, status: str) -> None:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE assignments SET status = ?, updated_at = ? WHERE item_id = ? AND user = ?",
+                [status, now(), item_id, user],
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"item #{item_id} is not assigned to {user}")
+
+    def assignment_counts(self, job_id: int) -> dict[int, int]:
+        """How many annotators hold each item of the job (any status)."""
+        rows = self._query(
+            "SELECT item_id, COUNT(*) AS n FROM assignments WHERE job_id = ? GROUP BY item_id", [job_id]
+        )
+        return {row["item_id"]: row["n"] for row in rows}
+
+    def add_submission(self, item: JobItem, user: str, value: Any, *, anonymous: bool) -> LabelRecord:
+        """Append `user`'s label for an item assigned to them and mark the assignment done, atomically."""
+        stamp = now()
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE assignments SET status = 'submitted', updated_at = ? WHERE item_id = ? AND user = ?",
+                [stamp, item.id, user],
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"item #{item.id} is not assigned to {user}")
+            return self._append_label(db, "submissions", item, user, value, anonymous, None, None, stamp)
+
+    def add_review(
+        self, item: JobItem, reviewer: str, value: Any, *, submission_id: int | None, note: str | None = None
+    ) -> LabelRecord:
+        with self._write() as db:
+            return self._append_label(db, "reviews", item, reviewer, value, False, submission_id, note, now())
+
+    @staticmethod
+    def _append_label(
+        db: sqlite_utils.Database,
+        table: str,
+        item: JobItem,
+        user: str,
+        value: Any,
+        anonymous: bool,
+        submission_id: int | None,
+        note: str | None,
+        stamp: str,
+    ) -> LabelRecord:
+        record = {
+            "job_id": item.job_id,
+            "item_id": item.id,
+            "user": user,
+            "value": json.dumps(value),
+            "anonymous": int(anonymous),
+            "submission_id": submission_id,
+            "note": note,
+            "created_at": stamp,
+        }
+        labels = db[table]
+        labels.insert(record)
+        return _label_record({**record, "id": labels.last_pk})
+
+    def submissions(
+        self,
+        job_id: int,
+        *,
+        item_id: int | None = None,
+        user: str | None = None,
+        include_anonymous: bool = True,
+    ) -> list[LabelRecord]:
+        """Every submission (history included), oldest first."""
+        return self._labels("submissions", job_id, item_id, user, include_anonymous)
+
+    def reviews(self, job_id: int, *, item_id: int | None = None) -> list[LabelRecord]:
+        return self._labels("reviews", job_id, item_id, None, True)
+
+    def _labels(
+        self, table: str, job_id: int, item_id: int | None, user: str | None, include_anonymous: bool
+    ) -> list[LabelRecord]:
+        clauses, args = ["job_id = ?"], [job_id]
+        if item_id is not None:
+            clauses.append("item_id = ?")
+            args.append(item_id)
+        if user is not None:
+            clauses.append("user = ?")
+            args.append(user)
+        if not include_anonymous:
+            clauses.append("anonymous = 0")
+        rows = self._select(table, " AND ".join(clauses), args, order_by="id")
+        return [_label_record(row) for row in rows]
 
 
 _default: Store | None = None

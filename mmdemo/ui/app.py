@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from mmdemo import __version__
-from mmdemo.ui import captioning, retrieval, status, video, vqa
+from mmdemo import __version__, accounts
+from mmdemo.ui import captioning, labeling, retrieval, status, video, vqa
 
 TITLE = "mmdemo"
 INTRO = (
@@ -18,14 +18,23 @@ INTRO = (
 def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
+        labeling.build_header(demo)
         with gr.Tabs():
             retrieval.build(demo)
             captioning.build(demo)
             vqa.build(demo)
             video.build(demo)
+            labeling.build(demo)
             status.build(demo)
     return demo
 
 
+def launch_options() -> dict[str, object]:
+    """Sign-in with local accounts once any exist (`mmdemo users add`); an open demo otherwise."""
+    return {"auth": accounts.gradio_auth(), "auth_message": "Sign in with your mmdemo account."}
+
+
 def launch(host: str = "0.0.0.0", port: int = 7860, share: bool = False) -> None:
-    build_app().queue(default_concurrency_limit=2).launch(server_name=host, server_port=port, share=share)
+    build_app().queue(default_concurrency_limit=2).launch(
+        server_name=host, server_port=port, share=share, **launch_options()
+    )

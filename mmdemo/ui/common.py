@@ -14,17 +14,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def current_user(request: gr.Request | None) -> str:
-    """The signed-in user's name, or "anonymous" for a demo visitor."""
+    """The signed-in user's name (local account, or Hugging Face sign-in on a Space), or "anonymous"."""
     username = getattr(request, "username", None) if request is not None else None
-    return username or ANONYMOUS
+    return username or _oauth_username(request) or ANONYMOUS
+
+
+def _oauth_username(request: gr.Request | None) -> str | None:
+    """The Hugging Face user signed in through `gr.LoginButton`, read from the session cookie."""
+    underlying = getattr(request, "request", None)
+    scope = getattr(underlying, "scope", None)
+    session = scope.get("session") if isinstance(scope, dict) else None
+    info = (session or {}).get("oauth_info") or {}
+    return (info.get("userinfo") or {}).get("preferred_username")
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
+    from mmdemo.accounts import AccessDenied
     from mmdemo.hub import ModelUnavailable
     from mmdemo.media import MediaError
     from mmdemo.store import StoreError
 
-    return (MediaError, ModelUnavailable, StoreError, ValueError)
+    return (MediaError, ModelUnavailable, StoreError, ValueError, AccessDenied)
 
 
 def friendly(function: F) -> F:

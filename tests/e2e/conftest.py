@@ -7,6 +7,7 @@ Playwright's own browser download is not used. Screenshots go to `MMDEMO_SCREENS
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -57,10 +58,10 @@ def screenshot_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    """`python app.py` as a user starts it (auto profile: lite here, offline), on a free port."""
-    root = tmp_path_factory.mktemp("e2e")
+@contextlib.contextmanager
+def serve_app_py(root: Path) -> Iterator[RunningApp]:
+    """`python app.py` as a user starts it (auto profile: lite here, offline), on a free port, with its
+    data and index folders under `root` (put accounts or jobs in `root / "data"` before calling)."""
     port = free_port()
     env = {
         **os.environ,
@@ -70,6 +71,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         "MMDEMO_INDEX_DIR": str(root / "index"),
         "MMDEMO_PROFILE": "auto",  # a unit test's `mmdemo --profile tiny` may have exported another one
     }
+    env.pop("MMDEMO_PROFILE", None)  # the default (auto), even after a test set --profile in this process
     log = (root / "app.log").open("w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}/"
@@ -89,6 +91,13 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         process.terminate()
         process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """The app without accounts: an open demo."""
+    with serve_app_py(tmp_path_factory.mktemp("e2e")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+
+from mmdemo import labeling
+from mmdemo.accounts import AccessDenied
+from mmdemo.models.base import ModelInfo
+from mmdemo.store import Store
+from tests.labeling_helpers import add_accounts, make_images, make_job
+
+FAKE_MODEL = ModelInfo(name="fake captioner", version="v1", profile="tiny", source="test")
+
+
+def fake_predictor(job, item, media):
+    return f"prediction for {media.path.rsplit('/', 1)[-1]}", FAKE_MODEL
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "labels.db")
+
+
+def test_annotator_gets_prefilled_items_submits_skips_and_comes_back(store, tmp_path):
+    job = make_job(store, make_images(tmp_path / "imgs", 3), overlap=1)
+    add_accounts(store, {"ann": "annotator"})
+    first = labeling.next_item(job.id, "ann", predictor=fake_predictor, store=store)
+    assert first.prefill == "prediction for img000.png" and first.model_name == "fake captioner"
+    assert first.progress.done_by_you == 0 and first.progress.total_items == 3
+    # Asking again without answering gives the same open item, and the prediction is made once.
+    again = labeling.next_item(job.id, "ann", predictor=None, store=store)
+    assert again.item.id == first.item.id and again.prefill == first.prefill
+    assert len(store.predictions("caption")) == 1
+
+    labeling.skip(job.id, first.item.id, "ann", store=store)
+    second = labeling.next_item(job.id, "ann", predictor=fake_predictor, store=store)
+    assert second.item.id != first.item.id
+    labeling.submit(job.id, second.item.id, "ann", "  a dark   square ", store=store)
+    third = labeling.next_item(job.id, "ann", predictor=fake_predictor, store=store)
+    labeling.submit(job.id, third.item.id, "ann", third.prefill, store=store)
+    # New items ran out: the skipped one comes back.
+    back = labeling.next_item(job.id, "ann", predictor=fake_predictor, store=store)
+    assert back.item.id == first.item.id and back.progress.skipped_by_you == 1
+    labeling.submit(job.id, back.item.id, "ann", "corrected", store=store)
+    assert labeling.next_item(job.id, "ann", store=store) is None
+    final = labeling.progress(job, "ann", store=store)
+    assert (final.done_by_you, final.complete_items, final.total_items) == (3, 3, 3)
+    assert [s.value for s in store.submissions(job.id)] == [
+        "a dark square",
+        "prediction for img002.png",
+        "corrected",
+    ]
+
+
+def test_roles_are_checked_by_the_functions(store, tmp_path):
+    job = make_job(store, make_images(tmp_path / "imgs", 2), overlap=2)
+    add_accounts(store, {"ann": "annotator", "other": "annotator", "rev": "reviewer"})
+    view = labeling.next_item(job.id, "ann", predictor=None, store=store)
+    with pytest.raises(AccessDenied):
+        labeling.create_job("ann", "mine", "caption", [view.media.path], store=store)
+    with pytest.raises(AccessDenied):
+        labeling.disagreements(job.id, "ann", store=store)
+    with pytest.raises(Exception, match="not assigned"):
+        labeling.submit(job.id, view.item.id, "other", "sneaky", store=store)
+    with pytest.raises(AccessDenied):
+        labeling.next_item(job.id, "stranger", store=store)  # no account
+    assert labeling.disagreements(job.id, "rev", store=store) == []
+
+
+def test_categorical_labels_must_come_from_the_label_set(store, tmp_path):
+    job = make_job(
+        store, make_images(tmp_path / "imgs", 1), task="video", labels=("cooking", "sports"), overlap=1
+    )
+    add_accounts(store, {"ann": "annotator"})
+    view = labeling.next_item(job.id, "ann", predictor=None, store=store)
+    with pytest.raises(labeling.LabelingError, match="not one of"):
+        labeling.submit(job.id, view.item.id, "ann", "dancing", store=store)
+    labeling.submit(job.id, view.item.id, "ann", "sports", store=store)
+
+
+def test_disagreement_review_keeps_the_originals_and_agreement_is_measured(store, tmp_path):
+    job = make_job(store, make_images(tmp_path / "imgs", 4), task="video", labels=("a", "b"), overlap=2)
+    add_accounts(store, {"ann1": "annotator", "ann2": "annotator", "rev": "reviewer"})
+    answers = {"ann1": ["a", "a", "b", "b"], "ann2": ["a", "b", "b", "b"]}
+    for user, values in answers.items():
+        for value in values:
+            view = labeling.next_item(job.id, user, predictor=None, store=store)
+            labeling.submit(job.id, view.item.id, user, value, store=store)
+    disputed = labeling.disagreements(job.id, "rev", store=store)
+    assert len(disputed) == 1 and sorted(s.value for s in disputed[0].labels) == ["a", "b"]
+    summary = labeling.job_agreement(job.id, "rev", store=store)
+    # 2 raters, 4 items: p_o = 3/4, p_e = (2*1 + 2*3)/16 = 1/2 -> kappa = 0.5 (Fleiss: 7/15 here)
+    assert summary.pairwise == [("ann1", "ann2", 4, pytest.approx(0.5))]
+    assert summary.value == pytest.approx(1 - (1 / 4) / (1 - ((3 / 8) ** 2 + (5 / 8) ** 2)))
+
+    review = labeling.decide(job.id, disputed[0].item.id, "rev", "b", store=store)
+    assert review.submission_id in {s.id for s in disputed[0].labels}
+    assert labeling.disagreements(job.id, "rev", store=store) == []
+    assert len(store.submissions(job.id)) == 8  # the originals stay
+    with pytest.raises(Exception, match="append-only"):
+        store.db.execute("DELETE FROM submissions")
+    finals = labeling.final_labels(job, store=store)
+    assert sorted((f.how, f.value) for f in finals) == [
+        ("agreed", "a"),
+        ("agreed", "b"),
+        ("agreed", "b"),
+        ("reviewed", "b"),
+    ]
+
+
+@pytest.mark.parametrize("connections", ["shared", "one per annotator"])
+def test_sixteen_concurrent_annotators_never_exceed_the_overlap_or_lose_a_label(tmp_path, connections):
+    shared = Store(tmp_path / "queue.db")
+    job = make_job(shared, make_images(tmp_path / "imgs", 24), overlap=3)
+    names = [f"ann{i:02d}" for i in range(16)]
+    add_accounts(shared, dict.fromkeys(names, "annotator"))
+    barrier = threading.Barrier(len(names))
+    errors: list[BaseException] = []
+
+    def annotate(name: str) -> None:
+        store = shared if connections == "shared" else Store(tmp_path / "queue.db")
+        try:
+            barrier.wait()
+            while (view := labeling.next_item(job.id, name, predictor=None, store=store)) is not None:
+                labeling.submit(job.id, view.item.id, name, f"{name} on {view.item.id}", store=store)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=annotate, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assignments = shared.assignment_counts(job.id)
+    assert len(assignments) == 24 and set(assignments.values()) == {3}
+    submissions = shared.submissions(job.id)
+    assert len(submissions) == 24 * 3
+    per_item = Counter(s.item_id for s in submissions)
+    assert set(per_item.values()) == {3}
+    assert len({(s.item_id, s.user) for s in submissions}) == len(submissions)  # nobody labeled an item twice
+    assert all(s.value == f"{s.user} on {s.item_id}" for s in submissions)
+
+
+@pytest.fixture
+def tiny_registry(tiny, monkeypatch):
+    """The session's tiny registry as the process default, so models loaded by other tests are reused."""
+    from mmdemo import registry
+
+    monkeypatch.setattr(registry, "_default", tiny)
+    return tiny
+
+
+def test_every_task_is_prefilled_by_its_model_through_the_registry(tiny_registry, store, tmp_path):
+    folder = make_images(tmp_path / "imgs", 1)
+    jobs = {
+        "caption": make_job(store, folder, name="c"),
+        "vqa": make_job(store, folder, task="vqa", prompts=("what colour is it?",), name="v"),
+        "video": make_job(store, folder, task="video", labels=("cooking", "sports"), name="clip"),
+        "retrieval": make_job(store, folder, task="retrieval", prompts=("a red square",), name="r"),
+    }
+    add_accounts(store, {"ann": "annotator"})
+    for task, job in jobs.items():
+        view = labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store)
+        prediction = store.prediction(view.item.prediction_id or store.job_item(view.item.id).prediction_id)
+        assert prediction.task == task and prediction.profile == "tiny" and prediction.model_name
+        assert isinstance(view.prefill, str)
+        if task in labeling.CATEGORICAL_TASKS:
+            assert view.prefill in job.labels and "score" in prediction.output
+
+
+def _write_clip(path, frames: int = 12) -> None:
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(frames):
+            image = np.full((32, 32, 3), i * 20, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_video_jobs_take_clips_and_sample_frames_for_the_prediction(tiny_registry, store, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    _write_clip(folder / "clip.mp4")
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    assert len(labeling.video_frames(folder / "clip.mp4")) == labeling.VIDEO_FRAMES
+    with pytest.raises(labeling.MediaError, match="cannot be read"):
+        labeling.video_frames(folder / "broken.mp4")
+    job = make_job(store, folder, task="video", labels=("dark", "bright"), overlap=1)
+    add_accounts(store, {"ann": "annotator"})
+    views = [labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store)]
+    labeling.skip(job.id, views[0].item.id, "ann", store=store)
+    views.append(labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store))
+    by_name = {view.media.path.rsplit("/", 1)[-1]: view for view in views}
+    assert by_name["clip.mp4"].prefill in job.labels and by_name["clip.mp4"].media.kind == "video"
+    assert by_name["broken.mp4"].prefill == "" and by_name["broken.mp4"].model_name is None  # label by hand
+    assert labeling.playable_copy(by_name["clip.mp4"].media).endswith(".mp4")
+
+
+def test_items_left_open_by_anonymous_visitors_go_back_to_the_queue(store, tmp_path, monkeypatch):
+    job = make_job(store, make_images(tmp_path / "imgs", 2), overlap=1)
+    gone = labeling.next_item(job.id, "anonymous:visitor-who-left", store=store)
+    add_accounts(store, {"ann": "annotator"})
+    kept = labeling.next_item(job.id, "ann", store=store)
+    assert labeling.next_item(job.id, "anonymous:newcomer", store=store) is None  # both still held
+    monkeypatch.setattr(labeling, "ANONYMOUS_HOLD", labeling.timedelta(seconds=-1))
+    view = labeling.next_item(job.id, "anonymous:newcomer", store=store)
+    assert view.item.id == gone.item.id
+    assert store.assignment_status(kept.item.id, "ann") == "assigned"  # accounts keep their items
