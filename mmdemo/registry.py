@@ -240,6 +240,11 @@ class Registry:
             self.get(task)
         return now_serving.version if now_serving is not None else BASE_VERSION
 
+    def versions(self, task: str | None = None) -> list[ModelVersion]:
+        """Every fine-tuned version in the store (newest first per task), served or not."""
+        versions = self.version_store()
+        return versions.model_versions(task) if versions is not None else []
+
     def build_copy(self, task: str, dtype: Any = None) -> Any:
         """A private, uncached copy of the model serving `task` (float32 by default), for training."""
         import torch
@@ -461,4 +466,47 @@ def status_rows(statuses: list[ModelStatus]) -> list[list[Any]]:
             s.why,
         ]
         for s in statuses
+    ]
+
+
+VERSION_COLUMNS = (
+    "task",
+    "version",
+    "status",
+    "serving",
+    "base model",
+    "profile",
+    "from",
+    "metrics",
+    "by",
+    "created",
+)
+
+
+def _metric_summary(metrics: dict[str, Any]) -> str:
+    before, after = metrics.get("before", {}), metrics.get("after", {})
+    return ", ".join(f"{name} {before[name]:.3g}→{after[name]:.3g}" for name in before if name in after)
+
+
+def version_rows(registry: Registry, versions: list[ModelVersion]) -> list[list[Any]]:
+    """Versions as table rows, marking the ones this registry serves (the CLI and the Status tab)."""
+    served: dict[str, str | None] = {}
+    for version in versions:
+        if version.task not in served:
+            active = registry.active_version(version.task)
+            served[version.task] = active.version if active is not None else None
+    return [
+        [
+            v.task,
+            v.version,
+            v.status,
+            "yes" if served[v.task] == v.version else "",
+            v.base_model,
+            v.profile,
+            v.parent_version,
+            _metric_summary(v.metrics) or v.metrics.get("error", ""),
+            v.user,
+            v.created_at[:19].replace("T", " "),
+        ]
+        for v in versions
     ]
