@@ -80,11 +80,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_versions(args: argparse.Namespace) -> int:
     from mmdemo import registry
 
-    versions = registry.default_registry().versions(args.task)
+    active = registry.default_registry()
+    versions = active.versions(args.task)
     if args.json:
         print(json.dumps([asdict(v) for v in versions], indent=2))
     else:
-        print(format_table(registry.VERSION_COLUMNS, registry.version_rows(versions)))
+        print(format_table(registry.VERSION_COLUMNS, registry.version_rows(active, versions)))
     return 0
 
 

@@ -230,7 +230,10 @@ class Registry:
         if versions is None or (current is None and to_version in (None, BASE_VERSION)):
             raise ValueError(f"no fine-tuned {task} version is served; nothing to roll back")
         base = self._base_spec(task)
-        base_model = base.name if base is not None else current.base_model  # type: ignore[union-attr]
+        line = current or versions.model_version(task, to_version or "")
+        if base is None and line is None:
+            raise UnknownTask(f"no {task} version {to_version!r}")
+        base_model = base.name if base is not None else line.base_model  # type: ignore[union-attr]
         now_serving = versions.rollback_model_version(
             task, base_model=base_model, to_version=to_version, user=user
         )
