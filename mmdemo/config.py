@@ -56,3 +56,10 @@ def device_override() -> str | None:
 
 def offline() -> bool:
     return env_flag("MMDEMO_OFFLINE") or env_flag("HF_HUB_OFFLINE")
+
+
+def admins() -> set[str] | None:
+    """`MMDEMO_ADMINS` (comma-separated user names) may roll back model versions; unset: anyone may."""
+    value = os.environ.get("MMDEMO_ADMINS", "")
+    names = {name.strip() for name in value.split(",") if name.strip()}
+    return names or None

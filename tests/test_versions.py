@@ -198,3 +198,27 @@ def test_cli_versions_and_rollback(data_dir, capsys):
     assert capsys.readouterr().out.strip() == "caption: now serving base"
     assert main(["rollback", "caption", "--to", "v7", "--profile", "tiny"]) == 2
     assert "no caption version 'v7'" in capsys.readouterr().err
+
+
+def test_status_tab_lists_versions_and_rolls_back_over_the_api(data_dir, monkeypatch):
+    from gradio_client import Client
+
+    from mmdemo import registry as registry_module
+    from mmdemo.ui.app import build_app
+    from tests.conftest import served
+
+    monkeypatch.setattr(registry_module, "_default", Registry("tiny", device="cpu"))
+    add_version(Store(data_dir / "mmdemo.db"), base_model="tiny BlipForConditionalGeneration")
+    with served(build_app()) as url:
+        client = Client(url, verbose=False)
+        rows = client.predict(api_name="/versions")["data"]
+        assert [row[:4] for row in rows] == [["caption", "v1", "accepted", "yes"]]
+        monkeypatch.setenv("MMDEMO_ADMINS", "root")
+        with pytest.raises(Exception, match="only admins"):
+            client.predict("caption", "", api_name="/rollback")
+        monkeypatch.delenv("MMDEMO_ADMINS")
+        message, rows, _, status = client.predict("caption", "", api_name="/rollback")
+        assert "now serves `base`" in message and rows["data"][0][2:4] == ["rolled_back", ""]
+        assert {row[0]: row[-1] for row in status["data"]}["caption"] == "profile tiny chosen"
+        with pytest.raises(Exception, match="nothing to roll back"):
+            client.predict("caption", "", api_name="/rollback")

@@ -1,16 +1,41 @@
-"""The Status tab: which model serves each task, where it comes from, and whether it is loaded."""
+"""The Status tab: which model serves each task, where it comes from, and whether it is loaded; below it,
+the fine-tuned model versions, with a rollback for admins."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from mmdemo import registry
+from mmdemo import config, registry
+from mmdemo.models.base import PUBLIC_TASKS
+from mmdemo.ui.common import current_user, friendly
 
 
 def status_view() -> tuple[str, list[list[object]]]:
     active = registry.default_registry()
     summary = f"**Profile:** `{active.profile}` · **device:** `{active.device}`"
     return summary, registry.status_rows(active.status())
+
+
+def versions_view() -> list[list[object]]:
+    active = registry.default_registry()
+    return registry.version_rows(active, active.versions())
+
+
+@friendly
+def rollback_version(
+    task: str, to_version: str, request: gr.Request | None = None
+) -> tuple[str, list[list[object]], str, list[list[object]]]:
+    """Stop serving a task's newest version (or go back to `to_version`); admins only when MMDEMO_ADMINS
+    is set."""
+    user = current_user(request)
+    allowed = config.admins()
+    if allowed is not None and user not in allowed:
+        raise gr.Error(f"only admins ({', '.join(sorted(allowed))}) may roll back model versions")
+    if not task:
+        raise gr.Error("pick the task to roll back")
+    serving = registry.default_registry().rollback(task, to_version.strip() or None, user=user)
+    message = f"**{task}** now serves `{serving}` (rolled back by {user})."
+    return (message, versions_view(), *status_view())
 
 
 def build(demo: gr.Blocks) -> None:
@@ -28,5 +53,33 @@ def build(demo: gr.Blocks) -> None:
             max_height=900,
         )
         refresh = gr.Button("Refresh", size="sm")
+        with gr.Accordion("Models: fine-tuned versions", open=True, elem_id="model-versions"):
+            gr.Markdown(
+                "Each fine-tuning run (`mmdemo finetune ...`) adds a version. The newest *accepted* version "
+                "of a task is served at once, without a restart; rolling back serves the one before it."
+            )
+            versions = gr.Dataframe(
+                headers=list(registry.VERSION_COLUMNS),
+                interactive=False,
+                wrap=True,
+                elem_id="versions-table",
+                max_height=500,
+            )
+            with gr.Row(equal_height=True):
+                task = gr.Dropdown(list(PUBLIC_TASKS), value="caption", label="Task", allow_custom_value=True)
+                to_version = gr.Textbox(
+                    label="Roll back to (optional)", placeholder="newest goes; or v2, or base"
+                )
+                rollback = gr.Button("Roll back", variant="stop", elem_id="rollback-button")
+                refresh_versions = gr.Button("Refresh versions", size="sm")
+            rollback_message = gr.Markdown()
     refresh.click(status_view, outputs=[summary, table], api_name="status")
+    refresh_versions.click(versions_view, outputs=versions, api_name="versions")
+    rollback.click(
+        rollback_version,
+        inputs=[task, to_version],
+        outputs=[rollback_message, versions, summary, table],
+        api_name="rollback",
+    )
     demo.load(status_view, outputs=[summary, table], api_name=False)
+    demo.load(versions_view, outputs=versions, api_name=False)
