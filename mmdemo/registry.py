@@ -488,7 +488,7 @@ VERSION_COLUMNS = (
 
 def _metric_summary(metrics: dict[str, Any]) -> str:
     before, after = metrics.get("before", {}), metrics.get("after", {})
-    return ", ".join(f"{name} {before[name]:.3g}→{after[name]:.3g}" for name in before if name in after)
+    return ", ".join(f"{name} {before[name]:.4g}→{after[name]:.4g}" for name in before if name in after)
 
 
 def version_rows(registry: Registry, versions: list[ModelVersion]) -> list[list[Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -121,7 +122,9 @@ def train(context: RunContext[TextTarget]) -> TrainResult:
         lora_dropout=options.dropout,
         target_modules=list(options.target_modules),
     )
-    peft_model = get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft calls a transformers method deprecated in v5; harmless
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(model, lora)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW(
         [p for p in peft_model.parameters() if p.requires_grad], lr=run.learning_rate

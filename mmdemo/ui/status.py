@@ -62,6 +62,7 @@ def build(demo: gr.Blocks) -> None:
                 headers=list(registry.VERSION_COLUMNS),
                 interactive=False,
                 wrap=True,
+                column_widths=["7%", "6%", "9%", "6%", "19%", "6%", "5%", "22%", "7%", "13%"],
                 elem_id="versions-table",
                 max_height=500,
             )
