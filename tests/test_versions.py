@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -97,17 +98,14 @@ def test_concurrent_calls_after_a_new_version_load_it_once(store):
     registry = Registry("one", device="cpu", tables=_tables(), store=store)
     registry.get("caption")
     add_version(store)
-    barrier, results = threading.Barrier(8), []
+    barrier = threading.Barrier(8)
 
-    def call() -> None:
+    def call(_: int):
         barrier.wait()
-        results.append(registry.get("caption"))
+        return registry.get("caption")
 
-    threads = [threading.Thread(target=call) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(call, range(8)))
     assert BUILDS.count(("one captioner", "v1")) == 1
     assert all(result is results[0] and result.info.version == "v1" for result in results)
 

@@ -38,17 +38,28 @@ def rollback_version(
     return (message, versions_view(), *status_view())
 
 
+def read_only_table(
+    headers: tuple[str, ...], widths: list[str], *, elem_id: str, max_height: int
+) -> gr.Dataframe:
+    return gr.Dataframe(
+        headers=list(headers),
+        interactive=False,
+        wrap=True,
+        column_widths=widths,
+        elem_id=elem_id,
+        max_height=max_height,
+    )
+
+
 def build(demo: gr.Blocks) -> None:
     with gr.Tab("Status", id="status"):
         gr.Markdown(
             "Models load on first use. Each row says which model serves a task and why it was chosen."
         )
         summary = gr.Markdown()
-        table = gr.Dataframe(
-            headers=list(registry.STATUS_COLUMNS),
-            interactive=False,
-            wrap=True,
-            column_widths=["7%", "15%", "6%", "17%", "6%", "7%", "6%", "6%", "9%", "21%"],
+        table = read_only_table(
+            registry.STATUS_COLUMNS,
+            ["7%", "15%", "6%", "17%", "6%", "7%", "6%", "6%", "9%", "21%"],
             elem_id="status-table",
             max_height=900,
         )
@@ -58,11 +69,9 @@ def build(demo: gr.Blocks) -> None:
                 "Each fine-tuning run (`mmdemo finetune ...`) adds a version. The newest *accepted* version "
                 "of a task is served at once, without a restart; rolling back serves the one before it."
             )
-            versions = gr.Dataframe(
-                headers=list(registry.VERSION_COLUMNS),
-                interactive=False,
-                wrap=True,
-                column_widths=["7%", "6%", "9%", "6%", "19%", "6%", "5%", "22%", "7%", "13%"],
+            versions = read_only_table(
+                registry.VERSION_COLUMNS,
+                ["7%", "6%", "9%", "6%", "19%", "6%", "5%", "22%", "7%", "13%"],
                 elem_id="versions-table",
                 max_height=500,
             )
