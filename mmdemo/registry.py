@@ -119,6 +119,7 @@ class Registry:
         self._choices: dict[str, Choice] = {}
         self._store = store  # None: the process-wide store, once a database exists
         self._serving: dict[str, str] = {}  # task -> key of the loaded model that serves it
+        self._swap_locks: dict[str, threading.Lock] = {}
 
     # -- which model serves a task -------------------------------------------------------------
     @property
@@ -259,15 +260,26 @@ class Registry:
     def get(self, task: str) -> Any:
         """The loaded adapter for `task`; loads it on first use, and swaps in a newer accepted version."""
         spec = self.serving_spec(task)
-        adapter = self.load_spec(spec)
-        key = spec_key(spec)
         with self._lock:
-            previous = self._serving.get(task)
-            self._serving[task] = key
-            replaced = previous is not None and previous != key and previous not in self._serving.values()
-            if replaced and (entry := self._loaded.pop(previous, None)) is not None:
-                self._release(entry)
+            unchanged = self._serving.get(task) == spec_key(spec)
+        if unchanged:
+            return self.load_spec(spec)
+        # A swap: one at a time per task, re-reading the newest version under the lock, so a caller that
+        # looked before a newer version arrived cannot swap the older one back in.
+        with self._lock:
+            swap_lock = self._swap_locks.setdefault(task, threading.Lock())
+        with swap_lock:
+            spec = self.serving_spec(task)
+            adapter = self.load_spec(spec)
+            with self._lock:
+                previous, self._serving[task] = self._serving.get(task), spec_key(spec)
+                if previous is not None and previous not in self._serving.values():
+                    self._unload_key(previous)
         return adapter
+
+    def _unload_key(self, key: str) -> None:
+        if (entry := self._loaded.pop(key, None)) is not None:
+            self._release(entry)
 
     def info(self, task: str) -> ModelInfo:
         return self.get(task).info
@@ -355,8 +367,7 @@ class Registry:
             else:
                 names = [self._serving.pop(task, None) or spec_key(self.choose(task).spec)]
             for name in names:
-                if (entry := self._loaded.pop(name, None)) is not None:
-                    self._release(entry)
+                self._unload_key(name)
 
     def loaded_names(self) -> list[str]:
         with self._lock:
