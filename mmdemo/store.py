@@ -521,9 +521,12 @@ class Store:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value)
-        rows = list(
-            self.db["model_versions"].rows_where(" AND ".join(clauses), args, order_by="number DESC", limit=1)
-        )
+        with self._lock:  # never read halfway through a rollback on this connection
+            rows = list(
+                self.db["model_versions"].rows_where(
+                    " AND ".join(clauses), args, order_by="number DESC", limit=1
+                )
+            )
         return _model_version(rows[0]) if rows else None
 
     def rollback_model_version(
