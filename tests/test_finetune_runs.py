@@ -75,3 +75,18 @@ def test_a_run_that_does_not_improve_is_rejected_and_not_served(store):
         store=store,
     )
     assert forced.version.version == "v2" and registry.get("caption").info.version == "v2"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"steps": 0}, "at least 1"),
+        ({"batch_size": 0}, "at least 1"),
+        ({"validation_fraction": 1.0}, "between"),
+    ],
+)
+def test_bad_settings_are_refused_before_a_version_is_made(store, change, message):
+    registry = Registry("one", device="cpu", tables=_tables(), store=store)
+    with pytest.raises(ValueError, match=message):
+        run(RunConfig("caption", **change), EXAMPLES, fake_train(0.5), registry=registry, store=store)
+    assert store.model_versions() == []

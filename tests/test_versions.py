@@ -215,8 +215,14 @@ def test_status_tab_lists_versions_and_rolls_back_over_the_api(data_dir, monkeyp
         with pytest.raises(Exception, match="only admins"):
             client.predict("caption", "", api_name="/rollback")
         monkeypatch.delenv("MMDEMO_ADMINS")
-        message, rows, _, status = client.predict("caption", "", api_name="/rollback")
-        assert "now serves `base`" in message and rows["data"][0][2:4] == ["rolled_back", ""]
+        _, status = client.predict(api_name="/status")
+        assert {row[0]: row[-1] for row in status["data"]}[
+            "caption"
+        ] == "profile tiny chosen; fine-tuned version v1"
+        message = client.predict("caption", "", api_name="/rollback")
+        assert "now serves `base`" in message
+        assert client.predict(api_name="/versions")["data"][0][2:4] == ["rolled_back", ""]
+        _, status = client.predict(api_name="/status")
         assert {row[0]: row[-1] for row in status["data"]}["caption"] == "profile tiny chosen"
         with pytest.raises(Exception, match="nothing to roll back"):
             client.predict("caption", "", api_name="/rollback")

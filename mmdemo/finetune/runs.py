@@ -159,8 +159,10 @@ def run(
     model the run starts from (default: the run's task)."""
     if config_.accept not in ("if_better", "always"):
         raise ValueError(f"accept must be 'if_better' or 'always', not {config_.accept!r}")
-    if config_.steps < 1:
-        raise ValueError("steps must be at least 1")
+    if config_.steps < 1 or config_.batch_size < 1:
+        raise ValueError("steps and batch size must be at least 1")
+    if not 0 < config_.validation_fraction < 1:
+        raise ValueError("the validation fraction must be between 0 and 1")
     seed_everything(config_.seed)
     train_set, validation_set = split(examples, config_.validation_fraction, config_.seed, group)
     start = registry.serving_spec(base_task or config_.task)

@@ -22,9 +22,7 @@ def versions_view() -> list[list[object]]:
 
 
 @friendly
-def rollback_version(
-    task: str, to_version: str, request: gr.Request | None = None
-) -> tuple[str, list[list[object]], str, list[list[object]]]:
+def rollback_version(task: str, to_version: str, request: gr.Request | None = None) -> str:
     """Stop serving a task's newest version (or go back to `to_version`); admins only when MMDEMO_ADMINS
     is set."""
     user = current_user(request)
@@ -34,8 +32,7 @@ def rollback_version(
     if not task:
         raise gr.Error("pick the task to roll back")
     serving = registry.default_registry().rollback(task, to_version.strip() or None, user=user)
-    message = f"**{task}** now serves `{serving}` (rolled back by {user})."
-    return (message, versions_view(), *status_view())
+    return f"**{task}** now serves `{serving}` (rolled back by {user})."
 
 
 def read_only_table(
@@ -85,11 +82,11 @@ def build(demo: gr.Blocks) -> None:
             rollback_message = gr.Markdown()
     refresh.click(status_view, outputs=[summary, table], api_name="status")
     refresh_versions.click(versions_view, outputs=versions, api_name="versions")
+    # The tables refresh after the rollback either way; a failed rollback leaves them showing, not blanked.
     rollback.click(
-        rollback_version,
-        inputs=[task, to_version],
-        outputs=[rollback_message, versions, summary, table],
-        api_name="rollback",
+        rollback_version, inputs=[task, to_version], outputs=rollback_message, api_name="rollback"
+    ).then(versions_view, outputs=versions, api_name=False).then(
+        status_view, outputs=[summary, table], api_name=False
     )
     demo.load(status_view, outputs=[summary, table], api_name=False)
     demo.load(versions_view, outputs=versions, api_name=False)
