@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from mmdemo import registry
 from mmdemo.models.base import ModelInfo
 from mmdemo.store import Store
 from tests.conftest import ASSETS
@@ -47,3 +50,10 @@ def store_answer_corrections(store: Store) -> None:
             model=TINY_MODEL,
         )
         store.add_correction(prediction.id, {"answer": answer}, user="ana")
+
+
+@pytest.fixture
+def isolated_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main(["--profile", ...])` sets MMDEMO_PROFILE and the process registry; undo both after the test."""
+    monkeypatch.delenv("MMDEMO_PROFILE", raising=False)
+    monkeypatch.setattr(registry, "_default", None)

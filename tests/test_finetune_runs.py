@@ -90,3 +90,16 @@ def test_bad_settings_are_refused_before_a_version_is_made(store, change, messag
     with pytest.raises(ValueError, match=message):
         run(RunConfig("caption", **change), EXAMPLES, fake_train(0.5), registry=registry, store=store)
     assert store.model_versions() == []
+
+
+def test_a_failing_run_is_recorded_as_failed_and_not_served(store):
+    registry = Registry("one", device="cpu", tables=_tables(), store=store)
+
+    def broken(context: RunContext) -> TrainResult:
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        run(RunConfig("caption"), EXAMPLES, broken, registry=registry, store=store)
+    (version,) = store.model_versions("caption")
+    assert version.status == "failed" and version.metrics == {"error": "out of memory"}
+    assert registry.get("caption").info.version == "base"

@@ -10,6 +10,7 @@ from mmdemo.cli import main
 from mmdemo.models.base import ModelSpec
 from mmdemo.registry import Registry, UnknownTask, version_rows
 from mmdemo.store import SCHEMA_VERSION, Store, StoreError
+from tests.finetune_helpers import isolated_cli  # noqa: F401
 
 BUILDS: list[tuple[str, str]] = []
 BUILD_LOCK = threading.Lock()
@@ -46,6 +47,9 @@ def _tables() -> dict[str, dict[str, ModelSpec]]:
         )
 
     return {"one": {"caption": spec("one")}, "two": {"caption": spec("two")}}
+
+
+pytestmark = pytest.mark.usefixtures("isolated_cli")
 
 
 @pytest.fixture

@@ -109,11 +109,6 @@ def train(context: RunContext[TextTarget]) -> TrainResult:
     task, run = context.config.task, context.config
     options = LoraOptions.from_options(run.options)
     adapter = context.registry.build_copy(task)
-    if not isinstance(adapter, BlipCaptioner | BlipVQA):
-        raise ValueError(
-            f"{task} fine-tuning needs a BLIP model (profile full or tiny); "
-            f"this profile serves {adapter.info.name}"
-        )
     model, processor, info = adapter.model, adapter.processor, adapter.info
     before = evaluate(model, processor, task, context.validation, options, info)
     lora = LoraConfig(
@@ -164,6 +159,12 @@ def finetune(config: RunConfig, *, registry: Registry, store: Store, user: str |
     """`mmdemo finetune caption|vqa`: train on the corrected predictions of `config.task`."""
     if config.task not in LOADERS:
         raise ValueError(f"BLIP fine-tuning is for caption or vqa, not {config.task!r}")
+    start = registry.serving_spec(config.task)
+    if start.family != "blip":
+        raise ValueError(
+            f"{config.task} fine-tuning needs a BLIP model (profile full, on a GPU, or tiny); "
+            f"the {start.profile} profile serves {start.name}"
+        )
     examples = list(text_targets(store, config.task))
     if len(examples) < 2:
         raise ValueError(
