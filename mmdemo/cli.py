@@ -265,6 +265,65 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from mmdemo import registry, store
+    from mmdemo.finetune import blip_lora
+    from mmdemo.finetune.runs import RunConfig
+
+    run_config = RunConfig(
+        task=args.kind,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        accept="always" if args.accept_always else "if_better",
+        options={"rank": args.lora_rank, "alpha": 2 * args.lora_rank},
+    )
+    outcome = blip_lora.finetune(
+        run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
+    )
+    if args.json:
+        print(json.dumps(asdict(outcome.version), indent=2))
+    else:
+        print(outcome.report)
+        print(f"saved in {outcome.version.path}")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from mmdemo import registry
+
+    active = registry.default_registry()
+    versions = active.versions(args.task)
+    if args.json:
+        print(json.dumps([asdict(v) for v in versions], indent=2))
+    else:
+        print(format_table(registry.VERSION_COLUMNS, registry.version_rows(active, versions)))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mmdemo import registry
+    from mmdemo.store import StoreError
+
+    try:
+        serving = registry.default_registry().rollback(args.task, args.to, user=_cli_user())
+    except StoreError as error:
+        raise CliError(str(error)) from error
+    print(f"{args.task}: now serving {serving}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mmdemo.ui.app import launch
 
@@ -387,6 +446,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--push-to-hub", metavar="REPO", help="also push to this Hub dataset (needs HF_TOKEN)"
     )
     export.set_defaults(handler=cmd_export)
+
+    finetune = commands.add_parser("finetune", help="train a new model version from the stored corrections")
+    finetune_kinds = finetune.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for kind in ("caption", "vqa"):
+        text_run = finetune_kinds.add_parser(kind, help=f"LoRA fine-tuning of BLIP {kind} (GPU; tiny on CPU)")
+        text_run.add_argument("--steps", type=int, default=200)
+        text_run.add_argument("--batch-size", type=int, default=8)
+        text_run.add_argument("--learning-rate", type=float, default=1e-4)
+        text_run.add_argument("--lora-rank", type=int, default=8)
+        text_run.add_argument("--seed", type=int, default=0)
+        text_run.add_argument("--validation-fraction", type=float, default=0.2)
+        text_run.add_argument(
+            "--accept-always", action="store_true", help="serve the result even if validation loss got worse"
+        )
+        text_run.add_argument("--json", action="store_true", help="print the new version as JSON")
+        text_run.set_defaults(handler=cmd_finetune)
+    versions = commands.add_parser("versions", help="list fine-tuned model versions and which are served")
+    versions.add_argument("--task", help="only this task")
+    versions.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    versions.set_defaults(handler=cmd_versions)
+    rollback = commands.add_parser("rollback", help="stop serving a task's newest fine-tuned version")
+    rollback.add_argument("task")
+    rollback.add_argument("--to", metavar="VERSION", help='serve this version again ("base": the base model)')
+    rollback.set_defaults(handler=cmd_rollback)
 
     serve = commands.add_parser("serve", help="run the web app (same as `python app.py`)")
     serve.add_argument("--host", default="0.0.0.0")

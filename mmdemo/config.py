@@ -75,3 +75,10 @@ def on_spaces() -> bool:
 def oauth_default_role() -> str:
     """The role of a Hugging Face user who signs in on a Space and has no local account."""
     return os.environ.get("MMDEMO_OAUTH_ROLE", "annotator").strip().lower()
+
+
+def admins() -> set[str] | None:
+    """`MMDEMO_ADMINS` (comma-separated user names) may roll back model versions; unset: anyone may."""
+    value = os.environ.get("MMDEMO_ADMINS", "")
+    names = {name.strip() for name in value.split(",") if name.strip()}
+    return names or None

@@ -3,6 +3,10 @@
 `get(task)` returns the active profile's adapter for a task, loading it on first use. Concurrent first
 calls load it once. A budget on loaded models (`MMDEMO_MAX_LOADED`, and `MMDEMO_GPU_MEMORY_GB` on a
 GPU) unloads the least recently used model before a new one would exceed it.
+
+Fine-tuned versions (rows of the store's `model_versions`) take over a task without a restart: every
+`get(task)` asks the store for the newest accepted version of the task's base model; when it changed, the
+new one is loaded, swapped in, and the one it replaces is released. `rollback(task)` goes back a version.
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mmdemo import config, hub
 from mmdemo.catalog import PROFILE_TABLES
 from mmdemo.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec
+
+if TYPE_CHECKING:
+    from mmdemo.store import ModelVersion, Store
+
+BASE_VERSION = "base"
 
 
 class UnknownTask(KeyError):
@@ -92,6 +102,7 @@ class Registry:
         max_loaded: int | None = None,
         gpu_budget_bytes: int | None = None,
         tables: Mapping[str, Mapping[str, ModelSpec]] = PROFILE_TABLES,
+        store: Store | None = None,
     ) -> None:
         self.profile = profile or config.profile()
         if self.profile not in ("auto", *tables):
@@ -106,6 +117,9 @@ class Registry:
         self._load_locks: dict[str, threading.Lock] = {}
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._choices: dict[str, Choice] = {}
+        self._store = store  # None: the process-wide store, once a database exists
+        self._serving: dict[str, str] = {}  # task -> key of the loaded model that serves it
+        self._swap_locks: dict[str, threading.Lock] = {}
 
     # -- which model serves a task -------------------------------------------------------------
     @property
@@ -152,38 +166,154 @@ class Registry:
         except KeyError:
             raise UnknownTask(f"no {task!r} model in the {profile} profile") from None
 
+    # -- fine-tuned versions --------------------------------------------------------------------
+    def version_store(self) -> Store | None:
+        if self._store is not None:
+            return self._store
+        from mmdemo import store
+
+        # No database yet means no versions; do not create one just to look.
+        return store.default_store() if store.default_path().exists() else None
+
+    def _base_spec(self, task: str) -> ModelSpec | None:
+        try:
+            return self.choose(task).spec
+        except UnknownTask:
+            return None
+
+    def active_version(self, task: str) -> ModelVersion | None:
+        """The newest accepted version that serves `task` in this profile, if any.
+
+        A version belongs to the base model it was trained from; a task with no base model in the catalog
+        (a trained head) takes the newest version trained under this profile."""
+        versions = self.version_store()
+        if versions is None:
+            return None
+        base = self._base_spec(task)
+        if base is not None:
+            return versions.newest_accepted_version(task, base_model=base.name)
+        return versions.newest_accepted_version(
+            task, profile=None if self.profile == "auto" else self.profile
+        )
+
+    def serving_spec(self, task: str) -> ModelSpec:
+        """The spec `get(task)` loads: the base model's, or that of its newest accepted version."""
+        base = self._base_spec(task)
+        version = self.active_version(task)
+        if version is None:
+            if base is None:
+                raise UnknownTask(f"no model serves the task {task!r}")
+            return base
+        if base is None:
+            base = ModelSpec(
+                name=version.base_model,
+                task=task,
+                family="trained",
+                profile=version.profile,
+                source=version.artifact,
+                source_kind="local",
+                builder=version.builder or "",
+            )
+        return replace(
+            base,
+            version=version.version,
+            source=version.artifact,
+            source_kind="local",
+            builder=version.builder or base.builder,
+            allow_patterns=None,
+        )
+
+    def rollback(self, task: str, to_version: str | None = None, *, user: str | None = None) -> str:
+        """Stop serving the newest accepted version (or every one newer than `to_version`; "base" for
+        all). Returns the version now served. A loaded model is swapped at once."""
+        versions = self.version_store()
+        current = self.active_version(task)
+        if versions is None or (current is None and to_version in (None, BASE_VERSION)):
+            raise ValueError(f"no fine-tuned {task} version is served; nothing to roll back")
+        base = self._base_spec(task)
+        line = current or versions.model_version(task, to_version or "")
+        if base is None and line is None:
+            raise UnknownTask(f"no {task} version {to_version!r}")
+        base_model = base.name if base is not None else line.base_model  # type: ignore[union-attr]
+        now_serving = versions.rollback_model_version(
+            task, base_model=base_model, to_version=to_version, user=user
+        )
+        with self._lock:
+            was_loaded = task in self._serving and self._serving[task] in self._loaded
+        if was_loaded and (now_serving is not None or base is not None):
+            self.get(task)
+        return now_serving.version if now_serving is not None else BASE_VERSION
+
+    def versions(self, task: str | None = None) -> list[ModelVersion]:
+        """Every fine-tuned version in the store (newest first per task), served or not."""
+        versions = self.version_store()
+        return versions.model_versions(task) if versions is not None else []
+
+    def build_copy(self, task: str, dtype: Any = None) -> Any:
+        """A private, uncached copy of the model serving `task` (float32 by default), for training."""
+        import torch
+
+        spec = self.serving_spec(task)
+        return self._build(spec, dtype=dtype or torch.float32).adapter
+
     # -- loading -------------------------------------------------------------------------------
     def get(self, task: str) -> Any:
-        """The loaded adapter for `task`; loads it on first use."""
-        return self.load_spec(self.choose(task).spec)
+        """The loaded adapter for `task`; loads it on first use, and swaps in a newer accepted version."""
+        spec = self.serving_spec(task)
+        with self._lock:
+            unchanged = self._serving.get(task) == spec_key(spec)
+        if unchanged:
+            return self.load_spec(spec)
+        # A swap: one at a time per task, re-reading the newest version under the lock, so a caller that
+        # looked before a newer version arrived cannot swap the older one back in.
+        with self._lock:
+            swap_lock = self._swap_locks.setdefault(task, threading.Lock())
+        with swap_lock:
+            spec = self.serving_spec(task)
+            adapter = self.load_spec(spec)
+            with self._lock:
+                previous, self._serving[task] = self._serving.get(task), spec_key(spec)
+                if previous is not None and previous not in self._serving.values():
+                    self._unload_key(previous)
+        return adapter
+
+    def _unload_key(self, key: str) -> None:
+        if (entry := self._loaded.pop(key, None)) is not None:
+            self._release(entry)
 
     def info(self, task: str) -> ModelInfo:
         return self.get(task).info
 
     def load_spec(self, spec: ModelSpec) -> Any:
+        key = spec_key(spec)
         with self._lock:
-            if (entry := self._loaded.get(spec.name)) is not None:
-                self._loaded.move_to_end(spec.name)
+            if (entry := self._loaded.get(key)) is not None:
+                self._loaded.move_to_end(key)
                 return entry.adapter
-            load_lock = self._load_locks.setdefault(spec.name, threading.Lock())
+            load_lock = self._load_locks.setdefault(key, threading.Lock())
         with load_lock:
             with self._lock:
-                if (entry := self._loaded.get(spec.name)) is not None:
-                    self._loaded.move_to_end(spec.name)
+                if (entry := self._loaded.get(key)) is not None:
+                    self._loaded.move_to_end(key)
                     return entry.adapter
                 self._make_room(spec)
             entry = self._build(spec)
             with self._lock:
                 self._make_room(spec)
-                self._loaded[spec.name] = entry
+                self._loaded[key] = entry
             return entry.adapter
 
-    def _build(self, spec: ModelSpec) -> LoadedModel:
+    def _build(self, spec: ModelSpec, dtype: Any = None) -> LoadedModel:
         started = time.perf_counter()
-        path = (
-            hub.resolve(spec.source, list(spec.allow_patterns or ())) if spec.source_kind == "hub" else None
-        )
-        dtype = pick_dtype(self.device, spec)
+        if spec.source_kind == "hub":
+            path = hub.resolve(spec.source, list(spec.allow_patterns or ()))
+        elif spec.source_kind == "local":
+            path = Path(spec.source)
+            if not path.exists():
+                raise hub.ModelUnavailable(f"{spec.name} {spec.version}: the model folder {path} is missing")
+        else:
+            path = None
+        dtype = dtype if dtype is not None else pick_dtype(self.device, spec)
         module_name, function_name = spec.builder.split(":")
         builder = getattr(importlib.import_module(module_name), function_name)
         context = LoadContext(
@@ -231,10 +361,13 @@ class Registry:
     def unload(self, task: str | None = None) -> None:
         """Unload one task's model, or every model."""
         with self._lock:
-            names = list(self._loaded) if task is None else [self.choose(task).spec.name]
+            if task is None:
+                names = list(self._loaded)
+                self._serving.clear()
+            else:
+                names = [self._serving.pop(task, None) or spec_key(self.choose(task).spec)]
             for name in names:
-                if (entry := self._loaded.pop(name, None)) is not None:
-                    self._release(entry)
+                self._unload_key(name)
 
     def loaded_names(self) -> list[str]:
         with self._lock:
@@ -246,7 +379,9 @@ class Registry:
         rows: list[tuple[ModelSpec, str]] = []
         for task in self.tasks():
             choice = self.choose(task)
-            rows.append((choice.spec, choice.why))
+            spec = self.serving_spec(task)
+            why = choice.why if spec is choice.spec else f"{choice.why}; fine-tuned version {spec.version}"
+            rows.append((spec, why))
             for dependency in choice.spec.options.get("needs", ()):
                 spec = self.spec_in_profile(choice.spec.profile, dependency)
                 rows.append((spec, f"used by the {task} model"))
@@ -254,10 +389,10 @@ class Registry:
         result = []
         with self._lock:
             for spec, why in rows:
-                if spec.name in seen:
+                if spec_key(spec) in seen:
                     continue
-                seen.add(spec.name)
-                entry = self._loaded.get(spec.name)
+                seen.add(spec_key(spec))
+                entry = self._loaded.get(spec_key(spec))
                 result.append(
                     ModelStatus(
                         task=spec.task,
@@ -277,6 +412,11 @@ class Registry:
                     )
                 )
         return result
+
+
+def spec_key(spec: ModelSpec) -> str:
+    """A loaded model's key: its name, plus the version for a fine-tuned one."""
+    return spec.name if spec.version == BASE_VERSION else f"{spec.name}@{spec.version}"
 
 
 _default: Registry | None = None
@@ -340,4 +480,47 @@ def status_rows(statuses: list[ModelStatus]) -> list[list[Any]]:
             s.why,
         ]
         for s in statuses
+    ]
+
+
+VERSION_COLUMNS = (
+    "task",
+    "version",
+    "status",
+    "serving",
+    "base model",
+    "profile",
+    "from",
+    "metrics",
+    "by",
+    "created",
+)
+
+
+def _metric_summary(metrics: dict[str, Any]) -> str:
+    before, after = metrics.get("before", {}), metrics.get("after", {})
+    return ", ".join(f"{name} {before[name]:.4g}→{after[name]:.4g}" for name in before if name in after)
+
+
+def version_rows(registry: Registry, versions: list[ModelVersion]) -> list[list[Any]]:
+    """Versions as table rows, marking the ones this registry serves (the CLI and the Status tab)."""
+    served: dict[str, str | None] = {}
+    for version in versions:
+        if version.task not in served:
+            active = registry.active_version(version.task)
+            served[version.task] = active.version if active is not None else None
+    return [
+        [
+            v.task,
+            v.version,
+            v.status,
+            "yes" if served[v.task] == v.version else "",
+            v.base_model,
+            v.profile,
+            v.parent_version,
+            _metric_summary(v.metrics) or v.metrics.get("error", ""),
+            v.user,
+            v.created_at[:19].replace("T", " "),
+        ]
+        for v in versions
     ]

@@ -203,12 +203,41 @@ def _v5_labeling(db: sqlite_utils.Database) -> None:
             )
 
 
+def _v6_model_versions(db: sqlite_utils.Database) -> None:
+    """Fine-tuned model versions: what each run trained on, how it scored, and whether it is served."""
+    db["model_versions"].create(
+        {
+            "task": str,
+            "version": str,
+            "number": int,
+            "base_model": str,
+            "profile": str,
+            "parent_version": str,
+            "path": str,
+            "artifact": str,
+            "builder": str,
+            "status": str,
+            "config": str,
+            "data_hash": str,
+            "metrics": str,
+            "user": str,
+            "created_at": str,
+            "updated_by": str,
+            "updated_at": str,
+        },
+        pk=("task", "version"),
+        if_not_exists=True,
+    )
+    db["model_versions"].create_index(["task", "base_model", "status", "number"], if_not_exists=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_provenance,
     _v3_label_sets,
     _v4_judgements,
     _v5_labeling,
+    _v6_model_versions,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -273,6 +302,39 @@ class Judgement:
     index_version: int
     user: str
     created_at: str
+
+
+VERSION_STATUSES = ("training", "accepted", "rejected", "failed", "rolled_back")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One fine-tuning run's result. The registry serves the newest `accepted` one of a task's base model."""
+
+    task: str
+    version: str
+    number: int
+    base_model: str
+    profile: str
+    parent_version: str
+    path: str  # the run's folder: config.json, metrics.json, report.md
+    artifact: str  # what the registry loads (a model folder inside `path`)
+    builder: str | None  # "module:function" that loads `artifact`; set when the run finishes
+    status: str
+    config: dict[str, Any]
+    data_hash: str
+    metrics: dict[str, Any]
+    user: str
+    created_at: str
+    updated_by: str | None
+    updated_at: str | None
+
+
+def _model_version(row: dict[str, Any]) -> ModelVersion:
+    values = {field: row[field] for field in ModelVersion.__dataclass_fields__}
+    values["config"] = json.loads(row["config"] or "{}")
+    values["metrics"] = json.loads(row["metrics"] or "{}")
+    return ModelVersion(**values)
 
 
 def _prediction(row: dict[str, Any]) -> Prediction:
@@ -901,6 +963,142 @@ class Store:
             clauses.append("anonymous = 0")
         rows = self._select(table, " AND ".join(clauses), args, order_by="id")
         return [_label_record(row) for row in rows]
+
+    # -- model versions (fine-tuning runs) ------------------------------------------------------------
+    def start_model_version(
+        self,
+        task: str,
+        *,
+        base_model: str,
+        profile: str,
+        parent_version: str,
+        models_dir: Path,
+        config: dict[str, Any],
+        data_hash: str,
+        user: str | None = None,
+    ) -> ModelVersion:
+        """Reserve the next version id of a task (v1, v2, ...) for a run that is starting."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT COALESCE(MAX(number), 0) + 1 FROM model_versions WHERE task = ?", [task]
+            ).fetchone()
+            number = int(row[0])
+            version = f"v{number}"
+            folder = Path(models_dir) / task / version
+            db["model_versions"].insert(
+                {
+                    "task": task,
+                    "version": version,
+                    "number": number,
+                    "base_model": base_model,
+                    "profile": profile,
+                    "parent_version": parent_version,
+                    "path": str(folder),
+                    "artifact": str(folder / "model"),
+                    "builder": None,
+                    "status": "training",
+                    "config": json.dumps(config, sort_keys=True),
+                    "data_hash": data_hash,
+                    "metrics": "{}",
+                    "user": user or ANONYMOUS,
+                    "created_at": now(),
+                    "updated_by": None,
+                    "updated_at": None,
+                }
+            )
+        return self.model_version(task, version)  # type: ignore[return-value]
+
+    def finish_model_version(
+        self,
+        task: str,
+        version: str,
+        *,
+        status: str,
+        metrics: dict[str, Any],
+        builder: str | None = None,
+        user: str | None = None,
+    ) -> ModelVersion:
+        if status not in VERSION_STATUSES:
+            raise StoreError(f"unknown version status {status!r}")
+        with self._write() as db:
+            db["model_versions"].update(
+                (task, version),
+                {
+                    "status": status,
+                    "metrics": json.dumps(metrics, sort_keys=True),
+                    "builder": builder,
+                    "updated_by": user or ANONYMOUS,
+                    "updated_at": now(),
+                },
+            )
+        return self.model_version(task, version)  # type: ignore[return-value]
+
+    def model_version(self, task: str, version: str) -> ModelVersion | None:
+        rows = list(self.db["model_versions"].rows_where("task = ? AND version = ?", [task, version]))
+        return _model_version(rows[0]) if rows else None
+
+    def model_versions(self, task: str | None = None) -> list[ModelVersion]:
+        """Every version, newest first (per task)."""
+        where, args = ("task = ?", [task]) if task else (None, [])
+        rows = self.db["model_versions"].rows_where(where, args, order_by="task, number DESC")
+        return [_model_version(row) for row in rows]
+
+    def newest_accepted_version(
+        self, task: str, *, base_model: str | None = None, profile: str | None = None
+    ) -> ModelVersion | None:
+        clauses, args = ["task = ?", "status = 'accepted'"], [task]
+        for column, value in (("base_model", base_model), ("profile", profile)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        with self._lock:  # never read halfway through a rollback on this connection
+            rows = list(
+                self.db["model_versions"].rows_where(
+                    " AND ".join(clauses), args, order_by="number DESC", limit=1
+                )
+            )
+        return _model_version(rows[0]) if rows else None
+
+    def rollback_model_version(
+        self, task: str, *, base_model: str, to_version: str | None = None, user: str | None = None
+    ) -> ModelVersion | None:
+        """Stop serving the newest accepted version of a task's base model, or every one newer than
+        `to_version` (which is served again, even if it had been rolled back; "base" means none).
+        Returns the version now served, None for the base model."""
+        stamp, who = now(), user or ANONYMOUS
+        with self._write() as db:
+            accepted = [
+                _model_version(row)
+                for row in db["model_versions"].rows_where(
+                    "task = ? AND base_model = ? AND status = 'accepted'",
+                    [task, base_model],
+                    order_by="number DESC",
+                )
+            ]
+            if to_version is None:
+                if not accepted:
+                    raise StoreError(f"no accepted {task} version to roll back; the base model is served")
+                newer_than, target = accepted[0].number - 1, None
+            elif to_version == "base":
+                newer_than, target = 0, None
+            else:
+                target = self.model_version(task, to_version)
+                if target is None or target.base_model != base_model:
+                    raise StoreError(f"no {task} version {to_version!r} of {base_model!r}")
+                if target.status not in ("accepted", "rolled_back", "rejected"):
+                    raise StoreError(f"{task} {to_version} is {target.status}; it cannot be served")
+                newer_than = target.number
+            for version in accepted:
+                if version.number > newer_than:
+                    db["model_versions"].update(
+                        (task, version.version),
+                        {"status": "rolled_back", "updated_by": who, "updated_at": stamp},
+                    )
+            if target is not None and target.status != "accepted":
+                db["model_versions"].update(
+                    (task, target.version), {"status": "accepted", "updated_by": who, "updated_at": stamp}
+                )
+        return self.newest_accepted_version(task, base_model=base_model)
 
 
 _default: Store | None = None

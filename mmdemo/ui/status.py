@@ -1,10 +1,13 @@
-"""The Status tab: which model serves each task, where it comes from, and whether it is loaded."""
+"""The Status tab: which model serves each task, where it comes from, and whether it is loaded; below it,
+the fine-tuned model versions, with a rollback for admins."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from mmdemo import registry
+from mmdemo import config, registry
+from mmdemo.models.base import PUBLIC_TASKS
+from mmdemo.ui.common import current_user, friendly
 
 
 def status_view() -> tuple[str, list[list[object]]]:
@@ -13,20 +16,77 @@ def status_view() -> tuple[str, list[list[object]]]:
     return summary, registry.status_rows(active.status())
 
 
+def versions_view() -> list[list[object]]:
+    active = registry.default_registry()
+    return registry.version_rows(active, active.versions())
+
+
+@friendly
+def rollback_version(task: str, to_version: str, request: gr.Request | None = None) -> str:
+    """Stop serving a task's newest version (or go back to `to_version`); admins only when MMDEMO_ADMINS
+    is set."""
+    user = current_user(request)
+    allowed = config.admins()
+    if allowed is not None and user not in allowed:
+        raise gr.Error(f"only admins ({', '.join(sorted(allowed))}) may roll back model versions")
+    if not task:
+        raise gr.Error("pick the task to roll back")
+    serving = registry.default_registry().rollback(task, to_version.strip() or None, user=user)
+    return f"**{task}** now serves `{serving}` (rolled back by {user})."
+
+
+def read_only_table(
+    headers: tuple[str, ...], widths: list[str], *, elem_id: str, max_height: int
+) -> gr.Dataframe:
+    return gr.Dataframe(
+        headers=list(headers),
+        interactive=False,
+        wrap=True,
+        column_widths=widths,
+        elem_id=elem_id,
+        max_height=max_height,
+    )
+
+
 def build(demo: gr.Blocks) -> None:
     with gr.Tab("Status", id="status"):
         gr.Markdown(
             "Models load on first use. Each row says which model serves a task and why it was chosen."
         )
         summary = gr.Markdown()
-        table = gr.Dataframe(
-            headers=list(registry.STATUS_COLUMNS),
-            interactive=False,
-            wrap=True,
-            column_widths=["7%", "15%", "6%", "17%", "6%", "7%", "6%", "6%", "9%", "21%"],
+        table = read_only_table(
+            registry.STATUS_COLUMNS,
+            ["7%", "15%", "6%", "17%", "6%", "7%", "6%", "6%", "9%", "21%"],
             elem_id="status-table",
             max_height=900,
         )
         refresh = gr.Button("Refresh", size="sm")
+        with gr.Accordion("Models: fine-tuned versions", open=True, elem_id="model-versions"):
+            gr.Markdown(
+                "Each fine-tuning run (`mmdemo finetune ...`) adds a version. The newest *accepted* version "
+                "of a task is served at once, without a restart; rolling back serves the one before it."
+            )
+            versions = read_only_table(
+                registry.VERSION_COLUMNS,
+                ["7%", "6%", "9%", "6%", "19%", "6%", "5%", "22%", "7%", "13%"],
+                elem_id="versions-table",
+                max_height=500,
+            )
+            with gr.Row(equal_height=True):
+                task = gr.Dropdown(list(PUBLIC_TASKS), value="caption", label="Task", allow_custom_value=True)
+                to_version = gr.Textbox(
+                    label="Roll back to (optional)", placeholder="newest goes; or v2, or base"
+                )
+                rollback = gr.Button("Roll back", variant="stop", elem_id="rollback-button")
+                refresh_versions = gr.Button("Refresh versions", size="sm")
+            rollback_message = gr.Markdown()
     refresh.click(status_view, outputs=[summary, table], api_name="status")
+    refresh_versions.click(versions_view, outputs=versions, api_name="versions")
+    # The tables refresh after the rollback either way; a failed rollback leaves them showing, not blanked.
+    rollback.click(
+        rollback_version, inputs=[task, to_version], outputs=rollback_message, api_name="rollback"
+    ).then(versions_view, outputs=versions, api_name=False).then(
+        status_view, outputs=[summary, table], api_name=False
+    )
     demo.load(status_view, outputs=[summary, table], api_name=False)
+    demo.load(versions_view, outputs=versions, api_name=False)
