@@ -61,7 +61,9 @@ def remember_image(source: ImageSource | None, store: Store) -> ImageInput:
             lambda target: shutil.copyfile(source_path, target),
         )
         name = loaded.path.name
-        media = store.add_media(kept, "image", width=loaded.image.width, height=loaded.image.height)
+        media = store.add_media(
+            kept, "image", width=loaded.image.width, height=loaded.image.height, name=name
+        )
     else:
         data = _png_bytes(loaded.image)
         kept = _keep(

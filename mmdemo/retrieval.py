@@ -34,6 +34,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 class Result:
     media_id: str
     path: str
+    name: str  # the file name to show (`path` may be a copy kept under its content hash)
     score: float
     rank: int
 
@@ -322,7 +323,7 @@ def _results(vectors: VectorIndex, query: object, k: int, store: Store) -> list[
         item = store.media(hit.id)
         if item is None:  # the store lost the record (a deleted database): skip, not show a bare hash
             continue
-        results.append(Result(media_id=hit.id, path=item.path, score=hit.score, rank=len(results) + 1))
+        results.append(Result(hit.id, item.path, item.name, score=hit.score, rank=len(results) + 1))
     return results
 
 

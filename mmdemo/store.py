@@ -231,6 +231,14 @@ def _v6_model_versions(db: sqlite_utils.Database) -> None:
     db["model_versions"].create_index(["task", "base_model", "status", "number"], if_not_exists=True)
 
 
+def _v7_media_names(db: sqlite_utils.Database) -> None:
+    """The file name a person knows a media item by (a kept copy is named by its hash)."""
+    if "name" not in db["media"].columns_dict:
+        db["media"].add_column("name", str)
+    for row in list(db["media"].rows):
+        db["media"].update(row["id"], {"name": Path(row["path"]).name})
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_provenance,
@@ -238,6 +246,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v4_judgements,
     _v5_labeling,
     _v6_model_versions,
+    _v7_media_names,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -251,6 +260,7 @@ class StoreError(RuntimeError):
 class MediaItem:
     id: str
     path: str
+    name: str  # what a person calls it: the file name it came with, not its kept copy's hash name
     kind: str
     bytes: int
     width: int | None
@@ -504,17 +514,26 @@ class Store:
         width: int | None = None,
         height: int | None = None,
         duration_s: float | None = None,
+        name: str | None = None,
     ) -> MediaItem:
-        """Record a media file under its content hash; the same content again returns the first record."""
+        """Record a media file under its content hash; the same content again returns the first record.
+
+        `name` (default: the file's name) is what the UI shows; a record first seen as a hash-named copy
+        takes the real name when the same content arrives under one."""
         media_id = content_hash(data) if data is not None else file_hash(path)
         size = len(data) if data is not None else Path(path).stat().st_size
+        name = name or Path(path).name
         with self._write() as db:
             if (existing := self.media(media_id)) is not None:
+                if existing.name.startswith(media_id) and not name.startswith(media_id):
+                    db["media"].update(media_id, {"name": name})
+                    return self.media(media_id)  # type: ignore[return-value]
                 return existing
             db["media"].insert(
                 {
                     "id": media_id,
                     "path": str(path),
+                    "name": name,
                     "kind": kind,
                     "bytes": size,
                     "width": width,

@@ -62,6 +62,20 @@ def test_same_content_is_one_media_item(tmp_path, sample_images):
     assert store.counts()["media"] == 1
 
 
+def test_a_hash_named_copy_takes_the_real_name_when_it_arrives(tmp_path, sample_images):
+    original = tmp_path / "coffee.jpg"
+    sample_images["coffee"].save(original)
+    store = Store(tmp_path / "db.sqlite")
+    media_id = store.add_media(original, "image").id
+    kept = tmp_path / f"{media_id}.jpg"
+    kept.write_bytes(original.read_bytes())
+    store2 = Store(tmp_path / "other.sqlite")
+    assert store2.add_media(kept, "image").name == kept.name
+    upgraded = store2.add_media(original, "image")
+    assert upgraded.name == "coffee.jpg" and upgraded.path == str(kept)  # the kept copy stays the file
+    assert store.add_media(kept, "image").name == "coffee.jpg"  # a real name is never replaced by a hash
+
+
 def test_corrections_are_append_only_history(tmp_path, sample_images):
     path = tmp_path / "cat.jpg"
     sample_images["cat"].save(path)
@@ -130,6 +144,7 @@ def test_migration_from_the_first_schema_keeps_data(tmp_path):
         prediction.output == "a dog" and prediction.model_version == "base" and prediction.user == "anonymous"
     )
     assert store.corrections(1)[0].output == "a puppy" and store.corrections(1)[0].note is None
+    assert store.media("abc").name == "x.jpg"
     with pytest.raises(sqlite3.IntegrityError):
         store.db.execute("DELETE FROM corrections")
 

@@ -25,7 +25,7 @@ Gallery = list[tuple[Image.Image, str]]
 def caption(result: Result, judged: dict[int, bool]) -> str:
     verdict = judged.get(result.rank)
     mark = "" if verdict is None else ("✓ " if verdict else "✗ ")
-    return f"{mark}#{result.rank} {Path(result.path).name} · {result.score:.3f}"
+    return f"{mark}#{result.rank} {result.name} · {result.score:.3f}"
 
 
 def thumbnail(path: str) -> Image.Image:
@@ -100,7 +100,7 @@ def pick_result(found: Search | None, event: gr.SelectData) -> tuple[int | None,
     if found is None or not 0 <= event.index < len(found.results):
         return None, PICK_HINT
     result = found.results[event.index]
-    return result.rank, f"Picked **#{result.rank} {Path(result.path).name}** (score {result.score:.3f})."
+    return result.rank, f"Picked **#{result.rank} {result.name}** (score {result.score:.3f})."
 
 
 @friendly
@@ -119,7 +119,7 @@ def judge(
     return (
         gallery_value(found, judged),
         judged,
-        f"Saved: **#{result.rank} {Path(result.path).name}** is {verdict} (judged by {user}).",
+        f"Saved: **#{result.rank} {result.name}** is {verdict} (judged by {user}).",
     )
 
 
