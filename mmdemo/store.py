@@ -30,6 +30,15 @@ def now() -> str:
 
 
 # -- migrations -------------------------------------------------------------------------------------
+def _append_only(db: sqlite_utils.Database, table: str) -> None:
+    """Rows of `table` can be added, never changed or deleted: history stays."""
+    for action in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+        )
+
+
 def _v1_initial(db: sqlite_utils.Database) -> None:
     db["media"].create(
         {"id": str, "path": str, "kind": str, "bytes": int, "created_at": str}, pk="id", if_not_exists=True
@@ -73,11 +82,7 @@ def _v2_provenance(db: sqlite_utils.Database) -> None:
     db.execute(f"UPDATE predictions SET user = '{ANONYMOUS}' WHERE user IS NULL")
     db["predictions"].create_index(["task", "created_at"], if_not_exists=True)
     db["corrections"].create_index(["prediction_id"], if_not_exists=True)
-    for action in ("UPDATE", "DELETE"):
-        db.execute(
-            f"CREATE TRIGGER IF NOT EXISTS corrections_no_{action.lower()} BEFORE {action} ON corrections "
-            "BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END"
-        )
+    _append_only(db, "corrections")
 
 
 def _v3_label_sets(db: sqlite_utils.Database) -> None:
@@ -112,11 +117,7 @@ def _v4_judgements(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     db["judgements"].create_index(["result_media_id"], if_not_exists=True)
-    for action in ("UPDATE", "DELETE"):
-        db.execute(
-            f"CREATE TRIGGER IF NOT EXISTS judgements_no_{action.lower()} BEFORE {action} ON judgements "
-            "BEGIN SELECT RAISE(ABORT, 'judgements are append-only'); END"
-        )
+    _append_only(db, "judgements")
 
 
 def _v5_labeling(db: sqlite_utils.Database) -> None:
@@ -196,11 +197,7 @@ def _v5_labeling(db: sqlite_utils.Database) -> None:
             if_not_exists=True,
         )
         db[table].create_index(["job_id", "item_id"], if_not_exists=True)
-        for action in ("UPDATE", "DELETE"):
-            db.execute(
-                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
-            )
+        _append_only(db, table)
 
 
 def _v6_model_versions(db: sqlite_utils.Database) -> None:
