@@ -300,6 +300,33 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune_retrieval(args: argparse.Namespace) -> int:
+    from mmdemo import registry, store
+    from mmdemo.finetune import retrieval_adapter
+    from mmdemo.finetune.runs import RunConfig
+
+    run_config = RunConfig(
+        task="retrieval",
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        accept="always" if args.accept_always else "if_better",
+        options={"temperature": args.temperature, "patience": args.patience},
+    )
+    try:
+        outcome = retrieval_adapter.finetune(
+            run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
+        )
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    print(json.dumps(asdict(outcome.version), indent=2) if args.json else outcome.report)
+    if not args.json:
+        print(f"saved in {outcome.version.path}")
+    return 0
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     from mmdemo import registry
 
@@ -462,6 +489,21 @@ def build_parser() -> argparse.ArgumentParser:
         )
         text_run.add_argument("--json", action="store_true", help="print the new version as JSON")
         text_run.set_defaults(handler=cmd_finetune)
+    retrieval_run = finetune_kinds.add_parser(
+        "retrieval", help="train an adapter of the embedder on the relevance judgements (contrastive)"
+    )
+    retrieval_run.add_argument("--steps", type=int, default=300)
+    retrieval_run.add_argument("--batch-size", type=int, default=16, help="queries per step")
+    retrieval_run.add_argument("--learning-rate", type=float, default=1e-3)
+    retrieval_run.add_argument("--temperature", type=float, default=0.05, help="InfoNCE temperature")
+    retrieval_run.add_argument("--patience", type=int, default=5, help="validation checks without gain")
+    retrieval_run.add_argument("--seed", type=int, default=0)
+    retrieval_run.add_argument("--validation-fraction", type=float, default=0.2)
+    retrieval_run.add_argument(
+        "--accept-always", action="store_true", help="serve the adapter even if recall@5 did not improve"
+    )
+    retrieval_run.add_argument("--json", action="store_true", help="print the new version as JSON")
+    retrieval_run.set_defaults(handler=cmd_finetune_retrieval)
     versions = commands.add_parser("versions", help="list fine-tuned model versions and which are served")
     versions.add_argument("--task", help="only this task")
     versions.add_argument("--json", action="store_true", help="print JSON instead of a table")

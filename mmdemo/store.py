@@ -231,6 +231,12 @@ def _v6_model_versions(db: sqlite_utils.Database) -> None:
     db["model_versions"].create_index(["task", "base_model", "status", "number"], if_not_exists=True)
 
 
+def _v7_judgement_adapter(db: sqlite_utils.Database) -> None:
+    """Which retrieval adapter version ranked a judged result ("base": none). A column with a default,
+    so the append-only judgements are never updated."""
+    db["judgements"].add_column("adapter_version", str, not_null_default="base")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_provenance,
@@ -238,6 +244,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v4_judgements,
     _v5_labeling,
     _v6_model_versions,
+    _v7_judgement_adapter,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -302,6 +309,7 @@ class Judgement:
     index_version: int
     user: str
     created_at: str
+    adapter_version: str = "base"  # the retrieval adapter that ranked the result
 
 
 VERSION_STATUSES = ("training", "accepted", "rejected", "failed", "rolled_back")
@@ -663,6 +671,7 @@ class Store:
         query_text: str | None = None,
         query_media_id: str | None = None,
         user: str | None = None,
+        adapter_version: str = "base",
     ) -> Judgement:
         if bool(query_text) == bool(query_media_id):
             raise StoreError("a judgement needs exactly one query: a text or an image")
@@ -682,6 +691,7 @@ class Store:
                     "embedder_version": embedder.version,
                     "index_name": index_name,
                     "index_version": int(index_version),
+                    "adapter_version": adapter_version,
                     "user": user or ANONYMOUS,
                     "created_at": now(),
                 }

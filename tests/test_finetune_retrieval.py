@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmdemo import registry, retrieval
+from mmdemo.cli import main
+from mmdemo.store import default_store
+from tests.finetune_helpers import isolated_cli  # noqa: F401
+from tests.retrieval_finetune_helpers import (
+    HELD_OUT_FILLERS,
+    INDEX,
+    TRAIN_FILLERS,
+    judge_like_a_user,
+    queries,
+    recall_at_5,
+    synthetic_registry,
+    write_images,
+)
+
+pytestmark = pytest.mark.usefixtures("isolated_cli")
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+    """The synthetic embedder serves `embed`; its images are in the index `synthetic`."""
+    monkeypatch.setenv("MMDEMO_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setattr(registry, "_default", synthetic_registry())
+    by_concept = write_images(tmp_path / "images")
+    report = retrieval.ingest([tmp_path / "images"], INDEX)
+    assert not report.failed and len(report.added) == 40
+    return by_concept
+
+
+def finetune(*extra: str) -> int:
+    return main(["finetune", "retrieval", "--steps", "150", "--json", *extra])
+
+
+def test_the_adapter_improves_recall_on_held_out_queries_and_is_served_at_once(world, capsys):
+    for text, concept in queries(TRAIN_FILLERS):
+        judge_like_a_user(text, world[concept])
+    held_out = queries(HELD_OUT_FILLERS)  # phrasings never judged nor trained on
+    base_recall, ranked_by = recall_at_5(held_out, world)
+    assert ranked_by == {"base"}
+
+    assert finetune() == 0
+    version = json.loads(capsys.readouterr().out)
+    assert version["task"] == "retrieval" and version["status"] == "accepted"
+    assert version["base_model"] == "synthetic embedder"
+    before, after = version["metrics"]["before"], version["metrics"]["after"]
+    assert after["recall@5"] > before["recall@5"] + 0.3  # the run's own held-out (validation) queries
+    assert version["metrics"]["validation_queries"] >= 2 and version["data_hash"]
+    folder = Path(version["path"])
+    assert {"config.json", "metrics.json", "report.md", "validation_queries.json"} <= {
+        p.name for p in folder.iterdir()
+    }
+
+    # The same process serves it at once (hot swap), and the judgements say which version ranked.
+    adapted_recall, ranked_by = recall_at_5(held_out, world)
+    assert ranked_by == {"v1"}
+    assert adapted_recall > base_recall + 0.3
+    found = retrieval.search(text=held_out[0][0], k=5, name=INDEX)
+    assert retrieval.judge(found, 1, True, user="ana").adapter_version == "v1"
+    assert default_store().judgements()[0].adapter_version == "base"
+
+    assert main(["rollback", "retrieval"]) == 0
+    assert "now serving base" in capsys.readouterr().out
+    rolled_back, ranked_by = recall_at_5(held_out, world)
+    assert ranked_by == {"base"} and rolled_back == pytest.approx(base_recall)
+
+
+def test_the_stored_vectors_are_mapped_not_re_embedded(world, monkeypatch):
+    for text, concept in queries(TRAIN_FILLERS)[:6]:
+        judge_like_a_user(text, world[concept])
+    assert finetune("--accept-always") == 0
+    embedder = registry.get("embed")
+
+    def no_images(images):
+        raise AssertionError("an image was embedded again")
+
+    monkeypatch.setattr(embedder, "encode_images", no_images)
+    assert retrieval.search(text="photo of apple", k=3, name=INDEX).adapter_version == "v1"
+
+
+@pytest.mark.parametrize(
+    ("judge", "message"),
+    [
+        (lambda world: None, "no relevance judgements yet"),
+        (lambda world: judge_like_a_user("photo of apple", world["apple"]), "at least 2 different queries"),
+        (lambda world: judge_like_a_user("photo of apple", set()), "none of the 5 judged results"),
+    ],
+    ids=["no judgements", "one query", "only negatives"],
+)
+def test_too_few_judgements_are_one_clear_line(world, capsys, judge, message):
+    judge(world)
+    assert finetune() == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1 and "Traceback" not in error
+    assert default_store().model_versions("retrieval") == []
