@@ -99,3 +99,22 @@ def test_too_few_judgements_are_one_clear_line(world, capsys, judge, message):
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1 and "Traceback" not in error
     assert default_store().model_versions("retrieval") == []
+
+
+def test_the_retrieval_tab_says_which_version_ranked_and_judgements_record_it(world):
+    from gradio_client import Client
+
+    from mmdemo.ui.app import build_app
+    from tests.conftest import served
+
+    with served(build_app()) as url:
+        client = Client(url, verbose=False)
+        _, summary, *_ = client.predict("photo of apple", 4, api_name="/search_text")
+        assert "ranked by the base embeddings" in summary
+        for text, concept in queries(TRAIN_FILLERS)[:6]:
+            judge_like_a_user(text, world[concept])
+        assert finetune("--accept-always") == 0  # as if from a terminal beside the running app
+        _, summary, *_ = client.predict("photo of apple", 4, api_name="/search_text")
+        assert "ranked by retrieval adapter `v1`" in summary
+        client.predict(1, api_name="/judge_relevant")
+    assert default_store().judgements()[-1].adapter_version == "v1"
