@@ -209,20 +209,29 @@ def info_nce(
     candidate that is not relevant to that query (its hard negatives, other queries' results, and the
     `background` rows of stored vectors)."""
     pool = list(dict.fromkeys(m for query in batch for m in query.relevant + query.irrelevant))
-    candidates = [data.items[m] for m in pool]
-    pool += [data.background_ids[row] for row in background]
+    candidates = np.stack([data.items[m] for m in pool])
     if len(background):
-        candidates.extend(data.background[list(background)])  # type: ignore[index]
-    items = maps(_tensor(np.stack(candidates)), "image")
-    position = {media_id: column for column, media_id in reversed(list(enumerate(pool)))}
-    queries = torch.cat([maps(_tensor(data.queries[query.key][None]), query.modality) for query in batch])
+        pool += [data.background_ids[row] for row in background]
+        candidates = np.concatenate([candidates, data.background[list(background)]])  # type: ignore[index]
+    items = maps(_tensor(candidates), "image")
+    columns_of: dict[str, list[int]] = {}
+    for column, media_id in enumerate(pool):
+        columns_of.setdefault(media_id, []).append(column)  # a judged item may also be drawn at random
+    queries = torch.zeros(len(batch), data.dim)
+    for modality in ("text", "image"):
+        rows = [row for row, query in enumerate(batch) if query.modality == modality]
+        if rows:
+            vectors = np.stack([data.queries[batch[row].key] for row in rows])
+            queries = queries.index_put((torch.tensor(rows),), maps(_tensor(vectors), modality))
     logits = queries @ items.T / temperature
     relevant = torch.zeros_like(logits, dtype=torch.bool)
+    rows, columns = [], []
     for row, query in enumerate(batch):
-        relevant[row, [column for column, m in enumerate(pool) if m in set(query.relevant)]] = True
+        for media_id in query.relevant:
+            relevant[row, columns_of[media_id]] = True
+            rows.append(row)
+            columns.append(columns_of[media_id][0])
     negatives = torch.logsumexp(logits.masked_fill(relevant, float("-inf")), dim=1)
-    rows = [row for row, query in enumerate(batch) for _ in query.relevant]
-    columns = [position[m] for query in batch for m in query.relevant]
     positive = logits[rows, columns]
     return (torch.logaddexp(positive, negatives[rows]) - positive).mean()
 
