@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmdemo import registry, retrieval
@@ -118,3 +119,40 @@ def test_the_retrieval_tab_says_which_version_ranked_and_judgements_record_it(wo
         assert "ranked by retrieval adapter `v1`" in summary
         client.predict(1, api_name="/judge_relevant")
     assert default_store().judgements()[-1].adapter_version == "v1"
+
+
+@pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf"])
+def test_a_mapped_index_reads_back_the_stored_vectors_and_is_never_saved(tmp_path, index_type):
+    from mmdemo.index import VectorIndex, VectorIndexError
+    from tests.test_index import DIM, EMBEDDER, ids, vectors
+
+    data, names = vectors(300), ids(300)
+    built = VectorIndex.create("photos", tmp_path, EMBEDDER, DIM, index_type)
+    built.add(names, data)
+    built.save()
+    assert np.allclose(built.vectors(names[:3]), data[:3], atol=1e-6)
+    flip = np.eye(DIM, dtype=np.float32)[::-1]  # a permutation of the axes
+
+    mapped = built.mapped(lambda rows: rows @ flip, "adapter v9")
+    assert mapped.ids == names and mapped.adapted_by == "adapter v9"
+    assert [hits[0].id for hits in mapped.search(data[:5] @ flip, k=1)] == names[:5]
+    with pytest.raises(VectorIndexError, match="never saved"):
+        mapped.save()
+    assert VectorIndex.load("photos", tmp_path).version == built.version  # the index on disk is untouched
+    sampled_ids, sampled = built.sample(7, seed=1)
+    assert len(set(sampled_ids)) == 7 and np.allclose(sampled, built.vectors(sampled_ids))
+
+
+def test_judgements_made_before_the_migration_were_ranked_by_the_base(tmp_path):
+    from mmdemo import store as store_module
+    from mmdemo.store import Store
+
+    before = store_module.MIGRATIONS.index(store_module._v7_judgement_adapter)
+    old = Store(tmp_path / "db.sqlite", migrate_to=before)
+    media = old.add_media(tmp_path / "a.png", "image", data=b"pixels")
+    old.db["judgements"].insert(
+        {"query_text": "a cat", "result_media_id": media.id, "rank": 1, "score": 0.5, "relevant": 1}
+    )
+    old.close()
+    (judgement,) = Store(tmp_path / "db.sqlite").judgements()
+    assert judgement.adapter_version == "base" and judgement.query_text == "a cat"
