@@ -364,6 +364,8 @@ def _ranked(
     """Results of a query vector, through the active adapter when there is one; and its version."""
     adapter = active_adapter(embedder)
     if adapter is None:
+        with _lock:
+            _mapped.pop(vectors.folder.resolve(), None)  # rolled back: free the mapped copy
         return _results(vectors, query, k, store), BASE_VERSION
     return _results(
         mapped_index(vectors, adapter), adapter.adapt(query, modality), k, store
