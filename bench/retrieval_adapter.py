@@ -3,7 +3,7 @@ over the 26 sample photos, grouped by domain (space, medical, texture, ...): a u
 a few phrasings per domain, `mmdemo finetune retrieval` trains on them, and phrasings nobody judged are
 searched before (base embeddings, the baseline) and after. Also the time a search takes with each.
 
-Run: `python bench/retrieval_adapter.py [extra finetune options]` (about a minute on 2 CPU cores)."""
+Run: `PYTHONPATH=. python bench/retrieval_adapter.py [finetune options]` (about a minute on 2 CPU cores)."""
 
 from __future__ import annotations
 
@@ -54,20 +54,7 @@ PHRASES = {  # the last HELD_OUT of each domain are never judged
     "flower": ["botany", "blossom", "petals", "garden plant", "bloom", "floral"],
 }
 HELD_OUT = 2
-HARD_NEGATIVES = 5
 KS = (1, 5, 10)
-
-
-def judge(text: str, relevant: list[str]) -> None:
-    from mmdemo import retrieval
-
-    found = retrieval.search(text=text, k=30)
-    negatives = 0
-    for result in found.results:
-        is_relevant = Path(result.path).stem in relevant
-        if is_relevant or negatives < HARD_NEGATIVES:
-            retrieval.judge(found, result.rank, is_relevant, user="bench")
-            negatives += not is_relevant
 
 
 def recall(pairs: list[tuple[str, str]]) -> tuple[dict[str, float], str, float]:
@@ -93,12 +80,13 @@ def main() -> None:
     )
     from mmdemo import retrieval
     from mmdemo.cli import main as cli
+    from tests.retrieval_finetune_helpers import judge_like_a_user
 
     retrieval.default_index()
     judged = [(p, domain) for domain, phrases in PHRASES.items() for p in phrases[:-HELD_OUT]]
     held_out = [(p, domain) for domain, phrases in PHRASES.items() for p in phrases[-HELD_OUT:]]
     for text, domain in judged:
-        judge(text, GROUPS[domain])
+        judge_like_a_user(text, {f"{stem}.jpg" for stem in GROUPS[domain]}, index="default", user="bench")
     recall(held_out)  # warm the models and the index
     before, base, base_ms = recall(held_out)
     output, started = io.StringIO(), time.perf_counter()

@@ -100,14 +100,16 @@ def queries(fillers: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(f"{filler} {concept}", concept) for concept, filler in itertools.product(CONCEPTS, fillers)]
 
 
-def judge_like_a_user(text: str, relevant_names: set[str], hard_negatives: int = 5) -> None:
-    """Search the whole index, mark every relevant result and the top irrelevant ones."""
-    found = retrieval.search(text=text, k=100, name=INDEX)
+def judge_like_a_user(
+    text: str, relevant_names: set[str], hard_negatives: int = 5, index: str = INDEX, user: str = "ana"
+) -> None:
+    """Search the whole index, mark every relevant result (by file name) and the top irrelevant ones."""
+    found = retrieval.search(text=text, k=100, name=index)
     irrelevant = 0
     for result in found.results:
         relevant = Path(result.path).name in relevant_names
         if relevant or irrelevant < hard_negatives:
-            retrieval.judge(found, result.rank, relevant, user="ana")
+            retrieval.judge(found, result.rank, relevant, user=user)
             irrelevant += not relevant
 
 
