@@ -156,3 +156,44 @@ def test_judgements_made_before_the_migration_were_ranked_by_the_base(tmp_path):
     old.close()
     (judgement,) = Store(tmp_path / "db.sqlite").judgements()
     assert judgement.adapter_version == "base" and judgement.query_text == "a cat"
+
+
+def test_image_queries_train_too_whether_or_not_the_query_image_is_indexed(world, tmp_path, capsys):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    outside = tmp_path / "query-not-indexed.png"
+    Image.new("RGB", (16, 16), (1, 40, 7)).save(outside)  # a boat no index holds
+    for query, concept in [(images / "000-00.png", "apple"), (outside, "boat")]:
+        found = retrieval.search(image=query, k=100, name=INDEX)
+        for result in found.results[:8]:
+            retrieval.judge(found, result.rank, Path(result.path).name in world[concept], user="ana")
+    judge_like_a_user("photo of cloud", world["cloud"])
+    assert finetune("--accept-always", "--validation-fraction", "0.34") == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert metrics["train_queries"] + metrics["validation_queries"] == 3
+
+
+def test_early_stopping_keeps_the_best_weights(world, tmp_path):
+    from dataclasses import replace
+
+    from mmdemo.finetune.retrieval_adapter import prepare, train
+    from mmdemo.finetune.runs import RunConfig, RunContext
+
+    for text, concept in queries(TRAIN_FILLERS)[:12]:  # 3 concepts, 4 phrasings each
+        judge_like_a_user(text, world[concept])
+    examples, data = prepare(default_store(), registry.get("embed"))
+    shift = len(TRAIN_FILLERS)
+    # Validation that contradicts training (each query gets the relevant results of another concept):
+    # the more the adapter learns, the worse it gets, so it stops and keeps its starting weights.
+    contradicting = [
+        replace(q, relevant=examples[(i + shift) % len(examples)].relevant) for i, q in enumerate(examples)
+    ]
+    run_config = RunConfig("retrieval", steps=200, learning_rate=1e-2, options={"patience": 2})
+    context = RunContext(
+        run_config, examples, contradicting, tmp_path / "v1" / "model", registry.default_registry(), "base"
+    )
+    result = train(context, data)
+    assert result.details["stopped_early"] and result.details["steps_run"] < 200
+    assert result.details["best_step"] == 0 and result.after == result.before
+    assert (tmp_path / "v1" / "model" / "adapter.npz").is_file()

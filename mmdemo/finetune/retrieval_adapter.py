@@ -22,13 +22,14 @@ from mmdemo import retrieval
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
 from mmdemo.index import IndexNotFound, VectorIndex
 from mmdemo.media import MediaError, load_image
-from mmdemo.models.base import ImageTextEmbedder, ModelInfo
+from mmdemo.models.base import ImageTextEmbedder, ModelInfo, batched
 from mmdemo.models.embedding_adapter import AdapterMeta, EmbeddingAdapter, ResidualMap, save
 from mmdemo.registry import Registry
 from mmdemo.store import Judgement, Store
 
 BUILDER = "mmdemo.models.embedding_adapter:load"
 RECALL_AT = (1, 5, 10)
+TEXT_BATCH = 256  # query texts embedded at a time
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,9 @@ def judged_queries(judgements: Sequence[Judgement]) -> list[JudgedQuery]:
     ]
 
 
-def _query_vector(query: JudgedQuery, vectors: VectorIndex, store: Store, embedder: ImageTextEmbedder):
+def _query_vector(
+    query: JudgedQuery, vectors: VectorIndex, store: Store, embedder: ImageTextEmbedder
+) -> np.ndarray | None:
     """An image query's embedding: its stored vector when it is in the index, else its file embedded."""
     media_id = query.query_media_id or ""
     if media_id in vectors:
@@ -155,14 +158,9 @@ def prepare(
             f"for validation), in indexes built by {embedder.info.name}; found {len(distinct)}"
         )
     texts = sorted({query.query_text for query in examples if query.query_text})
-    if texts:
-        data.queries.update(
-            zip(
-                (f"text:{t}" for t in texts),
-                np.asarray(embedder.encode_texts(texts), np.float32),
-                strict=True,
-            )
-        )
+    for chunk in batched(texts, TEXT_BATCH):
+        embedded = np.asarray(embedder.encode_texts(list(chunk)), np.float32)
+        data.queries.update(zip((f"text:{text}" for text in chunk), embedded, strict=True))
     sampled = [vectors.sample(background // max(1, len(indexes)), seed) for vectors in indexes.values()]
     data.background_ids = [media_id for ids, _ in sampled for media_id in ids]
     data.background = (
@@ -273,6 +271,10 @@ def _candidate(maps: ResidualMaps, data: JudgedVectors, version: str) -> Embeddi
     return EmbeddingAdapter(maps.exported(), meta, info)
 
 
+def _snapshot(maps: ResidualMaps) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in maps.state_dict().items()}  # not live views
+
+
 def train(context: RunContext[JudgedQuery], data: JudgedVectors) -> TrainResult:
     run_config, options = context.config, AdapterOptions.from_options(context.config.options)
     before = recall(context.validation, data, None)
@@ -287,13 +289,8 @@ def train(context: RunContext[JudgedQuery], data: JudgedVectors) -> TrainResult:
         with torch.no_grad():
             return float(info_nce(maps, context.validation, data, options.temperature, range(background)))
 
-    best_loss, best_state, best_step, checks_without_gain, losses = (
-        validation_loss(),
-        maps.state_dict(),
-        0,
-        0,
-        [],
-    )
+    best_loss, best_state, best_step = validation_loss(), _snapshot(maps), 0
+    checks_without_gain, losses = 0, []
     first_loss, step = best_loss, 0
     batches = _batches(context.train, run_config.batch_size, run_config.seed)
     with context.progress(run_config.steps, "retrieval adapter (InfoNCE)") as bar:
@@ -311,7 +308,7 @@ def train(context: RunContext[JudgedQuery], data: JudgedVectors) -> TrainResult:
             bar.set_postfix(loss=f"{losses[-1]:.4f}", validation=f"{current:.4f}")
             if current < best_loss:
                 best_loss, best_step, checks_without_gain = current, step, 0
-                best_state = {name: value.clone() for name, value in maps.state_dict().items()}
+                best_state = _snapshot(maps)
             else:
                 checks_without_gain += 1
                 if checks_without_gain >= options.patience:
