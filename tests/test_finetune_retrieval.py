@@ -197,3 +197,17 @@ def test_early_stopping_keeps_the_best_weights(world, tmp_path):
     assert result.details["stopped_early"] and result.details["steps_run"] < 200
     assert result.details["best_step"] == 0 and result.after == result.before
     assert (tmp_path / "v1" / "model" / "adapter.npz").is_file()
+
+
+def test_trained_heads_of_two_tasks_on_one_embedder_are_two_models(data_dir):
+    from mmdemo.registry import Registry
+    from mmdemo.store import Store
+    from tests.test_versions import _tables, add_version
+
+    store = Store(data_dir / "mmdemo.db")
+    for task in ("video", "retrieval"):  # both v1, both trained on the same base model's outputs
+        add_version(store, base_model="one embedder", task=task)
+    served = Registry("one", device="cpu", tables=_tables(), store=store)
+    video, adapter = served.get("video"), served.get("retrieval")
+    assert video is not adapter and (video.info.version, adapter.info.version) == ("v1", "v1")
+    assert adapter.path == Path(store.model_version("retrieval", "v1").artifact)
