@@ -211,3 +211,5 @@ def test_trained_heads_of_two_tasks_on_one_embedder_are_two_models(data_dir):
     video, adapter = served.get("video"), served.get("retrieval")
     assert video is not adapter and (video.info.version, adapter.info.version) == ("v1", "v1")
     assert adapter.path == Path(store.model_version("retrieval", "v1").artifact)
+    assert served.rollback("retrieval") == "base"
+    assert adapter.closed and served.loaded_names() == ["video on one embedder@v1"]
