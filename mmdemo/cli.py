@@ -274,30 +274,53 @@ def _cli_user() -> str:
         return "cli"
 
 
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from mmdemo import registry, store
-    from mmdemo.finetune import blip_lora
+def _run_config(args: argparse.Namespace, task: str, options: dict[str, Any]) -> Any:
     from mmdemo.finetune.runs import RunConfig
 
-    run_config = RunConfig(
-        task=args.kind,
+    return RunConfig(
+        task=task,
         steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
         validation_fraction=args.validation_fraction,
         accept="always" if args.accept_always else "if_better",
-        options={"rank": args.lora_rank, "alpha": 2 * args.lora_rank},
+        options=options,
     )
-    outcome = blip_lora.finetune(
-        run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
-    )
-    if args.json:
+
+
+def _print_run(outcome: Any, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(asdict(outcome.version), indent=2))
     else:
         print(outcome.report)
         print(f"saved in {outcome.version.path}")
     return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from mmdemo import registry, store
+    from mmdemo.finetune import blip_lora
+
+    run_config = _run_config(args, args.kind, {"rank": args.lora_rank, "alpha": 2 * args.lora_rank})
+    outcome = blip_lora.finetune(
+        run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
+    )
+    return _print_run(outcome, args.json)
+
+
+def cmd_finetune_retrieval(args: argparse.Namespace) -> int:
+    from mmdemo import registry, store
+    from mmdemo.finetune import retrieval_adapter
+
+    run_config = _run_config(args, "retrieval", {"temperature": args.temperature, "patience": args.patience})
+    try:
+        outcome = retrieval_adapter.finetune(
+            run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
+        )
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    return _print_run(outcome, args.json)
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
@@ -329,6 +352,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     launch(host=args.host, port=args.port, share=args.share)
     return 0
+
+
+def _add_run_arguments(
+    run: argparse.ArgumentParser, steps: int, batch_size: int, learning_rate: float, accept_help: str
+) -> None:
+    """The options every `mmdemo finetune KIND` shares (the run harness's `RunConfig`)."""
+    run.add_argument("--steps", type=int, default=steps)
+    run.add_argument("--batch-size", type=int, default=batch_size)
+    run.add_argument("--learning-rate", type=float, default=learning_rate)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--validation-fraction", type=float, default=0.2)
+    run.add_argument("--accept-always", action="store_true", help=accept_help)
+    run.add_argument("--json", action="store_true", help="print the new version as JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -451,17 +487,16 @@ def build_parser() -> argparse.ArgumentParser:
     finetune_kinds = finetune.add_subparsers(dest="kind", required=True, metavar="KIND")
     for kind in ("caption", "vqa"):
         text_run = finetune_kinds.add_parser(kind, help=f"LoRA fine-tuning of BLIP {kind} (GPU; tiny on CPU)")
-        text_run.add_argument("--steps", type=int, default=200)
-        text_run.add_argument("--batch-size", type=int, default=8)
-        text_run.add_argument("--learning-rate", type=float, default=1e-4)
+        _add_run_arguments(text_run, 200, 8, 1e-4, "serve the result even if validation loss got worse")
         text_run.add_argument("--lora-rank", type=int, default=8)
-        text_run.add_argument("--seed", type=int, default=0)
-        text_run.add_argument("--validation-fraction", type=float, default=0.2)
-        text_run.add_argument(
-            "--accept-always", action="store_true", help="serve the result even if validation loss got worse"
-        )
-        text_run.add_argument("--json", action="store_true", help="print the new version as JSON")
         text_run.set_defaults(handler=cmd_finetune)
+    retrieval_run = finetune_kinds.add_parser(
+        "retrieval", help="train an adapter of the embedder on the relevance judgements (contrastive)"
+    )
+    _add_run_arguments(retrieval_run, 300, 16, 1e-3, "serve the adapter even if recall@5 did not improve")
+    retrieval_run.add_argument("--temperature", type=float, default=0.05, help="InfoNCE temperature")
+    retrieval_run.add_argument("--patience", type=int, default=5, help="validation checks without gain")
+    retrieval_run.set_defaults(handler=cmd_finetune_retrieval)
     versions = commands.add_parser("versions", help="list fine-tuned model versions and which are served")
     versions.add_argument("--task", help="only this task")
     versions.add_argument("--json", action="store_true", help="print JSON instead of a table")

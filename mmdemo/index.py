@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +33,7 @@ HNSW_EF_SEARCH = 96
 IVF_NPROBE = 24
 IVF_TRAIN_PER_LIST = 50
 MANIFEST = "manifest.json"
+MAP_CHUNK = 65_536  # vectors read back and mapped at a time
 FORMAT = 1
 
 
@@ -185,12 +186,15 @@ def _atomic_write(path: Path, write: Any) -> None:
 class VectorIndex:
     """One named index: ids, vectors and manifest, kept in memory and saved crash-safely."""
 
-    def __init__(self, root: Path, manifest: Manifest, index: Any, ids: list[str]) -> None:
+    def __init__(
+        self, root: Path, manifest: Manifest, index: Any, ids: list[str], adapted_by: str | None = None
+    ) -> None:
         self.root = Path(root)
         self.manifest = manifest
         self._index = index
         self.ids = ids
         self._positions = {media_id: position for position, media_id in enumerate(ids)}
+        self.adapted_by = adapted_by  # an in-memory copy of mapped vectors (never saved), or None
 
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
@@ -306,6 +310,8 @@ class VectorIndex:
 
     def save(self) -> None:
         """Write a new generation, then switch the manifest to it (the commit point)."""
+        if self.adapted_by is not None:
+            raise VectorIndexError(f"index {self.name!r} mapped by {self.adapted_by} is a copy, never saved")
         self.folder.mkdir(parents=True, exist_ok=True)
         generation = self.manifest.generation + 1
         index = self._index if self._index is not None else new_faiss_index("flat", self.manifest.dim)
@@ -367,6 +373,45 @@ class VectorIndex:
         if isinstance(self._index, faiss.IndexIVF):
             self._index.make_direct_map()
         return self._index.reconstruct(self._positions[media_id])
+
+    # -- stored vectors read back (a trained adapter maps them; nothing is re-embedded) ---------------
+    def vectors(self, media_ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of `media_ids` (each must be in the index), in that order."""
+        missing = [media_id for media_id in media_ids if media_id not in self._positions]
+        if missing:
+            raise VectorIndexError(f"{missing[0][:12]} is not in index {self.name!r}")
+        if not media_ids:
+            return np.zeros((0, self.manifest.dim), dtype=np.float32)
+        if isinstance(self._index, faiss.IndexIVF):
+            self._index.make_direct_map()
+        return np.stack([self._index.reconstruct(self._positions[media_id]) for media_id in media_ids])
+
+    def sample(self, count: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+        """Up to `count` stored vectors picked at random (seeded), with their media ids."""
+        chosen = np.random.default_rng(seed).permutation(len(self.ids))[: max(0, int(count))]
+        ids = [self.ids[position] for position in sorted(chosen)]
+        return ids, self.vectors(ids)
+
+    def mapped(self, transform: Callable[[np.ndarray], np.ndarray], label: str) -> VectorIndex:
+        """An in-memory index of the same type over `transform(stored vectors)` (read back from FAISS, in
+        chunks), under the same ids and manifest; `label` says which adapter made it. Never saved."""
+        if isinstance(self._index, faiss.IndexIVF):
+            self._index.make_direct_map()
+        chunks = [
+            np.asarray(transform(self._index.reconstruct_n(start, min(MAP_CHUNK, len(self.ids) - start))))
+            for start in range(0, len(self.ids), MAP_CHUNK)
+        ]
+        index_type = self.manifest.index_type
+        copy = VectorIndex(
+            self.root,
+            self.manifest,
+            None if index_type == "ivf" else new_faiss_index(index_type, self.manifest.dim),
+            [],
+            adapted_by=label,
+        )
+        if chunks:
+            copy.add(list(self.ids), np.concatenate(chunks))
+        return copy
 
 
 def check_embedder(manifest: Manifest, embedder: ModelInfo) -> None:

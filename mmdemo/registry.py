@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mmdemo.store import ModelVersion, Store
 
 BASE_VERSION = "base"
+TRAINED = "trained"  # the family of a task's model that has no catalog entry (a trained head or adapter)
 
 
 class UnknownTask(KeyError):
@@ -208,7 +209,7 @@ class Registry:
             base = ModelSpec(
                 name=version.base_model,
                 task=task,
-                family="trained",
+                family=TRAINED,
                 profile=version.profile,
                 source=version.artifact,
                 source_kind="local",
@@ -242,6 +243,8 @@ class Registry:
             was_loaded = task in self._serving and self._serving[task] in self._loaded
         if was_loaded and (now_serving is not None or base is not None):
             self.get(task)
+        elif was_loaded:
+            self.unload(task)  # a trained head with no version left: nothing serves the task now
         return now_serving.version if now_serving is not None else BASE_VERSION
 
     def versions(self, task: str | None = None) -> list[ModelVersion]:
@@ -415,8 +418,15 @@ class Registry:
 
 
 def spec_key(spec: ModelSpec) -> str:
-    """A loaded model's key: its name, plus the version for a fine-tuned one."""
-    return spec.name if spec.version == BASE_VERSION else f"{spec.name}@{spec.version}"
+    """A loaded model's key: its name, plus the version for a fine-tuned one. Trained heads of different
+    tasks share their base model's name and count versions per task, so their task is in the key too."""
+    if spec.version == BASE_VERSION:
+        return spec.name
+    return (
+        f"{spec.task} on {spec.name}@{spec.version}"
+        if spec.family == TRAINED
+        else f"{spec.name}@{spec.version}"
+    )
 
 
 _default: Registry | None = None

@@ -21,9 +21,12 @@ from mmdemo import config, index, registry
 from mmdemo.index import VectorIndex
 from mmdemo.media import MediaError, file_hash, is_image_path, load_image
 from mmdemo.models.base import ImageTextEmbedder, ModelInfo, batched
+from mmdemo.models.embedding_adapter import EmbeddingAdapter
+from mmdemo.registry import BASE_VERSION, UnknownTask
 from mmdemo.store import Judgement, Store, default_store
 
 DEFAULT_INDEX = "default"
+ADAPTER_TASK = "retrieval"  # the registry task of trained adapters (`mmdemo finetune retrieval`)
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "images"
 BATCH_SIZE = 16
 
@@ -50,6 +53,7 @@ class Search:
     query_text: str | None = None
     query_media_id: str | None = None
     query_path: str | None = None
+    adapter_version: str = BASE_VERSION  # the retrieval adapter that ranked the results
 
 
 @dataclass
@@ -70,6 +74,7 @@ class IngestReport:
 
 _lock = threading.RLock()  # guards the loaded indexes: one writer at a time, no search during a write
 _loaded: dict[Path, VectorIndex] = {}
+_mapped: dict[Path, tuple[tuple[int, str], VectorIndex]] = {}  # index folder -> its copy mapped by an adapter
 
 
 def load(name: str, root: Path | None = None, embedder: ModelInfo | None = None) -> VectorIndex:
@@ -334,6 +339,40 @@ def check_query(query: str | None) -> str:
     return query
 
 
+def active_adapter(embedder: ImageTextEmbedder) -> EmbeddingAdapter | None:
+    """The newest accepted retrieval adapter (through the registry: a new version is swapped in without a
+    restart), if it was trained on this embedder's outputs."""
+    try:
+        adapter = registry.get(ADAPTER_TASK)
+    except UnknownTask:
+        return None
+    return adapter if adapter.fits(embedder.info, embedder.dim) else None
+
+
+def mapped_index(vectors: VectorIndex, adapter: EmbeddingAdapter) -> VectorIndex:
+    """The index's stored vectors through the adapter's image map, kept until the index or adapter changes."""
+    key, folder = (vectors.version, adapter.info.version), vectors.folder.resolve()
+    with _lock:
+        cached = _mapped.get(folder)
+        if cached is None or cached[0] != key or len(cached[1]) != len(vectors):
+            cached = _mapped[folder] = (key, vectors.mapped(adapter.adapt_images, adapter.label))
+        return cached[1]
+
+
+def _ranked(
+    vectors: VectorIndex, query: np.ndarray, modality: str, k: int, store: Store, embedder: ImageTextEmbedder
+) -> tuple[list[Result], str]:
+    """Results of a query vector, through the active adapter when there is one; and its version."""
+    adapter = active_adapter(embedder)
+    if adapter is None:
+        with _lock:
+            _mapped.pop(vectors.folder.resolve(), None)  # rolled back: free the mapped copy
+        return _results(vectors, query, k, store), BASE_VERSION
+    return _results(
+        mapped_index(vectors, adapter), adapter.adapt(query, modality), k, store
+    ), adapter.info.version
+
+
 def search(
     *,
     text: str | None = None,
@@ -352,15 +391,23 @@ def search(
     if text is not None:
         query = check_query(text)
         vectors = open_index(name, embedder=embedder, store=store, root=root)
-        results = _results(vectors, embedder.encode_texts([query]), k, store)
-        return Search(results, embedder.info, vectors.name, vectors.version, query_text=query)
+        results, adapter = _ranked(vectors, embedder.encode_texts([query]), "text", k, store, embedder)
+        return Search(
+            results, embedder.info, vectors.name, vectors.version, query_text=query, adapter_version=adapter
+        )
     loaded = load_image(image)
     size = {"width": loaded.image.width, "height": loaded.image.height}
     item = store.add_media(Path(image).resolve(), "image", **size)  # type: ignore[arg-type]
     vectors = open_index(name, embedder=embedder, store=store, root=root)
-    results = _results(vectors, embedder.encode_images([loaded.image]), k, store)
+    results, adapter = _ranked(vectors, embedder.encode_images([loaded.image]), "image", k, store, embedder)
     return Search(
-        results, embedder.info, vectors.name, vectors.version, query_media_id=item.id, query_path=str(image)
+        results,
+        embedder.info,
+        vectors.name,
+        vectors.version,
+        query_media_id=item.id,
+        query_path=str(image),
+        adapter_version=adapter,
     )
 
 
@@ -404,4 +451,5 @@ def judge(
         query_text=search.query_text,
         query_media_id=search.query_media_id,
         user=user,
+        adapter_version=search.adapter_version,
     )

@@ -236,6 +236,12 @@ def _v7_media_names(db: sqlite_utils.Database) -> None:
         db["media"].update(row["id"], {"name": Path(row["path"]).name})
 
 
+def _v8_judgement_adapter(db: sqlite_utils.Database) -> None:
+    """Which retrieval adapter version ranked a judged result ("base": none). A column with a default,
+    so the append-only judgements are never updated."""
+    db["judgements"].add_column("adapter_version", str, not_null_default="base")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_provenance,
@@ -244,6 +250,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v5_labeling,
     _v6_model_versions,
     _v7_media_names,
+    _v8_judgement_adapter,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -309,6 +316,7 @@ class Judgement:
     index_version: int
     user: str
     created_at: str
+    adapter_version: str = "base"  # the retrieval adapter that ranked the result
 
 
 VERSION_STATUSES = ("training", "accepted", "rejected", "failed", "rolled_back")
@@ -679,6 +687,7 @@ class Store:
         query_text: str | None = None,
         query_media_id: str | None = None,
         user: str | None = None,
+        adapter_version: str = "base",
     ) -> Judgement:
         if bool(query_text) == bool(query_media_id):
             raise StoreError("a judgement needs exactly one query: a text or an image")
@@ -698,6 +707,7 @@ class Store:
                     "embedder_version": embedder.version,
                     "index_name": index_name,
                     "index_version": int(index_version),
+                    "adapter_version": adapter_version,
                     "user": user or ANONYMOUS,
                     "created_at": now(),
                 }

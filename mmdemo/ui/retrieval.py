@@ -48,8 +48,15 @@ def describe(found: Search, note: str = "") -> str:
         return f"{head}No results for {query}: the index is empty. Add images below."
     return (
         f"{head}**{len(found.results)} results** for {query} · embedder `{found.embedder.name}`"
-        f" · index `{found.index_name}` v{found.index_version}"
+        f" · index `{found.index_name}` v{found.index_version} · {ranked_by(found)}"
     )
+
+
+def ranked_by(found: Search) -> str:
+    """Which model version ranked the results (judgements record it too)."""
+    if found.adapter_version == retrieval.BASE_VERSION:
+        return "ranked by the base embeddings"
+    return f"ranked by retrieval adapter `{found.adapter_version}`"
 
 
 def _show(found: Search, note: str = "") -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
