@@ -59,6 +59,24 @@ def test_signing_in_with_hugging_face_on_a_space_gets_the_default_role(monkeypat
     assert accounts.gradio_auth() is None  # Spaces use the LoginButton instead
 
 
+def test_admins_by_role_or_by_name_may_roll_back_model_versions(monkeypatch):
+    store = default_store()
+    assert accounts.may_roll_back("anonymous", store=store)  # an open demo: no accounts, no MMDEMO_ADMINS
+    monkeypatch.setenv("MMDEMO_ADMINS", "root")
+    assert accounts.may_roll_back("root", store=store)
+    assert not accounts.may_roll_back("anonymous", store=store)
+    monkeypatch.delenv("MMDEMO_ADMINS")
+    add_accounts(store, {"boss": "admin", "rita": "reviewer", "ann": "annotator"}, password=PASSWORD)
+    assert accounts.may_roll_back("boss", store=store)
+    for refused in ("rita", "ann", "anonymous", "stranger"):
+        assert not accounts.may_roll_back(refused, store=store)
+    with pytest.raises(AccessDenied, match="only admins may roll back"):
+        accounts.require_roll_back("ann", store=store)
+    monkeypatch.setenv("MMDEMO_ADMINS", "ops")  # named admins and admin accounts both may
+    assert accounts.may_roll_back("ops", store=store) and accounts.may_roll_back("boss", store=store)
+    assert not accounts.may_roll_back("ann", store=store)
+
+
 FAKE = ModelInfo(name="fake captioner", version="v1", profile="tiny", source="test")
 
 
@@ -135,6 +153,13 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
         assert "photos" in json.dumps(dashboard[0], default=str)
         archive, message = admin.predict("caption", "jsonl", False, True, api_name="/labeling_export")
         assert archive.endswith(".zip") and "train" in message
+
+        # The Status tab's rollback: only admins get past the permission check.
+        for refused in (annotator, reviewer):
+            with pytest.raises(Exception, match="only admins may roll back"):
+                refused.predict("caption", "", api_name="/rollback")
+        with pytest.raises(Exception, match="nothing to roll back"):
+            admin.predict("caption", "", api_name="/rollback")
 
 
 def test_anonymous_labels_are_marked_and_refused_by_config(monkeypatch, tmp_path):
