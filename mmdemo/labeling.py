@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmdemo import accounts, agreement, config, registry
+from mmdemo import accounts, agreement, config, registry, retrieval
 from mmdemo.accounts import ADMIN, ANNOTATOR, REVIEWER
 from mmdemo.hub import ModelUnavailable
 from mmdemo.media import MediaError, is_image_path, load_image
@@ -36,6 +36,7 @@ RELEVANCE_LABELS = ["relevant", "not relevant"]
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi"}
 MAX_ITEMS = 5000
 MAX_OVERLAP = 20
+QUERY_K = 20  # results of a query that become a job's items, unless told otherwise
 # A cosine above this pre-fills "relevant"; only a starting guess for the annotator to correct.
 RELEVANCE_THRESHOLD = 0.3
 VIDEO_FRAMES = 4
@@ -166,6 +167,100 @@ def create_job(
         overlap=int(overlap),
         source=source,
         created_by=user or LOCAL_OPERATOR,
+    )
+
+
+@dataclass(frozen=True)
+class ItemSource:
+    """A job's item files and what the job records as their source."""
+
+    files: list[Path]
+    source: str
+    query: str | None = None  # the text query whose results these are
+
+
+def items_from(
+    task: str,
+    *,
+    folder: str | Path | None = None,
+    files: Sequence[str | Path] = (),
+    index_name: str | None = None,
+    query: str | None = None,
+    k: int = QUERY_K,
+    store: Store | None = None,
+) -> ItemSource:
+    """Items from exactly one of: a folder, files (uploads), every item of an index, or the top-`k` results
+    of a text query (searching `index_name`, else the default index)."""
+    folder = str(folder or "").strip() or None
+    index_name = (index_name or "").strip() or None
+    query = (query or "").strip() or None
+    given = [
+        what for what, value in (("a folder", folder), ("files", list(files)), ("a query", query)) if value
+    ]
+    if index_name and not query:
+        given.append("an index")
+    if len(given) != 1:
+        got = f" (got {' and '.join(given)})" if given else ""
+        raise LabelingError(f"take the items from one of: a folder, uploaded files, an index, a query{got}")
+    if folder:
+        return ItemSource(folder_files(folder, task), folder)
+    if files:
+        return ItemSource([Path(f) for f in files], "upload")
+    name = index_name or retrieval.DEFAULT_INDEX
+    if query is None:
+        paths = retrieval.indexed_paths(name, store=store)
+        if not paths:
+            raise LabelingError(f"index {name!r} holds no items")
+        return ItemSource([Path(p) for p in paths], f"index {name}")
+    if not 1 <= int(k) <= MAX_ITEMS:
+        raise LabelingError(f"take between 1 and {MAX_ITEMS} results of the query, not {k}")
+    found = retrieval.search(text=query, k=int(k), name=name, store=store)
+    if not found.results:
+        raise LabelingError(f"the query {query!r} found nothing in index {name!r}")
+    paths = [Path(result.path) for result in found.results]
+    return ItemSource(paths, f"query {query!r}: top {len(paths)} of index {name}", query=query)
+
+
+def create_job_from(
+    user: str | None,
+    name: str,
+    task: str,
+    *,
+    folder: str | Path | None = None,
+    files: Sequence[str | Path] = (),
+    index_name: str | None = None,
+    query: str | None = None,
+    k: int = QUERY_K,
+    labels: Sequence[str] | str = (),
+    prompts: Sequence[str] | str = (),
+    overlap: int = 1,
+    store: Store | None = None,
+) -> Job:
+    """A job over the items of one source (`items_from`). A retrieval job over a query's results judges
+    each result against that query, which becomes the items' prompt."""
+    if user is not None:
+        accounts.require_role(user, ADMIN, store=store)
+    if task not in TASKS:
+        raise LabelingError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    items = items_from(task, folder=folder, files=files, index_name=index_name, query=query, k=k, store=store)
+    prompts = parse_list(prompts)
+    if items.query is not None and task == "retrieval":
+        if prompts and prompts != [items.query]:
+            raise LabelingError(
+                "a retrieval job over a query's results judges them against that query: leave the queries out"
+            )
+        prompts = [items.query]
+    return create_job(
+        user,
+        name,
+        task,
+        items.files,
+        labels=parse_list(labels),
+        prompts=prompts,
+        overlap=overlap,
+        source=items.source,
+        copy_files=bool(files),
+        store=store,
     )
 
 

@@ -296,6 +296,17 @@ def open_index(
     return load(name, root, _embedder(embedder).info)
 
 
+def indexed_paths(
+    name: str = DEFAULT_INDEX, *, store: Store | None = None, root: Path | None = None
+) -> list[str]:
+    """The files of every item in a saved index, in the order they were added (a labeling job's items).
+
+    The default index is built from the sample photos first if it does not exist yet."""
+    store = store or default_store()
+    vectors = open_index(name, store=store, root=root) if name == DEFAULT_INDEX else load(name, root)
+    return [item.path for media_id in vectors.ids if (item := store.media(media_id)) is not None]
+
+
 def remove(
     paths: Sequence[str | Path], name: str = DEFAULT_INDEX, *, root: Path | None = None
 ) -> tuple[int, list[str]]:

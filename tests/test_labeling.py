@@ -215,3 +215,79 @@ def test_items_left_open_by_anonymous_visitors_go_back_to_the_queue(store, tmp_p
     view = labeling.next_item(job.id, "anonymous:newcomer", store=store)
     assert view.item.id == gone.item.id
     assert store.assignment_status(kept.item.id, "ann") == "assigned"  # accounts keep their items
+
+
+@pytest.fixture
+def index_root(tmp_path, monkeypatch):
+    root = tmp_path / "index"
+    monkeypatch.setenv("MMDEMO_INDEX_DIR", str(root))
+    return root
+
+
+def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, store, tmp_path, index_root):
+    from mmdemo import retrieval
+
+    retrieval.ingest([make_images(tmp_path / "imgs", 4)], "squares", store=store)
+    retrieval.ingest([], "empty", store=store)
+    add_accounts(store, {"root": "admin", "ann": "annotator"})
+
+    everything = labeling.create_job_from("root", "all", "caption", index_name="squares", store=store)
+    assert len(store.job_items(everything.id)) == 4 and everything.source == "index squares"
+
+    relevance = labeling.create_job_from(
+        "root", "rel", "retrieval", query=" a red square ", k=3, index_name="squares", store=store
+    )
+    items = store.job_items(relevance.id)
+    found = retrieval.search(text="a red square", k=3, name="squares", store=store)
+    assert relevance.prompts == ["a red square"] and {item.prompt for item in items} == {"a red square"}
+    assert [store.media(item.media_id).path for item in items] == [r.path for r in found.results]
+
+    questions = labeling.create_job_from(
+        "root",
+        "q",
+        "vqa",
+        query="a square",
+        k=2,
+        index_name="squares",
+        prompts="what colour?,is it big?",
+        store=store,
+    )
+    assert len(store.job_items(questions.id)) == 4  # two results × two questions
+
+    with pytest.raises(AccessDenied):
+        labeling.create_job_from("ann", "mine", "caption", index_name="squares", store=store)
+    bad = {
+        "no index named 'nope'": {"index_name": "nope"},
+        "found nothing in index 'empty'": {"query": "a square", "index_name": "empty"},
+        "holds no items": {"index_name": "empty"},
+        "between 1 and": {"query": "a square", "k": 0, "index_name": "squares"},
+        r"one of: .* \(got a folder and a query\)": {"folder": str(tmp_path / "imgs"), "query": "x"},
+        "one of: a folder": {},
+    }
+    for message, source in bad.items():
+        with pytest.raises(ValueError, match=message):
+            labeling.create_job_from("root", "bad", "caption", store=store, **source)
+    with pytest.raises(labeling.LabelingError, match="judges them against that query"):
+        labeling.create_job_from(
+            "root", "r2", "retrieval", query="a square", index_name="squares", prompts="other", store=store
+        )
+    assert [job.name for job in store.jobs()] == ["all", "rel", "q"]  # no half-made job
+
+
+def test_cli_creates_jobs_from_an_index_or_a_query(tiny_registry, tmp_path, index_root, capsys):
+    from mmdemo import retrieval
+    from mmdemo.cli import main
+
+    folder = make_images(tmp_path / "imgs", 3)
+    retrieval.ingest([folder], "squares")
+    create = ["jobs", "create", "--task", "retrieval"]
+    assert main([*create, "--name", "a", "--index", "squares"]) == 2
+    assert "needs queries" in capsys.readouterr().err
+    assert main([*create, "--name", "a", "--query", "a dark square", "--k", "2", "--index", "squares"]) == 0
+    assert "2 items" in capsys.readouterr().out
+    assert main(["jobs", "create", "--task", "caption", "--name", "b", "--index", "squares"]) == 0
+    assert "3 items" in capsys.readouterr().out
+    for source in (["--index", "nope"], ["--folder", str(folder), "--query", "x"], []):
+        assert main(["jobs", "create", "--task", "caption", "--name", "c", *source]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ("no index named 'nope'" in err[0] or "one of: a folder" in err[0])
