@@ -280,6 +280,10 @@ def _register(path: Path, store: Store, copy_files: bool) -> MediaItem:
     return store.add_media(path, kind)
 
 
+def item_count(job: Job, *, store: Store | None = None) -> int:
+    return len(_store(store).job_items(job.id))
+
+
 def jobs(user: str, *, store: Store | None = None) -> list[Job]:
     accounts.require_role(user, ANNOTATOR, store=store)
     return _store(store).jobs()

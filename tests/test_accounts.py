@@ -114,13 +114,13 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
             api_name="/whoami"
         )
 
-        job_args = ("photos", "caption", str(folder), None, "", "", 2)
+        job_args = ("photos", "caption", str(folder), None, "", "", 2, "", "", 20)
         with pytest.raises(Exception, match="needs the admin role"):
             annotator.predict(*job_args, api_name="/labeling_create_job")
         with pytest.raises(Exception, match="needs the admin role"):
             reviewer.predict(*job_args, api_name="/labeling_create_job")
         created = admin.predict(*job_args, api_name="/labeling_create_job")
-        assert "Created job" in created[0]
+        assert "Created job" in created[0] and "3 items" in created[0]
         job_id = store.jobs()[0].id
 
         outputs = annotator.predict(job_id, api_name="/labeling_next")
@@ -136,11 +136,16 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
             ("/labeling_decide", (job_id, item_id, None, "mine")),
             ("/labeling_dashboard", (job_id,)),
             ("/labeling_export", ("caption", "jsonl", True, True)),
+            ("/labeling_accounts", ()),
+            ("/labeling_set_role", ("ann", "admin")),
         ]:
             with pytest.raises(Exception, match=r"needs the (reviewer|admin) role"):
                 annotator.predict(*args, api_name=api_name)
         with pytest.raises(Exception, match="needs the admin role"):
             reviewer.predict("caption", "jsonl", True, True, api_name="/labeling_export")
+        with pytest.raises(Exception, match="needs the admin role"):
+            reviewer.predict("rita", "admin", api_name="/labeling_set_role")
+        assert accounts.role_of("ann", store=store) == "annotator"
         # ...nor submit a label for an item that is not theirs.
         view = reviewer.predict(job_id, api_name="/labeling_next")
         while store.assignment_status(int(view[6]), "ann") is not None:
@@ -160,6 +165,9 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
                 refused.predict("caption", "", api_name="/rollback")
         with pytest.raises(Exception, match="nothing to roll back"):
             admin.predict("caption", "", api_name="/rollback")
+
+        message, table = admin.predict("rita", "admin", api_name="/labeling_set_role")
+        assert "rita** is now admin" in message and ["rita", "admin"] in [row[:2] for row in table["data"]]
 
 
 def test_anonymous_labels_are_marked_and_refused_by_config(monkeypatch, tmp_path):
