@@ -337,6 +337,15 @@ def _results(vectors: VectorIndex, query: object, k: int, store: Store) -> list[
     return results
 
 
+def similarity(
+    text: str, image: str | Path, *, embedder: ImageTextEmbedder | None = None
+) -> tuple[float, ModelInfo]:
+    """The cosine of a text query and one image, as search scores them, and the embedder that did it."""
+    embedder = _embedder(embedder)
+    query = embedder.encode_texts([check_query(text)])[0]
+    return float(np.dot(query, embedder.encode_images([load_image(image).image])[0])), embedder.info
+
+
 def check_query(query: str | None) -> str:
     query = (query or "").strip()
     if not query:
