@@ -220,22 +220,21 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     if args.jobs_command == "create":
         try:
+            items = labeling.items_from(
+                None, args.task, folder=args.folder, index_name=args.index, query=args.query, k=args.k
+            )
             job = labeling.create_job_from(
                 None,
                 args.name,
                 args.task,
-                folder=args.folder,
-                index_name=args.index,
-                query=args.query,
-                k=args.k,
+                items,
                 labels=args.labels or (),
                 prompts=args.prompts or (),
                 overlap=args.overlap,
             )
         except (ValueError, StoreError) as error:
             raise CliError(str(error)) from None
-        items = len(default_store().job_items(job.id))
-        print(f"job #{job.id} {job.name!r}: {items} items, overlap {job.overlap}")
+        print(f"job #{job.id} {job.name!r}: {labeling.item_count(job)} items, overlap {job.overlap}")
     else:
         store = default_store()
         rows = [

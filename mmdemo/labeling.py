@@ -178,6 +178,7 @@ class ItemSource:
 
 
 def items_from(
+    user: str | None,
     task: str,
     *,
     folder: str | Path | None = None,
@@ -188,7 +189,11 @@ def items_from(
     store: Store | None = None,
 ) -> ItemSource:
     """Items from exactly one of: a folder, files (uploads), every item of an index, or the top-`k` results
-    of a text query (searching `index_name`, else the default index)."""
+    of a text query (searching `index_name`, else the default index). Admins only (`user` None: the CLI)."""
+    if user is not None:
+        accounts.require_role(user, ADMIN, store=store)
+    if task not in TASKS:
+        raise LabelingError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     folder = str(folder or "").strip() or None
     index_name = (index_name or "").strip() or None
     query = (query or "").strip() or None
@@ -223,24 +228,15 @@ def create_job_from(
     user: str | None,
     name: str,
     task: str,
+    items: ItemSource,
     *,
-    folder: str | Path | None = None,
-    files: Sequence[str | Path] = (),
-    index_name: str | None = None,
-    query: str | None = None,
-    k: int = QUERY_K,
     labels: Sequence[str] | str = (),
     prompts: Sequence[str] | str = (),
     overlap: int = 1,
     store: Store | None = None,
 ) -> Job:
-    """A job over the items of one source (`items_from`). A retrieval job over a query's results judges
-    each result against that query, which becomes the items' prompt."""
-    if user is not None:
-        accounts.require_role(user, ADMIN, store=store)
-    if task not in TASKS:
-        raise LabelingError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    items = items_from(task, folder=folder, files=files, index_name=index_name, query=query, k=k, store=store)
+    """A job over items from `items_from`. A retrieval job over a query's results judges each result
+    against that query, which becomes the items' prompt."""
     prompts = parse_list(prompts)
     if items.query is not None and task == "retrieval":
         if prompts and prompts != [items.query]:
@@ -257,7 +253,7 @@ def create_job_from(
         prompts=prompts,
         overlap=overlap,
         source=items.source,
-        copy_files=bool(files),
+        copy_files=items.source == "upload",
         store=store,
     )
 

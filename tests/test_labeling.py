@@ -229,6 +229,11 @@ def index_root(tmp_path, monkeypatch):
     return root
 
 
+def job_from(user, name, task, *, prompts=(), store, **source):
+    items = labeling.items_from(user, task, store=store, **source)
+    return labeling.create_job_from(user, name, task, items, prompts=prompts, store=store)
+
+
 def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, store, tmp_path, index_root):
     from mmdemo import retrieval
 
@@ -236,10 +241,10 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
     retrieval.ingest([], "empty", store=store)
     add_accounts(store, {"root": "admin", "ann": "annotator"})
 
-    everything = labeling.create_job_from("root", "all", "caption", index_name="squares", store=store)
+    everything = job_from("root", "all", "caption", index_name="squares", store=store)
     assert len(store.job_items(everything.id)) == 4 and everything.source == "index squares"
 
-    relevance = labeling.create_job_from(
+    relevance = job_from(
         "root", "rel", "retrieval", query=" a red square ", k=3, index_name="squares", store=store
     )
     items = store.job_items(relevance.id)
@@ -247,7 +252,7 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
     assert relevance.prompts == ["a red square"] and {item.prompt for item in items} == {"a red square"}
     assert [store.media(item.media_id).path for item in items] == [r.path for r in found.results]
 
-    questions = labeling.create_job_from(
+    questions = job_from(
         "root",
         "q",
         "vqa",
@@ -260,7 +265,7 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
     assert len(store.job_items(questions.id)) == 4  # two results × two questions
 
     with pytest.raises(AccessDenied):
-        labeling.create_job_from("ann", "mine", "caption", index_name="squares", store=store)
+        job_from("ann", "mine", "caption", index_name="squares", store=store)
     bad = {
         "no index named 'nope'": {"index_name": "nope"},
         "found nothing in index 'empty'": {"query": "a square", "index_name": "empty"},
@@ -271,9 +276,9 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
     }
     for message, source in bad.items():
         with pytest.raises(ValueError, match=message):
-            labeling.create_job_from("root", "bad", "caption", store=store, **source)
+            job_from("root", "bad", "caption", store=store, **source)
     with pytest.raises(labeling.LabelingError, match="judges them against that query"):
-        labeling.create_job_from(
+        job_from(
             "root", "r2", "retrieval", query="a square", index_name="squares", prompts="other", store=store
         )
     assert [job.name for job in store.jobs()] == ["all", "rel", "q"]  # no half-made job

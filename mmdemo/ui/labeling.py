@@ -234,18 +234,12 @@ def create_job(
 ) -> tuple[str, Any, Any, Any]:
     """Items from one source: a folder on the server, uploads, every image of an index, or a query's
     results."""
+    user = current_user(request)
+    items = labeling.items_from(
+        user, task, folder=folder, files=uploads or [], index_name=index_name, query=query, k=int(k or 0)
+    )
     job = labeling.create_job_from(
-        current_user(request),
-        name,
-        task,
-        folder=folder,
-        files=list(uploads or []),
-        index_name=index_name,
-        query=query,
-        k=int(k or labeling.QUERY_K),
-        labels=labels,
-        prompts=prompts,
-        overlap=int(overlap or 1),
+        user, name, task, items, labels=labels, prompts=prompts, overlap=int(overlap or 1)
     )
     message = (
         f"Created job #{job.id} **{job.name}** ({job.task}, overlap {job.overlap}) "
