@@ -362,7 +362,9 @@ def build(demo: gr.Blocks) -> None:
             gr.Markdown("### Create a job")
             with gr.Row():
                 job_name = gr.Textbox(label="Name")
-                task = gr.Dropdown(label="Task", choices=list(labeling.TASKS), value="caption")
+                task = gr.Dropdown(
+                    label="Task", choices=list(labeling.TASKS), value="caption", elem_id="labeling-new-task"
+                )
                 overlap = gr.Number(label="Annotators per item (overlap)", value=1, precision=0, minimum=1)
             gr.Markdown(
                 "Items from one of: a folder on the server, uploaded files, an index, a query's results."
@@ -375,8 +377,16 @@ def build(demo: gr.Blocks) -> None:
                     label="…or the top results of a query (retrieval: the query judged)",
                     placeholder="a dog on a beach",
                     scale=3,
+                    elem_id="labeling-new-query",
                 )
-                k = gr.Number(label="Results (k)", value=labeling.QUERY_K, precision=0, minimum=1, scale=1)
+                k = gr.Number(
+                    label="Results (k)",
+                    value=labeling.QUERY_K,
+                    precision=0,
+                    minimum=1,
+                    scale=1,
+                    elem_id="labeling-new-k",
+                )
                 index_name = gr.Textbox(
                     label="…or every image of an index (with a query: the index searched)",
                     placeholder="default",
