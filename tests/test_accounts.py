@@ -180,9 +180,13 @@ def test_anonymous_labels_are_marked_and_refused_by_config(monkeypatch, tmp_path
         visitor = Client(url, verbose=False)
         assert "anonymous" in visitor.predict(api_name="/whoami")
         outputs = visitor.predict(job.id, api_name="/labeling_next")
-        visitor.predict(job.id, outputs[6], "an anonymous caption", None, api_name="/labeling_submit")
+        outputs = visitor.predict(
+            job.id, outputs[6], "an anonymous caption", None, api_name="/labeling_submit"
+        )
         [submission] = default_store().submissions(job.id)
         assert submission.anonymous and submission.user.startswith("anonymous:")
+        finished = visitor.predict(job.id, outputs[6], "another caption", None, api_name="/labeling_submit")
+        assert "No more items" in finished[3] and "2 / 2" in finished[7]  # the final count stays in view
         monkeypatch.setenv("MMDEMO_ANONYMOUS_WRITES", "0")
         with pytest.raises(Exception, match="anonymous visitors may not"):
             visitor.predict(job.id, api_name="/labeling_next")

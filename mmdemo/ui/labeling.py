@@ -81,11 +81,18 @@ def list_jobs(request: gr.Request) -> tuple[Any, Any, Any]:
     return update, update, update
 
 
-def _item_outputs(view: labeling.ItemView | None, message: str = "") -> tuple[Any, ...]:
+def _next_outputs(job_id: int | None, user: str) -> tuple[Any, ...]:
+    """The user's next item, or, once they have none left, a thank-you and their final progress."""
+    view = labeling.next_item(job_id, user, predictor=labeling.predict)
+    if view is not None:
+        return _item_outputs(view)
+    done = labeling.progress(labeling.job(job_id, user), user).text()
+    thanks = "No more items for you in this job. Thank you!"
+    return None, gr.update(value=None, visible=False), "", thanks, "", gr.update(value=None), None, done
+
+
+def _item_outputs(view: labeling.ItemView) -> tuple[Any, ...]:
     """Values for: image, video, prompt, note, text label, choice label, item number, progress."""
-    if view is None:
-        done = message or "No more items for you in this job. Thank you!"
-        return None, gr.update(value=None, visible=False), "", done, "", gr.update(), None, ""
     job = view.job
     is_video = view.media.kind == "video"
     image = None if is_video else load_image(view.media.path).image
@@ -114,7 +121,7 @@ def _item_outputs(view: labeling.ItemView | None, message: str = "") -> tuple[An
 @friendly
 def next_item(job_id: int | None, request: gr.Request) -> tuple[Any, ...]:
     user = _worker(request)
-    return _item_outputs(labeling.next_item(job_id, user, predictor=labeling.predict))
+    return _next_outputs(job_id, user)
 
 
 @friendly
@@ -125,14 +132,14 @@ def submit(
     job = labeling.job(job_id, user)
     value = choice if job.task in labeling.CATEGORICAL_TASKS else text
     labeling.submit(job_id, _int(item_id), user, value)
-    return _item_outputs(labeling.next_item(job_id, user, predictor=labeling.predict))
+    return _next_outputs(job_id, user)
 
 
 @friendly
 def skip(job_id: int | None, item_id: float | None, request: gr.Request) -> tuple[Any, ...]:
     user = _worker(request)
     labeling.skip(job_id, _int(item_id), user)
-    return _item_outputs(labeling.next_item(job_id, user, predictor=labeling.predict))
+    return _next_outputs(job_id, user)
 
 
 def _int(value: float | str | None) -> int | None:
