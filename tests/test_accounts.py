@@ -133,6 +133,7 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
         # An annotator cannot read others' labels, decide, see the dashboard or export.
         for api_name, args in [
             ("/labeling_disagreements", (job_id,)),
+            ("/labeling_open_disagreement", (job_id, item_id)),
             ("/labeling_decide", (job_id, item_id, None, "mine")),
             ("/labeling_dashboard", (job_id,)),
             ("/labeling_export", ("caption", "jsonl", True, True)),
