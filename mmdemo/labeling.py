@@ -1,8 +1,9 @@
 """Labeling jobs: work queues for annotators, review of disagreements, progress and agreement.
 
-An admin creates a job (a task, items from a folder, a label set or prompts, an overlap). Annotators ask
-for their next item, see the model's prediction pre-filled, accept or correct it, or skip it and come back
-later. Reviewers settle disagreements; their decisions are stored beside the original labels, which stay.
+An admin creates a job (a task, items from a folder, uploads, an index or a query's results, a label set
+or prompts, an overlap). Annotators ask for their next item, see the model's prediction pre-filled (made by
+the matching tab's service), accept or correct it, or skip it and come back later. Reviewers settle
+disagreements; their decisions are stored beside the original labels, which stay.
 Every function checks the caller's role first (`accounts.require_role`).
 """
 
