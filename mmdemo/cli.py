@@ -220,9 +220,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     if args.jobs_command == "create":
         try:
-            items = labeling.items_from(
-                None, args.task, folder=args.folder, index_name=args.index, query=args.query, k=args.k
-            )
+            with contextlib.redirect_stdout(sys.stderr):  # a search loads the embedder: keep its chatter out
+                items = labeling.items_from(
+                    None, args.task, folder=args.folder, index_name=args.index, query=args.query, k=args.k
+                )
             job = labeling.create_job_from(
                 None,
                 args.name,
