@@ -119,6 +119,25 @@ def has_role(user: str, role: str, *, store: Store | None = None) -> bool:
     return True
 
 
+def may_roll_back(user: str, *, store: Store | None = None) -> bool:
+    """Who may roll back model versions: a user named in `MMDEMO_ADMINS`, or anyone with the admin role.
+
+    An open demo (no `MMDEMO_ADMINS`, no accounts) lets anyone roll back; once either exists, only those."""
+    named = config.admins()
+    if named is not None and user in named:
+        return True
+    store = store or default_store()
+    if not is_anonymous(user) and has_role(user, ADMIN, store=store):
+        return True
+    return named is None and not store.users()
+
+
+def require_roll_back(user: str, *, store: Store | None = None) -> None:
+    if not may_roll_back(user, store=store):
+        who = "anonymous visitors" if is_anonymous(user) else user
+        raise AccessDenied(f"only admins may roll back model versions ({who} is not one)")
+
+
 def gradio_auth(store: Store | None = None) -> Callable[[str, str], bool] | None:
     """The `auth=` for `launch()`: local accounts once any exist; None (anonymous demo) otherwise.
 

@@ -220,20 +220,22 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     if args.jobs_command == "create":
         try:
-            job = labeling.create_job(
+            with contextlib.redirect_stdout(sys.stderr):  # a search loads the embedder: keep its chatter out
+                items = labeling.items_from(
+                    None, args.task, folder=args.folder, index_name=args.index, query=args.query, k=args.k
+                )
+            job = labeling.create_job_from(
                 None,
                 args.name,
                 args.task,
-                labeling.folder_files(args.folder, args.task),
-                labels=labeling.parse_list(args.labels),
-                prompts=labeling.parse_list(args.prompts),
+                items,
+                labels=args.labels or (),
+                prompts=args.prompts or (),
                 overlap=args.overlap,
-                source=str(args.folder),
             )
         except (ValueError, StoreError) as error:
             raise CliError(str(error)) from None
-        items = len(default_store().job_items(job.id))
-        print(f"job #{job.id} {job.name!r}: {items} items, overlap {job.overlap}")
+        print(f"job #{job.id} {job.name!r}: {labeling.item_count(job)} items, overlap {job.overlap}")
     else:
         store = default_store()
         rows = [
@@ -457,10 +459,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs = commands.add_parser("jobs", help="labeling jobs")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
-    jobs_create = jobs_commands.add_parser("create", help="create a labeling job over a folder of media")
+    jobs_create = jobs_commands.add_parser(
+        "create", help="create a labeling job over a folder, an index, or a query's results"
+    )
     jobs_create.add_argument("--name", required=True)
     jobs_create.add_argument("--task", required=True, choices=("caption", "vqa", "video", "retrieval"))
-    jobs_create.add_argument("--folder", required=True, help="images (or videos for --task video)")
+    jobs_create.add_argument("--folder", help="items: the images (or videos for --task video) in a folder")
+    jobs_create.add_argument(
+        "--query", help="items: the top results of this text query (retrieval: its prompt)"
+    )
+    jobs_create.add_argument("--k", type=int, default=20, help="with --query: how many results (default 20)")
+    jobs_create.add_argument(
+        "--index",
+        help="items: every image of this index; with --query: the index searched (default: default)",
+    )
     jobs_create.add_argument(
         "--labels", help="comma-separated label set (video; retrieval: relevant,not relevant)"
     )

@@ -78,7 +78,8 @@ def oauth_default_role() -> str:
 
 
 def admins() -> set[str] | None:
-    """`MMDEMO_ADMINS` (comma-separated user names) may roll back model versions; unset: anyone may."""
+    """`MMDEMO_ADMINS` (comma-separated user names) may roll back model versions, besides accounts with the
+    admin role (`accounts.may_roll_back`); unset and no accounts: anyone may."""
     value = os.environ.get("MMDEMO_ADMINS", "")
     names = {name.strip() for name in value.split(",") if name.strip()}
     return names or None

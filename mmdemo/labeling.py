@@ -1,8 +1,9 @@
 """Labeling jobs: work queues for annotators, review of disagreements, progress and agreement.
 
-An admin creates a job (a task, items from a folder, a label set or prompts, an overlap). Annotators ask
-for their next item, see the model's prediction pre-filled, accept or correct it, or skip it and come back
-later. Reviewers settle disagreements; their decisions are stored beside the original labels, which stay.
+An admin creates a job (a task, items from a folder, uploads, an index or a query's results, a label set
+or prompts, an overlap). Annotators ask for their next item, see the model's prediction pre-filled (made by
+the matching tab's service), accept or correct it, or skip it and come back later. Reviewers settle
+disagreements; their decisions are stored beside the original labels, which stay.
 Every function checks the caller's role first (`accounts.require_role`).
 """
 
@@ -21,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from mmdemo import accounts, agreement, config, registry
+from mmdemo import accounts, agreement, captioning, config, fusion, registry, retrieval, video_classify, vqa
 from mmdemo.accounts import ADMIN, ANNOTATOR, REVIEWER
 from mmdemo.hub import ModelUnavailable
 from mmdemo.media import MediaError, is_image_path, load_image
-from mmdemo.models.base import ModelInfo
 from mmdemo.store import ANONYMOUS, Job, JobItem, LabelRecord, MediaItem, Prediction, Store, default_store
+from mmdemo.video import ClipInfo, SampledClip
 
 TASKS = ("caption", "vqa", "video", "retrieval")
 CATEGORICAL_TASKS = ("video", "retrieval")
@@ -36,9 +36,9 @@ RELEVANCE_LABELS = ["relevant", "not relevant"]
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi"}
 MAX_ITEMS = 5000
 MAX_OVERLAP = 20
+QUERY_K = 20  # results of a query that become a job's items, unless told otherwise
 # A cosine above this pre-fills "relevant"; only a starting guess for the annotator to correct.
 RELEVANCE_THRESHOLD = 0.3
-VIDEO_FRAMES = 4
 # Items opened by an anonymous visitor and left untouched this long go back to the queue.
 ANONYMOUS_HOLD = timedelta(minutes=30)
 
@@ -169,6 +169,96 @@ def create_job(
     )
 
 
+@dataclass(frozen=True)
+class ItemSource:
+    """A job's item files and what the job records as their source."""
+
+    files: list[Path]
+    source: str
+    query: str | None = None  # the text query whose results these are
+
+
+def items_from(
+    user: str | None,
+    task: str,
+    *,
+    folder: str | Path | None = None,
+    files: Sequence[str | Path] = (),
+    index_name: str | None = None,
+    query: str | None = None,
+    k: int = QUERY_K,
+    store: Store | None = None,
+) -> ItemSource:
+    """Items from exactly one of: a folder, files (uploads), every item of an index, or the top-`k` results
+    of a text query (searching `index_name`, else the default index). Admins only (`user` None: the CLI)."""
+    if user is not None:
+        accounts.require_role(user, ADMIN, store=store)
+    if task not in TASKS:
+        raise LabelingError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    folder = str(folder or "").strip() or None
+    index_name = (index_name or "").strip() or None
+    query = (query or "").strip() or None
+    given = [
+        what for what, value in (("a folder", folder), ("files", list(files)), ("a query", query)) if value
+    ]
+    if index_name and not query:
+        given.append("an index")
+    if len(given) != 1:
+        got = f" (got {' and '.join(given)})" if given else ""
+        raise LabelingError(f"take the items from one of: a folder, uploaded files, an index, a query{got}")
+    if folder:
+        return ItemSource(folder_files(folder, task), folder)
+    if files:
+        return ItemSource([Path(f) for f in files], "upload")
+    name = index_name or retrieval.DEFAULT_INDEX
+    if query is None:
+        paths = retrieval.indexed_paths(name, store=store)
+        if not paths:
+            raise LabelingError(f"index {name!r} holds no items")
+        return ItemSource([Path(p) for p in paths], f"index {name}")
+    if not 1 <= int(k) <= MAX_ITEMS:
+        raise LabelingError(f"take between 1 and {MAX_ITEMS} results of the query, not {k}")
+    found = retrieval.search(text=query, k=int(k), name=name, store=store)
+    if not found.results:
+        raise LabelingError(f"the query {query!r} found nothing in index {name!r}")
+    paths = [Path(result.path) for result in found.results]
+    return ItemSource(paths, f"query {query!r}: top {len(paths)} of index {name}", query=query)
+
+
+def create_job_from(
+    user: str | None,
+    name: str,
+    task: str,
+    items: ItemSource,
+    *,
+    labels: Sequence[str] | str = (),
+    prompts: Sequence[str] | str = (),
+    overlap: int = 1,
+    store: Store | None = None,
+) -> Job:
+    """A job over items from `items_from`. A retrieval job over a query's results judges each result
+    against that query, which becomes the items' prompt."""
+    prompts = parse_list(prompts)
+    if items.query is not None and task == "retrieval":
+        if prompts and prompts != [items.query]:
+            raise LabelingError(
+                "a retrieval job over a query's results judges them against that query: leave the queries out"
+            )
+        prompts = [items.query]
+    return create_job(
+        user,
+        name,
+        task,
+        items.files,
+        labels=parse_list(labels),
+        prompts=prompts,
+        overlap=overlap,
+        source=items.source,
+        copy_files=items.source == "upload",
+        store=store,
+    )
+
+
 def _register(path: Path, store: Store, copy_files: bool) -> MediaItem:
     if not path.is_file():
         raise MediaError(f"{path.name}: file not found")
@@ -183,6 +273,10 @@ def _register(path: Path, store: Store, copy_files: bool) -> MediaItem:
             shutil.copyfile(path, target)
         path = target
     return store.add_media(path, kind)
+
+
+def item_count(job: Job, *, store: Store | None = None) -> int:
+    return len(_store(store).job_items(job.id))
 
 
 def jobs(user: str, *, store: Store | None = None) -> list[Job]:
@@ -213,53 +307,54 @@ def _item(job: Job, item_id: int | str | None, store: Store) -> JobItem:
     return item
 
 
-# -- predictions that pre-fill the label (one small function per task) -------------------------------
-def predict_caption(image: Image.Image) -> tuple[str, ModelInfo]:
-    adapter = registry.get("caption")
-    return adapter.caption([image])[0], adapter.info
+# -- predictions that pre-fill the label: the tabs' own services, so each is recorded as the tab records it --
+def predict(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+    """Make and record the model's prediction for an item (asked on behalf of the job's creator); returns
+    the prediction's id."""
+    user = job.created_by
+    if job.task == "caption":
+        return captioning.caption_image(media.path, user=user, store=store).prediction_id
+    if job.task == "vqa":
+        return vqa.ask(media.path, item.prompt, user=user, store=store).prediction_id
+    if job.task == "video" and media.kind == "video":
+        prediction_id = video_classify.classify_video(
+            media.path, job.labels, user=user, store=store
+        ).prediction_id
+        return int(prediction_id)  # type: ignore[arg-type]
+    if job.task == "video":
+        return _classify_still(job, media, store)
+    return _judge_relevance(job, item, media, store)
 
 
-def predict_vqa(image: Image.Image, question: str) -> tuple[str, ModelInfo]:
-    adapter = registry.get("vqa")
-    return adapter.answer([image], [question])[0].answer, adapter.info
+def _classify_still(job: Job, media: MediaItem, store: Store) -> int:
+    """An image item of a video job stands for a one-frame clip, scored by the Video tab's frame scorer."""
+    image = load_image(media.path).image
+    clip = SampledClip(ClipInfo(duration_s=0.0, has_video=True, has_audio=False), [0.0], [image])
+    active = registry.default_registry()
+    scores = video_classify.score_frames(clip, list(job.labels), active)
+    ranking = fusion.top_k(job.labels, np.exp(scores.overall), len(job.labels))  # type: ignore[union-attr]
+    output = {"fused": [{"label": label, "score": round(score, 6)} for label, score in ranking]}
+    return store.record_prediction(
+        "video",
+        media_id=media.id,
+        input={"labels": job.labels, "file": Path(media.path).name},
+        output=output,
+        model=active.info("embed"),
+        user=job.created_by,
+    ).id
 
 
-def _best_label(images: Sequence[Image.Image], texts: Sequence[str]) -> tuple[int, float, ModelInfo]:
-    adapter = registry.get("embed")
-    image_vector = np.asarray(adapter.encode_images(list(images)), dtype=np.float32).mean(axis=0)
-    image_vector /= max(float(np.linalg.norm(image_vector)), 1e-12)
-    scores = np.asarray(adapter.encode_texts(list(texts)), dtype=np.float32) @ image_vector
-    best = int(np.argmax(scores))
-    return best, float(scores[best]), adapter.info
-
-
-def predict_video_label(frames: Sequence[Image.Image], labels: Sequence[str]) -> tuple[dict, ModelInfo]:
-    best, score, info = _best_label(frames, [f"a video of {label}" for label in labels])
-    return {"label": labels[best], "score": round(score, 4)}, info
-
-
-def predict_relevance(image: Image.Image, query: str, labels: Sequence[str]) -> tuple[dict, ModelInfo]:
-    _, score, info = _best_label([image], [query])
-    return {"label": labels[0] if score >= RELEVANCE_THRESHOLD else labels[1], "score": round(score, 4)}, info
-
-
-def video_frames(path: str | Path, count: int = VIDEO_FRAMES) -> list[Image.Image]:
-    """A few frames spread over a clip (an image item stands for a one-frame clip)."""
-    if is_image_path(path):
-        return [load_image(path).image]
-    try:
-        import av
-    except ImportError as error:
-        raise MediaError("reading video needs PyAV (`pip install av`)") from error
-    try:
-        with av.open(str(path)) as container:
-            frames = [frame.to_image() for frame in container.decode(video=0)]
-    except (av.error.FFmpegError, IndexError) as error:  # type: ignore[attr-defined]
-        raise MediaError(f"{Path(path).name}: the video cannot be read ({error})") from None
-    if not frames:
-        raise MediaError(f"{Path(path).name}: the video has no frames")
-    picks = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int)
-    return [frames[i].convert("RGB") for i in picks]
+def _judge_relevance(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+    score, model = retrieval.similarity(item.prompt, media.path)
+    label = job.labels[0] if score >= RELEVANCE_THRESHOLD else job.labels[1]
+    return store.record_prediction(
+        "retrieval",
+        media_id=media.id,
+        input={"query": item.prompt, "file": Path(media.path).name},
+        output={"label": label, "score": round(score, 4)},
+        model=model,
+        user=job.created_by,
+    ).id
 
 
 def playable_copy(media: MediaItem) -> str:
@@ -272,18 +367,7 @@ def playable_copy(media: MediaItem) -> str:
     return str(target)
 
 
-def predict(job: Job, item: JobItem, media: MediaItem) -> tuple[Any, ModelInfo]:
-    if job.task == "video":
-        return predict_video_label(video_frames(media.path), job.labels)
-    image = load_image(media.path).image
-    if job.task == "caption":
-        return predict_caption(image)
-    if job.task == "vqa":
-        return predict_vqa(image, item.prompt)
-    return predict_relevance(image, item.prompt, job.labels)
-
-
-Predictor = Callable[[Job, JobItem, MediaItem], tuple[Any, ModelInfo]]
+Predictor = Callable[[Job, JobItem, MediaItem, Store], int]
 
 
 def prediction_for(
@@ -297,25 +381,23 @@ def prediction_for(
         return None
     media = store.media(item.media_id)
     try:
-        output, info = predictor(job, item, media)  # type: ignore[arg-type]
-    except (ModelUnavailable, MediaError):
+        prediction_id = predictor(job, item, media, store)  # type: ignore[arg-type]
+    except (ModelUnavailable, MediaError, ValueError):
         return None  # the annotator labels from scratch; the tab says no prediction was made
-    prediction = store.record_prediction(
-        job.task,
-        media_id=item.media_id,
-        input={"prompt": item.prompt, "job": job.name},
-        output=output,
-        model=info,
-    )
-    store.set_item_prediction(item.id, prediction.id)
-    return prediction
+    store.set_item_prediction(item.id, prediction_id)
+    return store.prediction(prediction_id)
 
 
 def prefill_value(prediction: Prediction | None) -> str:
+    """The label a prediction suggests: a caption, a VQA answer, the best video label, a relevance."""
     if prediction is None:
         return ""
     output = prediction.output
-    return str(output.get("label", "")) if isinstance(output, dict) else str(output)
+    if not isinstance(output, dict):
+        return str(output)
+    if output.get("fused"):
+        return str(output["fused"][0]["label"])
+    return str(output.get("label", output.get("answer", "")))
 
 
 # -- the annotator's queue -----------------------------------------------------------------------------

@@ -302,6 +302,17 @@ def open_index(
     return load(name, root, _embedder(embedder).info)
 
 
+def indexed_paths(
+    name: str = DEFAULT_INDEX, *, store: Store | None = None, root: Path | None = None
+) -> list[str]:
+    """The files of every item in a saved index, in the order they were added (a labeling job's items).
+
+    The default index is built from the sample photos first if it does not exist yet."""
+    store = store or default_store()
+    vectors = open_index(name, store=store, root=root) if name == DEFAULT_INDEX else load(name, root)
+    return [item.path for media_id in vectors.ids if (item := store.media(media_id)) is not None]
+
+
 def remove(
     paths: Sequence[str | Path], name: str = DEFAULT_INDEX, *, root: Path | None = None
 ) -> tuple[int, list[str]]:
@@ -330,6 +341,15 @@ def _results(vectors: VectorIndex, query: object, k: int, store: Store) -> list[
             continue
         results.append(Result(hit.id, item.path, item.name, score=hit.score, rank=len(results) + 1))
     return results
+
+
+def similarity(
+    text: str, image: str | Path, *, embedder: ImageTextEmbedder | None = None
+) -> tuple[float, ModelInfo]:
+    """The cosine of a text query and one image, as search scores them, and the embedder that did it."""
+    embedder = _embedder(embedder)
+    query = embedder.encode_texts([check_query(text)])[0]
+    return float(np.dot(query, embedder.encode_images([load_image(image).image])[0])), embedder.info
 
 
 def check_query(query: str | None) -> str:

@@ -7,9 +7,17 @@ from pathlib import Path
 from PIL import Image
 
 from mmdemo import accounts, labeling
-from mmdemo.store import Job, Store
+from mmdemo.models.base import ModelInfo
+from mmdemo.store import Job, JobItem, MediaItem, Store
 
 PASSWORD = "correct-horse-42"
+FAKE_MODEL = ModelInfo(name="fake captioner", version="v1", profile="tiny", source="test")
+
+
+def fake_predictor(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+    """Stands in for the models: "prediction for FILE", recorded as a prediction of the job's task."""
+    output = f"prediction for {Path(media.path).name}"
+    return store.record_prediction(job.task, media_id=media.id, input={}, output=output, model=FAKE_MODEL).id
 
 
 def make_images(folder: Path, count: int) -> Path:

@@ -8,10 +8,9 @@ from gradio_client import Client
 
 from mmdemo import accounts
 from mmdemo.accounts import AccessDenied
-from mmdemo.models.base import ModelInfo
 from mmdemo.store import default_store
 from tests.conftest import free_port
-from tests.labeling_helpers import PASSWORD, add_accounts, make_images
+from tests.labeling_helpers import PASSWORD, add_accounts, fake_predictor, make_images
 
 
 def test_passwords_are_salted_hashes_that_verify():
@@ -59,7 +58,22 @@ def test_signing_in_with_hugging_face_on_a_space_gets_the_default_role(monkeypat
     assert accounts.gradio_auth() is None  # Spaces use the LoginButton instead
 
 
-FAKE = ModelInfo(name="fake captioner", version="v1", profile="tiny", source="test")
+def test_admins_by_role_or_by_name_may_roll_back_model_versions(monkeypatch):
+    store = default_store()
+    assert accounts.may_roll_back("anonymous", store=store)  # an open demo: no accounts, no MMDEMO_ADMINS
+    monkeypatch.setenv("MMDEMO_ADMINS", "root")
+    assert accounts.may_roll_back("root", store=store)
+    assert not accounts.may_roll_back("anonymous", store=store)
+    monkeypatch.delenv("MMDEMO_ADMINS")
+    add_accounts(store, {"boss": "admin", "rita": "reviewer", "ann": "annotator"}, password=PASSWORD)
+    assert accounts.may_roll_back("boss", store=store)
+    for refused in ("rita", "ann", "anonymous", "stranger"):
+        assert not accounts.may_roll_back(refused, store=store)
+    with pytest.raises(AccessDenied, match="only admins may roll back"):
+        accounts.require_roll_back("ann", store=store)
+    monkeypatch.setenv("MMDEMO_ADMINS", "ops")  # named admins and admin accounts both may
+    assert accounts.may_roll_back("ops", store=store) and accounts.may_roll_back("boss", store=store)
+    assert not accounts.may_roll_back("ann", store=store)
 
 
 @contextlib.contextmanager
@@ -68,7 +82,7 @@ def served_app(monkeypatch, *, with_auth: bool):
     from mmdemo import labeling
     from mmdemo.ui.app import build_app, launch_options
 
-    monkeypatch.setattr(labeling, "predict", lambda job, item, media: ("a predicted caption", FAKE))
+    monkeypatch.setattr(labeling, "predict", fake_predictor)
     demo = build_app()
     options = launch_options() if with_auth else {}
     demo.queue().launch(
@@ -96,18 +110,22 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
             api_name="/whoami"
         )
 
-        job_args = ("photos", "caption", str(folder), None, "", "", 2)
+        job_args = ("photos", "caption", str(folder), None, "", "", 2, "", "", 20)
         with pytest.raises(Exception, match="needs the admin role"):
             annotator.predict(*job_args, api_name="/labeling_create_job")
         with pytest.raises(Exception, match="needs the admin role"):
             reviewer.predict(*job_args, api_name="/labeling_create_job")
         created = admin.predict(*job_args, api_name="/labeling_create_job")
-        assert "Created job" in created[0]
+        assert "Created job" in created[0] and "3 items" in created[0]
         job_id = store.jobs()[0].id
 
         outputs = annotator.predict(job_id, api_name="/labeling_next")
         note, text, item_id, progress = outputs[3], outputs[4], outputs[6], outputs[7]
-        assert "fake captioner" in note and text["value"] == "a predicted caption" and "0 / 3" in progress
+        assert (
+            "fake captioner" in note
+            and text["value"].startswith("prediction for img")
+            and "0 / 3" in progress
+        )
         after = annotator.predict(job_id, item_id, "a grey square", None, api_name="/labeling_submit")
         assert "1 / 3" in after[7]
         assert [(s.user, s.value) for s in store.submissions(job_id)] == [("ann", "a grey square")]
@@ -115,14 +133,20 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
         # An annotator cannot read others' labels, decide, see the dashboard or export.
         for api_name, args in [
             ("/labeling_disagreements", (job_id,)),
+            ("/labeling_open_disagreement", (job_id, item_id)),
             ("/labeling_decide", (job_id, item_id, None, "mine")),
             ("/labeling_dashboard", (job_id,)),
             ("/labeling_export", ("caption", "jsonl", True, True)),
+            ("/labeling_accounts", ()),
+            ("/labeling_set_role", ("ann", "admin")),
         ]:
             with pytest.raises(Exception, match=r"needs the (reviewer|admin) role"):
                 annotator.predict(*args, api_name=api_name)
         with pytest.raises(Exception, match="needs the admin role"):
             reviewer.predict("caption", "jsonl", True, True, api_name="/labeling_export")
+        with pytest.raises(Exception, match="needs the admin role"):
+            reviewer.predict("rita", "admin", api_name="/labeling_set_role")
+        assert accounts.role_of("ann", store=store) == "annotator"
         # ...nor submit a label for an item that is not theirs.
         view = reviewer.predict(job_id, api_name="/labeling_next")
         while store.assignment_status(int(view[6]), "ann") is not None:
@@ -136,6 +160,16 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
         archive, message = admin.predict("caption", "jsonl", False, True, api_name="/labeling_export")
         assert archive.endswith(".zip") and "train" in message
 
+        # The Status tab's rollback: only admins get past the permission check.
+        for refused in (annotator, reviewer):
+            with pytest.raises(Exception, match="only admins may roll back"):
+                refused.predict("caption", "", api_name="/rollback")
+        with pytest.raises(Exception, match="nothing to roll back"):
+            admin.predict("caption", "", api_name="/rollback")
+
+        message, table = admin.predict("rita", "admin", api_name="/labeling_set_role")
+        assert "rita** is now admin" in message and ["rita", "admin"] in [row[:2] for row in table["data"]]
+
 
 def test_anonymous_labels_are_marked_and_refused_by_config(monkeypatch, tmp_path):
     from mmdemo import labeling
@@ -147,9 +181,13 @@ def test_anonymous_labels_are_marked_and_refused_by_config(monkeypatch, tmp_path
         visitor = Client(url, verbose=False)
         assert "anonymous" in visitor.predict(api_name="/whoami")
         outputs = visitor.predict(job.id, api_name="/labeling_next")
-        visitor.predict(job.id, outputs[6], "an anonymous caption", None, api_name="/labeling_submit")
+        outputs = visitor.predict(
+            job.id, outputs[6], "an anonymous caption", None, api_name="/labeling_submit"
+        )
         [submission] = default_store().submissions(job.id)
         assert submission.anonymous and submission.user.startswith("anonymous:")
+        finished = visitor.predict(job.id, outputs[6], "another caption", None, api_name="/labeling_submit")
+        assert "No more items" in finished[3] and "2 / 2" in finished[7]  # the final count stays in view
         monkeypatch.setenv("MMDEMO_ANONYMOUS_WRITES", "0")
         with pytest.raises(Exception, match="anonymous visitors may not"):
             visitor.predict(job.id, api_name="/labeling_next")

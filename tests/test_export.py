@@ -104,8 +104,9 @@ def test_vqa_and_retrieval_shapes(tmp_path):
 
     scores = iter([0.9, 0.8, 0.1])
 
-    def scored(job, item, media):
-        return {"label": "relevant", "score": next(scores)}, MODEL
+    def scored(job, item, media, store):
+        output = {"label": "relevant", "score": next(scores)}
+        return store.record_prediction(job.task, media_id=media.id, input={}, output=output, model=MODEL).id
 
     retrieval = make_job(store, folder, task="retrieval", prompts=("a square",), overlap=1, name="ret")
     _label_everything(

@@ -7,15 +7,8 @@ import pytest
 
 from mmdemo import labeling
 from mmdemo.accounts import AccessDenied
-from mmdemo.models.base import ModelInfo
 from mmdemo.store import Store
-from tests.labeling_helpers import add_accounts, make_images, make_job
-
-FAKE_MODEL = ModelInfo(name="fake captioner", version="v1", profile="tiny", source="test")
-
-
-def fake_predictor(job, item, media):
-    return f"prediction for {media.path.rsplit('/', 1)[-1]}", FAKE_MODEL
+from tests.labeling_helpers import add_accounts, fake_predictor, make_images, make_job
 
 
 @pytest.fixture
@@ -153,7 +146,7 @@ def tiny_registry(tiny, monkeypatch):
     return tiny
 
 
-def test_every_task_is_prefilled_by_its_model_through_the_registry(tiny_registry, store, tmp_path):
+def test_every_task_is_prefilled_by_the_tabs_services_through_the_registry(tiny_registry, store, tmp_path):
     folder = make_images(tmp_path / "imgs", 1)
     jobs = {
         "caption": make_job(store, folder, name="c"),
@@ -162,13 +155,26 @@ def test_every_task_is_prefilled_by_its_model_through_the_registry(tiny_registry
         "retrieval": make_job(store, folder, task="retrieval", prompts=("a red square",), name="r"),
     }
     add_accounts(store, {"ann": "annotator"})
+    predictions = {}
     for task, job in jobs.items():
         view = labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store)
-        prediction = store.prediction(view.item.prediction_id or store.job_item(view.item.id).prediction_id)
+        prediction = predictions[task] = store.prediction(store.job_item(view.item.id).prediction_id)
         assert prediction.task == task and prediction.profile == "tiny" and prediction.model_name
-        assert isinstance(view.prefill, str)
+        assert prediction.media_id == view.media.id and prediction.user == "root"  # asked for the job's admin
+        assert view.prefill and view.prefill == labeling.prefill_value(prediction)
         if task in labeling.CATEGORICAL_TASKS:
-            assert view.prefill in job.labels and "score" in prediction.output
+            assert view.prefill in job.labels
+    # Recorded as the Captioning and VQA tabs record theirs, so corrections can train on them.
+    assert predictions["caption"].input["name"] == "img000.png" and isinstance(
+        predictions["caption"].output, str
+    )
+    assert predictions["vqa"].input["question"] == "what colour is it?"
+    assert predictions["vqa"].output["answer"] == labeling.prefill_value(predictions["vqa"])
+    assert [row["label"] for row in predictions["video"].output["fused"]] in (
+        ["cooking", "sports"],
+        ["sports", "cooking"],
+    )
+    assert -1 <= predictions["retrieval"].output["score"] <= 1
 
 
 def _write_clip(path, frames: int = 12) -> None:
@@ -191,9 +197,6 @@ def test_video_jobs_take_clips_and_sample_frames_for_the_prediction(tiny_registr
     folder.mkdir()
     _write_clip(folder / "clip.mp4")
     (folder / "broken.mp4").write_bytes(b"not a video")
-    assert len(labeling.video_frames(folder / "clip.mp4")) == labeling.VIDEO_FRAMES
-    with pytest.raises(labeling.MediaError, match="cannot be read"):
-        labeling.video_frames(folder / "broken.mp4")
     job = make_job(store, folder, task="video", labels=("dark", "bright"), overlap=1)
     add_accounts(store, {"ann": "annotator"})
     views = [labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store)]
@@ -201,6 +204,8 @@ def test_video_jobs_take_clips_and_sample_frames_for_the_prediction(tiny_registr
     views.append(labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store))
     by_name = {view.media.path.rsplit("/", 1)[-1]: view for view in views}
     assert by_name["clip.mp4"].prefill in job.labels and by_name["clip.mp4"].media.kind == "video"
+    clip_prediction = store.prediction(store.job_item(by_name["clip.mp4"].item.id).prediction_id)
+    assert clip_prediction.params["n_frames"] >= 1  # classified by the Video tab's service
     assert by_name["broken.mp4"].prefill == "" and by_name["broken.mp4"].model_name is None  # label by hand
     assert labeling.playable_copy(by_name["clip.mp4"].media).endswith(".mp4")
 
@@ -215,3 +220,84 @@ def test_items_left_open_by_anonymous_visitors_go_back_to_the_queue(store, tmp_p
     view = labeling.next_item(job.id, "anonymous:newcomer", store=store)
     assert view.item.id == gone.item.id
     assert store.assignment_status(kept.item.id, "ann") == "assigned"  # accounts keep their items
+
+
+@pytest.fixture
+def index_root(tmp_path, monkeypatch):
+    root = tmp_path / "index"
+    monkeypatch.setenv("MMDEMO_INDEX_DIR", str(root))
+    return root
+
+
+def job_from(user, name, task, *, prompts=(), store, **source):
+    items = labeling.items_from(user, task, store=store, **source)
+    return labeling.create_job_from(user, name, task, items, prompts=prompts, store=store)
+
+
+def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, store, tmp_path, index_root):
+    from mmdemo import retrieval
+
+    retrieval.ingest([make_images(tmp_path / "imgs", 4)], "squares", store=store)
+    retrieval.ingest([], "empty", store=store)
+    add_accounts(store, {"root": "admin", "ann": "annotator"})
+
+    everything = job_from("root", "all", "caption", index_name="squares", store=store)
+    assert len(store.job_items(everything.id)) == 4 and everything.source == "index squares"
+
+    relevance = job_from(
+        "root", "rel", "retrieval", query=" a red square ", k=3, index_name="squares", store=store
+    )
+    items = store.job_items(relevance.id)
+    found = retrieval.search(text="a red square", k=3, name="squares", store=store)
+    assert relevance.prompts == ["a red square"] and {item.prompt for item in items} == {"a red square"}
+    assert [store.media(item.media_id).path for item in items] == [r.path for r in found.results]
+
+    questions = job_from(
+        "root",
+        "q",
+        "vqa",
+        query="a square",
+        k=2,
+        index_name="squares",
+        prompts="what colour?,is it big?",
+        store=store,
+    )
+    assert len(store.job_items(questions.id)) == 4  # two results × two questions
+
+    with pytest.raises(AccessDenied):
+        job_from("ann", "mine", "caption", index_name="squares", store=store)
+    bad = {
+        "no index named 'nope'": {"index_name": "nope"},
+        "found nothing in index 'empty'": {"query": "a square", "index_name": "empty"},
+        "holds no items": {"index_name": "empty"},
+        "between 1 and": {"query": "a square", "k": 0, "index_name": "squares"},
+        r"one of: .* \(got a folder and a query\)": {"folder": str(tmp_path / "imgs"), "query": "x"},
+        "one of: a folder": {},
+    }
+    for message, source in bad.items():
+        with pytest.raises(ValueError, match=message):
+            job_from("root", "bad", "caption", store=store, **source)
+    with pytest.raises(labeling.LabelingError, match="judges them against that query"):
+        job_from(
+            "root", "r2", "retrieval", query="a square", index_name="squares", prompts="other", store=store
+        )
+    assert [job.name for job in store.jobs()] == ["all", "rel", "q"]  # no half-made job
+
+
+def test_cli_creates_jobs_from_an_index_or_a_query(tiny_registry, tmp_path, index_root, capsys):
+    from mmdemo import retrieval
+    from mmdemo.cli import main
+
+    folder = make_images(tmp_path / "imgs", 3)
+    retrieval.ingest([folder], "squares")
+    create = ["jobs", "create", "--task", "retrieval"]
+    assert main([*create, "--name", "a", "--index", "squares"]) == 2
+    assert "needs queries" in capsys.readouterr().err
+    assert main([*create, "--name", "a", "--query", "a dark square", "--k", "2", "--index", "squares"]) == 0
+    assert "2 items" in capsys.readouterr().out
+    assert main(["jobs", "create", "--task", "caption", "--name", "b", "--index", "squares"]) == 0
+    assert "3 items" in capsys.readouterr().out
+    for source in (["--index", "nope"], ["--folder", str(folder), "--query", "x"], []):
+        assert main(["jobs", "create", "--task", "caption", "--name", "c", *source]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ("no index named 'nope'" in err[0] or "one of: a folder" in err[0])

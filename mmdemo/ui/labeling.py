@@ -17,6 +17,7 @@ from mmdemo.media import load_image
 from mmdemo.ui.common import current_user, friendly
 
 NO_JOB = "Pick a job, then press **Next item**."
+ACCOUNT_COLUMNS = ("name", "role", "sign-in", "created")
 # Keys for label-set tasks while the label buttons are shown: 1-9 pick a label, Enter submits, S skips.
 # (Free-text labels: Enter in the text box submits.)
 KEYBOARD_JS = """
@@ -80,11 +81,18 @@ def list_jobs(request: gr.Request) -> tuple[Any, Any, Any]:
     return update, update, update
 
 
-def _item_outputs(view: labeling.ItemView | None, message: str = "") -> tuple[Any, ...]:
+def _next_outputs(job_id: int | None, user: str) -> tuple[Any, ...]:
+    """The user's next item, or, once they have none left, a thank-you and their final progress."""
+    view = labeling.next_item(job_id, user, predictor=labeling.predict)
+    if view is not None:
+        return _item_outputs(view)
+    done = labeling.progress(labeling.job(job_id, user), user).text()
+    thanks = "No more items for you in this job. Thank you!"
+    return None, gr.update(value=None, visible=False), "", thanks, "", gr.update(value=None), None, done
+
+
+def _item_outputs(view: labeling.ItemView) -> tuple[Any, ...]:
     """Values for: image, video, prompt, note, text label, choice label, item number, progress."""
-    if view is None:
-        done = message or "No more items for you in this job. Thank you!"
-        return None, gr.update(value=None, visible=False), "", done, "", gr.update(), None, ""
     job = view.job
     is_video = view.media.kind == "video"
     image = None if is_video else load_image(view.media.path).image
@@ -113,7 +121,7 @@ def _item_outputs(view: labeling.ItemView | None, message: str = "") -> tuple[An
 @friendly
 def next_item(job_id: int | None, request: gr.Request) -> tuple[Any, ...]:
     user = _worker(request)
-    return _item_outputs(labeling.next_item(job_id, user, predictor=labeling.predict))
+    return _next_outputs(job_id, user)
 
 
 @friendly
@@ -124,14 +132,14 @@ def submit(
     job = labeling.job(job_id, user)
     value = choice if job.task in labeling.CATEGORICAL_TASKS else text
     labeling.submit(job_id, _int(item_id), user, value)
-    return _item_outputs(labeling.next_item(job_id, user, predictor=labeling.predict))
+    return _next_outputs(job_id, user)
 
 
 @friendly
 def skip(job_id: int | None, item_id: float | None, request: gr.Request) -> tuple[Any, ...]:
     user = _worker(request)
     labeling.skip(job_id, _int(item_id), user)
-    return _item_outputs(labeling.next_item(job_id, user, predictor=labeling.predict))
+    return _next_outputs(job_id, user)
 
 
 def _int(value: float | str | None) -> int | None:
@@ -226,26 +234,48 @@ def create_job(
     labels: str,
     prompts: str,
     overlap: float,
+    index_name: str,
+    query: str,
+    k: float,
     request: gr.Request,
 ) -> tuple[str, Any, Any, Any]:
+    """Items from one source: a folder on the server, uploads, every image of an index, or a query's
+    results."""
     user = current_user(request)
-    accounts.require_role(user, accounts.ADMIN)
-    files = list(uploads or [])
-    if folder and folder.strip():
-        files += labeling.folder_files(folder.strip(), task)
-    job = labeling.create_job(
-        user,
-        name,
-        task,
-        files,
-        labels=labeling.parse_list(labels),
-        prompts=labeling.parse_list(prompts),
-        overlap=int(overlap or 1),
-        source=folder.strip() if folder else "upload",
-        copy_files=bool(uploads),
+    items = labeling.items_from(
+        user, task, folder=folder, files=uploads or [], index_name=index_name, query=query, k=int(k or 0)
     )
-    message = f"Created job #{job.id} **{job.name}** ({job.task}, overlap {job.overlap})."
+    job = labeling.create_job_from(
+        user, name, task, items, labels=labels, prompts=prompts, overlap=int(overlap or 1)
+    )
+    message = (
+        f"Created job #{job.id} **{job.name}** ({job.task}, overlap {job.overlap}) "
+        f"from {job.source}: {labeling.item_count(job)} items."
+    )
     return (message, *list_jobs(request))
+
+
+@friendly
+def show_accounts(request: gr.Request) -> pd.DataFrame:
+    accounts.require_role(current_user(request), accounts.ADMIN)
+    rows = [(u.name, u.role, u.source, u.created_at[:19]) for u in accounts.list_users()]
+    return pd.DataFrame(rows, columns=list(ACCOUNT_COLUMNS))
+
+
+@friendly
+def change_role(name: str, role: str, request: gr.Request) -> tuple[str, pd.DataFrame]:
+    accounts.require_role(current_user(request), accounts.ADMIN)
+    account = accounts.set_role((name or "").strip(), role or "")
+    return f"**{account.name}** is now {account.role}.", show_accounts(request)
+
+
+def sections(request: gr.Request) -> tuple[Any, ...]:
+    """Review and Dashboard for reviewers and admins, Admin (with the accounts) for admins. Only spares
+    people buttons they may not press: every handler checks the role on the server anyway."""
+    user = _worker(request)
+    reviewer, admin = accounts.has_role(user, accounts.REVIEWER), accounts.has_role(user, accounts.ADMIN)
+    table = show_accounts(request) if admin else pd.DataFrame(columns=list(ACCOUNT_COLUMNS))
+    return gr.update(visible=reviewer), gr.update(visible=reviewer), gr.update(visible=admin), table
 
 
 @friendly
@@ -293,7 +323,7 @@ def build(demo: gr.Blocks) -> None:
                         submit_button = gr.Button("Submit", variant="primary", elem_id="labeling-submit")
                         skip_button = gr.Button("Skip for now", elem_id="labeling-skip")
                     item = gr.Number(label="Item #", interactive=False, precision=0, elem_id="labeling-item")
-        with gr.Tab("Review", id="labeling-review"):
+        with gr.Tab("Review", id="labeling-review", visible=False) as review_tab:
             gr.Markdown("Items where annotators disagree. Accept one label, or write the final one.")
             with gr.Row():
                 review_job = gr.Dropdown(
@@ -316,7 +346,7 @@ def build(demo: gr.Blocks) -> None:
                     written = gr.Textbox(label="…or write the final label")
                     decide_button = gr.Button("Save decision", variant="primary")
                     decision = gr.Markdown()
-        with gr.Tab("Dashboard", id="labeling-dashboard"):
+        with gr.Tab("Dashboard", id="labeling-dashboard", visible=False) as dashboard_tab:
             with gr.Row():
                 dashboard_job = gr.Dropdown(
                     label="Job",
@@ -335,15 +365,40 @@ def build(demo: gr.Blocks) -> None:
                 distribution = gr.BarPlot(
                     x="label", y="count", title="Label distribution", sort="-y", y_lim=[0, None]
                 )
-        with gr.Tab("Admin", id="labeling-admin"):
+        with gr.Tab("Admin", id="labeling-admin", visible=False) as admin_tab:
             gr.Markdown("### Create a job")
             with gr.Row():
                 job_name = gr.Textbox(label="Name")
-                task = gr.Dropdown(label="Task", choices=list(labeling.TASKS), value="caption")
+                task = gr.Dropdown(
+                    label="Task", choices=list(labeling.TASKS), value="caption", elem_id="labeling-new-task"
+                )
                 overlap = gr.Number(label="Annotators per item (overlap)", value=1, precision=0, minimum=1)
+            gr.Markdown(
+                "Items from one of: a folder on the server, uploaded files, an index, a query's results."
+            )
             with gr.Row():
                 folder = gr.Textbox(label="Folder on the server", placeholder="/data/images")
                 uploads = gr.File(label="…or upload files", file_count="multiple", type="filepath")
+            with gr.Row():
+                query = gr.Textbox(
+                    label="…or the top results of a query (retrieval: the query judged)",
+                    placeholder="a dog on a beach",
+                    scale=3,
+                    elem_id="labeling-new-query",
+                )
+                k = gr.Number(
+                    label="Results (k)",
+                    value=labeling.QUERY_K,
+                    precision=0,
+                    minimum=1,
+                    scale=1,
+                    elem_id="labeling-new-k",
+                )
+                index_name = gr.Textbox(
+                    label="…or every image of an index (with a query: the index searched)",
+                    placeholder="default",
+                    scale=2,
+                )
             with gr.Row():
                 labels = gr.Textbox(label="Label set (video, retrieval), one per line or comma-separated")
                 prompts = gr.Textbox(label="Questions (VQA) or queries (retrieval)", lines=2)
@@ -358,10 +413,21 @@ def build(demo: gr.Blocks) -> None:
             export_button = gr.Button("Export")
             exported = gr.Markdown()
             export_file = gr.File(label="Download", interactive=False)
+            gr.Markdown("### Accounts")
+            accounts_table = gr.Dataframe(
+                headers=list(ACCOUNT_COLUMNS), interactive=False, elem_id="labeling-accounts"
+            )
+            with gr.Row():
+                account_name = gr.Textbox(label="Account", scale=2)
+                account_role = gr.Dropdown(label="Role", choices=list(accounts.ROLES), value="annotator")
+                role_button = gr.Button("Set role", scale=1)
+                show_button = gr.Button("Refresh accounts", scale=1)
+            role_message = gr.Markdown()
 
     item_outputs = [image, video, prompt, note, text, choice, item, progress]
     job_dropdowns = [job, review_job, dashboard_job]
     demo.load(list_jobs, outputs=job_dropdowns, api_name=False)
+    demo.load(sections, outputs=[review_tab, dashboard_tab, admin_tab, accounts_table], api_name=False)
     demo.load(None, js=KEYBOARD_JS, api_name=False)
     job.focus(list_jobs, outputs=job_dropdowns, api_name="labeling_jobs")
     next_button.click(next_item, inputs=job, outputs=item_outputs, api_name="labeling_next")
@@ -395,7 +461,7 @@ def build(demo: gr.Blocks) -> None:
     )
     create_button.click(
         create_job,
-        inputs=[job_name, task, folder, uploads, labels, prompts, overlap],
+        inputs=[job_name, task, folder, uploads, labels, prompts, overlap, index_name, query, k],
         outputs=[created, *job_dropdowns],
         api_name="labeling_create_job",
     )
@@ -404,4 +470,11 @@ def build(demo: gr.Blocks) -> None:
         inputs=[export_task, export_format, include_anonymous, include_unreviewed],
         outputs=[export_file, exported],
         api_name="labeling_export",
+    )
+    show_button.click(show_accounts, outputs=accounts_table, api_name="labeling_accounts")
+    role_button.click(
+        change_role,
+        inputs=[account_name, account_role],
+        outputs=[role_message, accounts_table],
+        api_name="labeling_set_role",
     )

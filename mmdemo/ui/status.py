@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from mmdemo import config, registry
+from mmdemo import accounts, registry
 from mmdemo.models.base import PUBLIC_TASKS
 from mmdemo.ui.common import current_user, friendly
 
@@ -23,12 +23,10 @@ def versions_view() -> list[list[object]]:
 
 @friendly
 def rollback_version(task: str, to_version: str, request: gr.Request | None = None) -> str:
-    """Stop serving a task's newest version (or go back to `to_version`); admins only when MMDEMO_ADMINS
-    is set."""
+    """Stop serving a task's newest version (or go back to `to_version`); admins only once accounts or
+    MMDEMO_ADMINS exist (`accounts.may_roll_back`)."""
     user = current_user(request)
-    allowed = config.admins()
-    if allowed is not None and user not in allowed:
-        raise gr.Error(f"only admins ({', '.join(sorted(allowed))}) may roll back model versions")
+    accounts.require_roll_back(user)
     if not task:
         raise gr.Error("pick the task to roll back")
     serving = registry.default_registry().rollback(task, to_version.strip() or None, user=user)

@@ -45,6 +45,11 @@ def open_job(page, section: str, dropdown: str, job: str, button: str) -> None:
     page.get_by_role("button", name=button).click()
 
 
+def pick(page, dropdown: str, option: str) -> None:
+    page.locator(f"#{dropdown} input").click()
+    page.get_by_role("option", name=option).click()
+
+
 def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accounts, screenshot_dir):
     app, photos = app_with_accounts
     admin = sign_in(browser, app.url, "boss")
@@ -52,17 +57,16 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     expect(annotator.locator("#signed-in-as")).to_contain_text("(annotator)")
 
     open_tab(admin, "Labeling")
+    for section in ("Review", "Dashboard", "Admin"):  # shown by role once the page has loaded
+        expect(admin.get_by_role("tab", name=section)).to_be_visible()
     open_tab(admin, "Admin")
+    expect(admin.locator("#labeling-accounts")).to_contain_text("ann")
     admin.get_by_label("Name").fill("squares")
     admin.get_by_label("Folder on the server").fill(str(photos))
     admin.get_by_label("Annotators per item (overlap)").fill("2")
     admin.get_by_role("button", name="Create job").click()
-    expect(admin.get_by_text("Created job")).to_be_visible()
+    expect(admin.get_by_text("Created job")).to_contain_text("3 items")
 
-    open_tab(annotator, "Labeling")
-    open_tab(annotator, "Admin")
-    annotator.get_by_role("button", name="Export").click()
-    expect(annotator.get_by_text("needs the admin role")).to_be_visible()  # refused by the server
     annotator.reload()  # the job list is read when the page loads
     expect(annotator.locator("#signed-in-as")).to_contain_text("Signed in as ann")
     open_job(annotator, "Annotate", "labeling-job", "squares", "Next item")
@@ -74,11 +78,34 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     label.fill("a plain dark square")
     label.press("Enter")
     expect(annotator.locator("#labeling-progress")).to_contain_text("1 / 3 labeled by you")
+    for section in ("Review", "Dashboard", "Admin"):  # long loaded by now: hidden for an annotator
+        expect(annotator.get_by_role("tab", name=section)).to_be_hidden()
 
     open_job(admin, "Dashboard", "labeling-dashboard-job", "squares", "Refresh")
     expect(admin.locator("#labeling-jobs")).to_contain_text("squares")
     expect(admin.locator("#labeling-agreement")).to_contain_text("exact match")
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard.png"), full_page=True)
+
+
+def test_a_job_from_a_querys_results_judges_them_against_the_query(browser, app_with_accounts):
+    app, _ = app_with_accounts
+    admin = sign_in(browser, app.url, "boss")
+    open_tab(admin, "Labeling")
+    open_tab(admin, "Admin")
+    admin.get_by_label("Name").fill("coffee")
+    pick(admin, "labeling-new-task", "retrieval")
+    admin.locator("#labeling-new-query textarea").fill("a cup of coffee")
+    admin.locator("#labeling-new-k input").fill("3")
+    admin.get_by_role("button", name="Create job").click()
+    expect(admin.get_by_text("Created job")).to_contain_text("3 items")
+
+    annotator = sign_in(browser, app.url, "ann")
+    open_job(annotator, "Annotate", "labeling-job", "coffee", "Next item")
+    expect(annotator.locator("#labeling-prompt")).to_contain_text("Query: a cup of coffee")
+    expect(annotator.locator("#labeling-choice")).to_be_visible()
+    annotator.locator("#labeling-choice input[value='relevant']").check()
+    annotator.get_by_role("button", name="Submit").click()
+    expect(annotator.locator("#labeling-progress")).to_contain_text("1 / 3 labeled by you")
 
 
 def test_label_set_items_can_be_labeled_from_the_keyboard(browser, app_with_accounts):
