@@ -89,7 +89,7 @@ def on_zero_gpu() -> bool:
     return env_flag("SPACES_ZERO_GPU")
 
 
-def model_concurrency(device: str) -> int:
+def model_concurrency(gpu: bool) -> int:
     """How many model calls one tab runs at once: `MMDEMO_CONCURRENCY`, else 1 on a GPU or ZeroGPU (calls
     queue rather than compete for its memory), else 2 on CPU (a second call overlaps the first's decoding
     and database work)."""
@@ -98,4 +98,4 @@ def model_concurrency(device: str) -> int:
         if limit < 1:
             raise ValueError(f"MMDEMO_CONCURRENCY={value!r} must be 1 or more")
         return limit
-    return 2 if device == "cpu" and not on_zero_gpu() else 1
+    return 1 if gpu or on_zero_gpu() else 2

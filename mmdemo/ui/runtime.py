@@ -18,7 +18,7 @@ def model_queue(tab: str) -> dict[str, Any]:
     behind a model call."""
     return {
         "concurrency_id": f"{tab}-model",
-        "concurrency_limit": config.model_concurrency(registry.default_registry().device),
+        "concurrency_limit": config.model_concurrency(registry.gpu_expected()),
     }
 
 
