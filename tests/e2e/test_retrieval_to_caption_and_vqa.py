@@ -1,4 +1,6 @@
-"""From a retrieval result to a caption and an answer: "Caption this" / "Ask about this"."""
+"""From a retrieval result to a caption and an answer: "Caption this" / "Ask about this".
+
+Named to run after test_retrieval_tab.py, which expects to make the app's first search."""
 
 from __future__ import annotations
 
@@ -28,8 +30,11 @@ def newest_prediction_media(app, task: str) -> str:
         store.close()
 
 
-def sha256(name: str) -> str:
-    return hashlib.sha256((ASSETS / name).read_bytes()).hexdigest()
+def sha256(app, name: str) -> str:
+    """The content hash of a result's file: a sample photo, or a copy the app kept under its data folder
+    (named by its hash when a tab saw that photo first)."""
+    path = next(path for path in (ASSETS / name, *app.data_dir.rglob(name)) if path.is_file())
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_caption_this_and_ask_about_this_send_the_picked_image(page, app):
@@ -45,7 +50,8 @@ def test_caption_this_and_ask_about_this_send_the_picked_image(page, app):
     page.get_by_role("button", name="Caption", exact=True).click()
     expect(page.locator("#caption-about")).to_contain_text("Model:")
     assert page.locator("#caption-text textarea").input_value()
-    assert newest_prediction_media(app, "caption") == sha256(captioned)  # the very file, not a re-encoding
+    # The very file, not a re-encoding of it.
+    assert newest_prediction_media(app, "caption") == sha256(app, captioned)
 
     open_tab(page, "Retrieval")
     asked = pick(page, 1)
@@ -56,7 +62,7 @@ def test_caption_this_and_ask_about_this_send_the_picked_image(page, app):
     question.fill("What is this?")
     question.press("Enter")
     expect(page.locator("#vqa-history")).to_contain_text("What is this?")
-    assert newest_prediction_media(app, "vqa") == sha256(asked)
+    assert newest_prediction_media(app, "vqa") == sha256(app, asked)
 
 
 def test_sending_without_a_picked_result_says_what_to_do(page):
