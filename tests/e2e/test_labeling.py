@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from playwright.sync_api import expect
 
 from mmdemo import labeling
 from mmdemo.store import Store
+from tests.conftest import ASSETS
 from tests.e2e.conftest import open_tab, serve_app_py
 from tests.labeling_helpers import PASSWORD, add_accounts, make_images
 
@@ -16,7 +19,10 @@ def app_with_accounts(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e-labeling")
     store = Store(root / "data" / "mmdemo.db")
     add_accounts(store, {"boss": "admin", "ann": "annotator"}, password=PASSWORD)
-    make_images(root / "photos", 3)
+    photos = root / "photos"  # sample photos, so the model's pre-fill (and the screenshot) mean something
+    photos.mkdir()
+    for name in ("coffee.jpg", "cat.jpg", "rocket.jpg"):
+        shutil.copyfile(ASSETS / name, photos / name)
     frames = labeling.folder_files(make_images(root / "frames", 2), "video")
     labeling.create_job(None, "scenes", "video", frames, labels=["indoor", "outdoor", "studio"], store=store)
     store.close()
