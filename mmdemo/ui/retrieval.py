@@ -255,6 +255,7 @@ def build(demo: gr.Blocks) -> Handoff:
                     relevant = gr.Button("✓ Relevant", size="sm")
                     not_relevant = gr.Button("✗ Not relevant", size="sm")
                     by_result = gr.Button("Search by this image", size="sm")
+                with gr.Row():
                     caption_this = gr.Button("Caption this", size="sm")
                     ask_about_this = gr.Button("Ask about this", size="sm")
         with gr.Accordion("Add images to the index", open=False):

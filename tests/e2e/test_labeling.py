@@ -59,7 +59,7 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
 
     open_tab(admin, "Labeling")
     open_tab(admin, "Admin")
-    admin.get_by_label("Name").fill("squares")
+    admin.get_by_label("Name").fill("photos")
     admin.get_by_label("Folder on the server").fill(str(photos))
     admin.get_by_label("Annotators per item (overlap)").fill("2")
     admin.get_by_role("button", name="Create job").click()
@@ -71,7 +71,7 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     expect(annotator.get_by_text("needs the admin role")).to_be_visible()  # refused by the server
     annotator.reload()  # the job list is read when the page loads
     expect(annotator.locator("#signed-in-as")).to_contain_text("Signed in as ann")
-    open_job(annotator, "Annotate", "labeling-job", "squares", "Next item")
+    open_job(annotator, "Annotate", "labeling-job", "photos", "Next item")
     expect(annotator.locator("#labeling-note")).to_contain_text("Pre-filled by")
     expect(annotator.locator("#labeling-progress")).to_contain_text("0 / 3")
     annotator.screenshot(path=str(screenshot_dir / "labeling.png"), full_page=True)
@@ -81,8 +81,8 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     label.press("Enter")
     expect(annotator.locator("#labeling-progress")).to_contain_text("1 / 3 labeled by you")
 
-    open_job(admin, "Dashboard", "labeling-dashboard-job", "squares", "Refresh")
-    expect(admin.locator("#labeling-jobs")).to_contain_text("squares")
+    open_job(admin, "Dashboard", "labeling-dashboard-job", "photos", "Refresh")
+    expect(admin.locator("#labeling-jobs")).to_contain_text("photos")
     expect(admin.locator("#labeling-agreement")).to_contain_text("exact match")
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard.png"), full_page=True)
 
