@@ -7,7 +7,7 @@ from mmdemo.ui.app import build_app, launch_options
 demo = build_app()
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=2).launch(
+    demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", os.environ.get("PORT", "7860"))),
         **launch_options(),

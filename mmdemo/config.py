@@ -83,3 +83,20 @@ def admins() -> set[str] | None:
     value = os.environ.get("MMDEMO_ADMINS", "")
     names = {name.strip() for name in value.split(",") if name.strip()}
     return names or None
+
+
+def on_zero_gpu() -> bool:
+    """A Hugging Face ZeroGPU Space (the platform sets `SPACES_ZERO_GPU`)."""
+    return env_flag("SPACES_ZERO_GPU")
+
+
+def model_concurrency(gpu: bool) -> int:
+    """How many model calls one tab runs at once: `MMDEMO_CONCURRENCY`, else 1 on a GPU or ZeroGPU (calls
+    queue rather than compete for its memory), else 2 on CPU (a second call overlaps the first's decoding
+    and database work)."""
+    if value := os.environ.get("MMDEMO_CONCURRENCY", "").strip():
+        limit = int(value)
+        if limit < 1:
+            raise ValueError(f"MMDEMO_CONCURRENCY={value!r} must be 1 or more")
+        return limit
+    return 1 if gpu or on_zero_gpu() else 2

@@ -57,7 +57,8 @@ def remember_image(source: ImageSource | None, store: Store) -> ImageInput:
     if loaded.path is not None:
         source_path = loaded.path
         kept = _keep(
-            media_folder(store) / f"{file_hash(source_path)}{source_path.suffix.lower()}",
+            # The same layout as retrieval's uploads: other tabs show the media under the user's file name.
+            media_folder(store) / file_hash(source_path)[:16] / source_path.name,
             lambda target: shutil.copyfile(source_path, target),
         )
         name = loaded.path.name

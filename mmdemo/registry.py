@@ -88,6 +88,14 @@ def detect_device() -> str:
     return pick_device(config.device_override(), torch.cuda.is_available(), bool(mps and mps.is_available()))
 
 
+def gpu_expected(device_nodes: Path = Path("/dev")) -> bool:
+    """Whether models will run on a GPU, guessed without importing torch (the app is built before any model
+    loads): `MMDEMO_DEVICE`, a ZeroGPU Space, or the NVIDIA driver's device files."""
+    if override := config.device_override():
+        return not override.startswith("cpu")
+    return config.on_zero_gpu() or any(device_nodes.glob("nvidia[0-9]*"))
+
+
 def pick_dtype(device: str, spec: ModelSpec) -> Any:
     import torch
 

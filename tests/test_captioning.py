@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -230,7 +231,8 @@ def test_images_are_kept_beside_the_database_under_their_hash(tiny, sample_image
     from_file = captioning.caption_image(CAT, registry=tiny)
     kept = store.media(from_file.media_id)
     assert from_file.media_id == file_hash(CAT) == media_id_of(CAT)
-    assert kept.path.endswith(f"media/{from_file.media_id}.jpg") and file_hash(kept.path) == file_hash(CAT)
+    assert kept.path.endswith(f"media/{from_file.media_id[:16]}/{Path(CAT).name}")
+    assert file_hash(kept.path) == file_hash(CAT)
     in_memory = sample_images["coffee"]  # a PIL image, as an API caller or another tab may hand over
     first = captioning.caption_image(in_memory, registry=tiny)
     again = captioning.caption_image(in_memory.copy(), registry=tiny)

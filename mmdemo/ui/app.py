@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 
 from mmdemo import __version__, accounts
+from mmdemo.retrieval import Search
 from mmdemo.ui import captioning, labeling, retrieval, status, video, vqa
+
+CHEAP_CONCURRENCY = 4  # database reads and corrections: short, and never queued behind a model call
 
 TITLE = "mmdemo"
 INTRO = (
@@ -16,17 +21,37 @@ INTRO = (
 
 
 def build_app() -> gr.Blocks:
+    """The app with its queue set up: model events are limited per tab (`mmdemo.ui.runtime.model_queue`);
+    other events run up to `CHEAP_CONCURRENCY` at once each."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         labeling.build_header(demo)
-        with gr.Tabs():
-            retrieval.build(demo)
-            captioning.build(demo)
-            vqa.build(demo)
+        with gr.Tabs() as tabs:
+            found = retrieval.build(demo)
+            caption_image = captioning.build(demo)
+            vqa_image = vqa.build(demo)
             video.build(demo)
             labeling.build(demo)
             status.build(demo)
-    return demo
+        send_picked_result(found, caption_image, vqa_image, tabs)
+    return demo.queue(default_concurrency_limit=CHEAP_CONCURRENCY)
+
+
+def send_picked_result(
+    found: retrieval.Handoff, caption_image: gr.Image, vqa_image: gr.Image, tabs: gr.Tabs
+) -> None:
+    """Retrieval's "Caption this" / "Ask about this": the picked result goes into that tab's image input
+    and that tab opens."""
+
+    def sender(tab_id: str) -> Callable[[Search | None, float | None], tuple[str, gr.Tabs]]:
+        def send(searched: Search | None, rank: float | None) -> tuple[str, gr.Tabs]:
+            return retrieval.picked_image(searched, rank), gr.Tabs(selected=tab_id)
+
+        return send
+
+    picked = [found.found, found.rank]
+    found.caption_this.click(sender("captioning"), picked, [caption_image, tabs], api_name="caption_this")
+    found.ask_about_this.click(sender("vqa"), picked, [vqa_image, tabs], api_name="ask_about_this")
 
 
 def launch_options() -> dict[str, object]:
@@ -35,6 +60,4 @@ def launch_options() -> dict[str, object]:
 
 
 def launch(host: str = "0.0.0.0", port: int = 7860, share: bool = False) -> None:
-    build_app().queue(default_concurrency_limit=2).launch(
-        server_name=host, server_port=port, share=share, **launch_options()
-    )
+    build_app().launch(server_name=host, server_port=port, share=share, **launch_options())

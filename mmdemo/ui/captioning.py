@@ -10,6 +10,7 @@ import gradio as gr
 from mmdemo import captioning
 from mmdemo.models.base import ModelInfo
 from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.runtime import model_queue, prepare_models
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "images"
 EXAMPLES = ("cat", "coffee", "motorcycle", "rocket", "flower", "astronaut", "clock", "coins")
@@ -73,9 +74,12 @@ def caption_one(
     temperature: float,
     prefix: str,
     request: gr.Request,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
 ) -> tuple[str, str, int, str]:
     """Caption, model description, prediction id, and a cleared "saved" line."""
     options, notes = _options(strategy, beams, max_length, temperature, prefix)
+    if image:  # no image gets its message without a model load first
+        prepare_models(progress, [captioning.TASK])
     result = captioning.caption_image(image, options, user=current_user(request))
     notes = [*notes, *result.notes]
     for note in notes:
@@ -99,9 +103,12 @@ def caption_many(
     temperature: float,
     prefix: str,
     request: gr.Request,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
 ) -> tuple[list[tuple[str, str]], list[list[Any]], str, str]:
     """Gallery, editable table of captions, model description, and a cleared "saved" line."""
     options, notes = _options(strategy, beams, max_length, temperature, prefix)
+    if files:
+        prepare_models(progress, [captioning.TASK])
     paths = [str(file) for file in files or []]
     results, skipped = captioning.caption_images(paths, options, user=current_user(request), skip_bad=True)
     for message in skipped:
@@ -124,7 +131,8 @@ def save_batch_corrections(table: list[list[Any]] | None, request: gr.Request) -
     return "✔ saved as correction " + ", ".join(f"#{i}" for i in saved)
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> gr.Image:
+    """The tab; returns its image input, which the Retrieval tab can fill."""
     with gr.Tab("Captioning", id="captioning"):
         gr.Markdown(
             "Describe an image in words. Upload, paste or take a photo, or pick an example, then "
@@ -139,6 +147,7 @@ def build(demo: gr.Blocks) -> None:
                     inputs=[image],
                     label="Examples",
                     examples_per_page=8,
+                    cache_examples=False,  # examples fill the inputs; no model runs at start-up
                     api_name="caption_example",
                 )
                 with gr.Accordion("Decoding options", open=False):
@@ -189,10 +198,18 @@ def build(demo: gr.Blocks) -> None:
         prediction = gr.Number(visible=False, precision=0, label="prediction id")
 
     options = [strategy, beams, max_length, temperature, prefix]
-    run.click(caption_one, [image, *options], [caption, about, prediction, saved], api_name="caption")
+    queue = model_queue("captioning")
+    run.click(
+        caption_one, [image, *options], [caption, about, prediction, saved], api_name="caption", **queue
+    )
     save.click(save_correction, [prediction, caption], [saved], api_name="correct_caption")
     image.change(cleared, outputs=[caption, about, prediction, saved], api_name="caption_new_image")
     run_batch.click(
-        caption_many, [files, *options], [gallery, table, batch_about, batch_saved], api_name="caption_batch"
+        caption_many,
+        [files, *options],
+        [gallery, table, batch_about, batch_saved],
+        api_name="caption_batch",
+        **queue,
     )
     save_batch.click(save_batch_corrections, [table], [batch_saved], api_name="correct_captions")
+    return image

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from mmdemo import retrieval
 from mmdemo.media import MediaError, load_image
 from mmdemo.retrieval import Result, Search
 from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.runtime import model_queue, prepare_models
 
 DEFAULT_K = 8
 TEXT_EXAMPLES = ["a cup of coffee", "a cat", "a motorcycle", "the moon", "a rocket launch", "a flower"]
@@ -19,6 +23,7 @@ IMAGE_EXAMPLES = ["coffee.jpg", "cat.jpg", "rocket.jpg", "flower.jpg"]
 PICK_HINT = "Click a result to judge it or to search by it."
 
 THUMBNAIL_SIDE = 384
+EMBED_TASK = "embed"
 Gallery = list[tuple[Image.Image, str]]
 
 
@@ -69,16 +74,26 @@ def _ensure_index() -> str:
 
 
 @friendly
-def search_by_text(query: str, k: float) -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
+def search_by_text(
+    query: str,
+    k: float,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
+) -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
     retrieval.check_query(query)  # before a first search builds the index
+    prepare_models(progress, [EMBED_TASK])
     note = _ensure_index()
     return _show(retrieval.search(text=query, k=int(k)), note)
 
 
 @friendly
-def search_by_image(image: str | None, k: float) -> tuple[Any, ...]:
+def search_by_image(
+    image: str | None,
+    k: float,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
+) -> tuple[Any, ...]:
     if not image:
         return (gr.skip(),) * 6  # the image was cleared: keep what is shown
+    prepare_models(progress, [EMBED_TASK])
     note = _ensure_index()
     kept = retrieval.keep_uploads([image])[0]
     return _show(retrieval.search(image=kept, k=int(k)), note)
@@ -101,6 +116,30 @@ def picked(found: Search | None, rank: float | None) -> Result:
     raise gr.Error(
         f"There is no result #{int(rank)}; pick one of 1–{len(found.results)}.", print_exception=False
     )
+
+
+@friendly
+def picked_image(found: Search | None, rank: float | None) -> str:
+    """The picked result's file, copied (same bytes, same name) to the temp folder, which the web server
+    may send to another tab: indexed files may live where it may not (`/data` on Spaces)."""
+    result = picked(found, rank)
+    folder = Path(tempfile.gettempdir()) / "mmdemo-picked" / result.media_id
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / result.name
+    if not copy.exists():
+        shutil.copyfile(result.path, copy)
+    return str(copy)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What other tabs take from this one: the search shown, the picked rank, and the buttons that send the
+    picked image on."""
+
+    found: gr.State
+    rank: gr.Number
+    caption_this: gr.Button
+    ask_about_this: gr.Button
 
 
 def pick_result(found: Search | None, event: gr.SelectData) -> tuple[int | None, str]:
@@ -166,7 +205,7 @@ def add_images(files: list[str] | None, progress: gr.Progress = gr.Progress()) -
     return message
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> Handoff:
     samples = retrieval.SAMPLES_DIR
     with gr.Tab("Retrieval", id="retrieval"):
         gr.Markdown(
@@ -183,6 +222,7 @@ def build(demo: gr.Blocks) -> None:
                     [[q] for q in TEXT_EXAMPLES],
                     inputs=[text],
                     label="Try",
+                    cache_examples=False,  # examples fill the inputs; no model runs at start-up
                     api_name="retrieval_text_example",
                 )
                 image = gr.Image(
@@ -195,6 +235,7 @@ def build(demo: gr.Blocks) -> None:
                     [[str(samples / name)] for name in IMAGE_EXAMPLES if (samples / name).exists()],
                     inputs=[image],
                     label="Sample images",
+                    cache_examples=False,
                     api_name="retrieval_image_example",
                 )
                 k = gr.Slider(1, 30, value=DEFAULT_K, step=1, label="Number of results (k)")
@@ -221,6 +262,9 @@ def build(demo: gr.Blocks) -> None:
                     relevant = gr.Button("✓ Relevant", size="sm")
                     not_relevant = gr.Button("✗ Not relevant", size="sm")
                     by_result = gr.Button("Search by this image", size="sm")
+                with gr.Row():
+                    caption_this = gr.Button("Caption this", size="sm")
+                    ask_about_this = gr.Button("Ask about this", size="sm")
         with gr.Accordion("Add images to the index", open=False):
             files = gr.File(
                 file_count="multiple", file_types=["image"], label="Images", elem_id="retrieval-add-files"
@@ -233,11 +277,12 @@ def build(demo: gr.Blocks) -> None:
     def unselect() -> gr.Gallery:  # a new result list must not keep the last one's highlighted item
         return gr.Gallery(selected_index=None)
 
+    queue = model_queue("retrieval")
     for event in (
-        text_button.click(search_by_text, [text, k], shown, api_name="search_text"),
-        text.submit(search_by_text, [text, k], shown, api_name="search_text_submit"),
-        image.change(search_by_image, [image, k], shown, api_name="search_image"),
-        by_result.click(search_by_result, [found, rank, k], shown, api_name="search_by_result"),
+        text_button.click(search_by_text, [text, k], shown, api_name="search_text", **queue),
+        text.submit(search_by_text, [text, k], shown, api_name="search_text_submit", **queue),
+        image.change(search_by_image, [image, k], shown, api_name="search_image", **queue),
+        by_result.click(search_by_result, [found, rank, k], shown, api_name="search_by_result", **queue),
     ):
         event.success(unselect, None, gallery, api_name=False, queue=False)
     gallery.select(pick_result, [found], [rank, selection], api_name="pick_result")
@@ -247,4 +292,5 @@ def build(demo: gr.Blocks) -> None:
     not_relevant.click(
         judge_not_relevant, [found, rank, judged], [gallery, judged, selection], api_name="judge_not_relevant"
     )
-    add.click(add_images, [files], [added], api_name="add_images")
+    add.click(add_images, [files], [added], api_name="add_images", **queue)
+    return Handoff(found=found, rank=rank, caption_this=caption_this, ask_about_this=ask_about_this)

@@ -54,7 +54,7 @@ def build(demo: gr.Blocks) -> None:
         summary = gr.Markdown()
         table = read_only_table(
             registry.STATUS_COLUMNS,
-            ["7%", "15%", "6%", "17%", "6%", "7%", "6%", "6%", "9%", "21%"],
+            ["7%", "15%", "8%", "15%", "6%", "7%", "6%", "6%", "9%", "21%"],
             elem_id="status-table",
             max_height=900,
         )
@@ -66,7 +66,7 @@ def build(demo: gr.Blocks) -> None:
             )
             versions = read_only_table(
                 registry.VERSION_COLUMNS,
-                ["7%", "6%", "9%", "6%", "19%", "6%", "5%", "22%", "7%", "13%"],
+                ["7%", "8%", "9%", "8%", "17%", "8%", "6%", "17%", "7%", "13%"],
                 elem_id="versions-table",
                 max_height=500,
             )

@@ -10,6 +10,7 @@ import pandas as pd
 
 from mmdemo.fusion import AUDIO, DEFAULT_WEIGHTS, VISUAL
 from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.runtime import model_queue, prepare_models
 from mmdemo.video import MAX_DURATION_S
 from mmdemo.video_classify import (
     DEFAULT_FRAMES,
@@ -75,7 +76,8 @@ def classify(
     request: gr.Request,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
 ) -> tuple[Any, ...]:
-    progress(0.1, desc="Sampling frames and sound (models load on first use)")
+    if video:  # no clip gets its message without a model load first
+        prepare_models(progress, ["embed", "audio"] if audio_weight > 0 else ["embed"])
     result = classify_video(
         video,
         labels_from_text(labels_text),
@@ -135,6 +137,8 @@ def build(demo: gr.Blocks) -> None:
                     examples=[[str(path)] for path in sorted(SAMPLE_CLIPS.glob("*.mp4"))],
                     inputs=[video],
                     label="Sample clips (with sound)",
+                    cache_examples=False,  # examples fill the inputs; no model runs at start-up
+                    api_name="video_example",
                 )
             with gr.Column(scale=2):
                 label_set = gr.Dropdown(
@@ -198,6 +202,7 @@ def build(demo: gr.Blocks) -> None:
             correction_message,
         ],
         api_name="classify_video",
+        **model_queue("video"),
     )
     save_correction.click(
         correct,

@@ -9,6 +9,7 @@ import gradio as gr
 from mmdemo import vqa
 from mmdemo.ui.captioning import ASSETS, describe, image_input
 from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.runtime import model_queue, prepare_models
 
 EXAMPLES = (
     ("cat", "What is this?"),
@@ -24,9 +25,14 @@ def example_questions() -> list[list[str]]:
 
 @friendly
 def ask(
-    image: str | None, question: str, request: gr.Request
+    image: str | None,
+    question: str,
+    request: gr.Request,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
 ) -> tuple[str, dict[str, float], str, int, str, list[list[Any]]]:
     """Answer, top answers, model description, prediction id, a cleared "saved" line, and the history."""
+    if image and (question or "").strip():  # bad input gets its message without a model load first
+        prepare_models(progress, [vqa.TASK])
     result = vqa.ask(image, question, user=current_user(request))
     for note in result.notes:
         gr.Warning(note)
@@ -51,7 +57,8 @@ def new_image(image: str | None) -> tuple[str, None, str, None, str, list[list[A
     return "", None, "", None, "", vqa.question_history(image)
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> gr.Image:
+    """The tab; returns its image input, which the Retrieval tab can fill."""
     with gr.Tab("VQA", id="vqa"):
         gr.Markdown(
             "Ask a question about an image. Ask as many as you like: each one is kept in the history below. "
@@ -68,7 +75,11 @@ def build(demo: gr.Blocks) -> None:
                 )
                 run = gr.Button("Ask", variant="primary")
                 gr.Examples(
-                    example_questions(), inputs=[image, question], label="Examples", api_name="vqa_example"
+                    example_questions(),
+                    inputs=[image, question],
+                    label="Examples",
+                    cache_examples=False,  # examples fill the inputs; no model runs at start-up
+                    api_name="vqa_example",
                 )
             with gr.Column():
                 answer = gr.Textbox(
@@ -95,6 +106,8 @@ def build(demo: gr.Blocks) -> None:
         [image, question],
         [answer, top, about, prediction, saved, table],
         api_name="ask",
+        **model_queue("vqa"),
     )
     save.click(save_correction, [prediction, answer, image], [saved, table], api_name="correct_answer")
     image.change(new_image, [image], [answer, top, about, prediction, saved, table], api_name="vqa_history")
+    return image

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from playwright.sync_api import expect
 
 from mmdemo import labeling
 from mmdemo.store import Store
+from tests.conftest import ASSETS
 from tests.e2e.conftest import open_tab, serve_app_py
 from tests.labeling_helpers import PASSWORD, add_accounts, make_images
 
@@ -16,7 +19,10 @@ def app_with_accounts(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e-labeling")
     store = Store(root / "data" / "mmdemo.db")
     add_accounts(store, {"boss": "admin", "ann": "annotator"}, password=PASSWORD)
-    make_images(root / "photos", 3)
+    photos = root / "photos"  # sample photos, so the model's pre-fill (and the screenshot) mean something
+    photos.mkdir()
+    for name in ("coffee.jpg", "cat.jpg", "rocket.jpg"):
+        shutil.copyfile(ASSETS / name, photos / name)
     frames = labeling.folder_files(make_images(root / "frames", 2), "video")
     labeling.create_job(None, "scenes", "video", frames, labels=["indoor", "outdoor", "studio"], store=store)
     store.close()
@@ -61,7 +67,7 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
         expect(admin.get_by_role("tab", name=section)).to_be_visible()
     open_tab(admin, "Admin")
     expect(admin.locator("#labeling-accounts")).to_contain_text("ann")
-    admin.get_by_label("Name").fill("squares")
+    admin.get_by_label("Name").fill("photos")
     admin.get_by_label("Folder on the server").fill(str(photos))
     admin.get_by_label("Annotators per item (overlap)").fill("2")
     admin.get_by_role("button", name="Create job").click()
@@ -69,20 +75,20 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
 
     annotator.reload()  # the job list is read when the page loads
     expect(annotator.locator("#signed-in-as")).to_contain_text("Signed in as ann")
-    open_job(annotator, "Annotate", "labeling-job", "squares", "Next item")
+    open_job(annotator, "Annotate", "labeling-job", "photos", "Next item")
     expect(annotator.locator("#labeling-note")).to_contain_text("Pre-filled by")
     expect(annotator.locator("#labeling-progress")).to_contain_text("0 / 3")
     annotator.screenshot(path=str(screenshot_dir / "labeling.png"), full_page=True)
     label = annotator.locator("#labeling-text textarea")
     assert label.input_value()  # the model's caption is there to accept or correct
-    label.fill("a plain dark square")
+    label.fill(label.input_value().removeprefix("a photo of "))  # trims the model's caption
     label.press("Enter")
     expect(annotator.locator("#labeling-progress")).to_contain_text("1 / 3 labeled by you")
     for section in ("Review", "Dashboard", "Admin"):  # long loaded by now: hidden for an annotator
         expect(annotator.get_by_role("tab", name=section)).to_be_hidden()
 
-    open_job(admin, "Dashboard", "labeling-dashboard-job", "squares", "Refresh")
-    expect(admin.locator("#labeling-jobs")).to_contain_text("squares")
+    open_job(admin, "Dashboard", "labeling-dashboard-job", "photos", "Refresh")
+    expect(admin.locator("#labeling-jobs")).to_contain_text("photos")
     expect(admin.locator("#labeling-agreement")).to_contain_text("exact match")
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard.png"), full_page=True)
 

@@ -1,0 +1,34 @@
+"""How the tabs run their models: one queue group per tab, sized for the hardware, and visible progress
+while a model loads on its first use (start-up loads nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gradio as gr
+
+from mmdemo import config, registry
+from mmdemo.registry import Registry, spec_key
+
+
+def model_queue(tab: str) -> dict[str, Any]:
+    """Options for the events of `tab` that run a model: they share one concurrency group with the limit for
+    this hardware. Other events (database reads, corrections) keep their own groups, so they never wait
+    behind a model call."""
+    return {
+        "concurrency_id": f"{tab}-model",
+        "concurrency_limit": config.model_concurrency(registry.gpu_expected()),
+    }
+
+
+def prepare_models(progress: gr.Progress, tasks: Sequence[str], active: Registry | None = None) -> None:
+    """Load the models for `tasks` that are not loaded yet, saying so ("loading <model> (first use)…"), then
+    announce the run itself."""
+    active = active or registry.default_registry()
+    for step, task in enumerate(tasks):
+        spec = active.serving_spec(task)
+        if spec_key(spec) not in active.loaded_names():
+            progress(step / (2 * len(tasks)), desc=f"loading {spec.name} (first use)…")
+            active.get(task)
+    progress(0.5, desc="running…")
