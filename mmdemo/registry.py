@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmdemo import config, hub
+from mmdemo import config, hub, zerogpu
 from mmdemo.catalog import PROFILE_TABLES
 from mmdemo.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec
 
@@ -274,7 +274,7 @@ class Registry:
         with self._lock:
             unchanged = self._serving.get(task) == spec_key(spec)
         if unchanged:
-            return self.load_spec(spec)
+            return zerogpu.bind(self.load_spec(spec))
         # A swap: one at a time per task, re-reading the newest version under the lock, so a caller that
         # looked before a newer version arrived cannot swap the older one back in.
         with self._lock:
@@ -286,7 +286,7 @@ class Registry:
                 previous, self._serving[task] = self._serving.get(task), spec_key(spec)
                 if previous is not None and previous not in self._serving.values():
                     self._unload_key(previous)
-        return adapter
+        return zerogpu.bind(adapter)
 
     def _unload_key(self, key: str) -> None:
         if (entry := self._loaded.pop(key, None)) is not None:
@@ -360,6 +360,7 @@ class Registry:
         self._release(entry)
 
     def _release(self, entry: LoadedModel) -> None:
+        zerogpu.forget(entry.adapter)
         if close := getattr(entry.adapter, "close", None):
             close()
         del entry

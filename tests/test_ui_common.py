@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import importlib
+import sys
+import types
+
 import gradio as gr
 import pytest
 
+from mmdemo import zerogpu
 from mmdemo.media import MediaError
+from mmdemo.models.base import CaptionOptions
+from mmdemo.registry import Registry
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.zerogpu import on_gpu
 
@@ -37,3 +44,42 @@ def test_on_gpu_is_a_no_op_without_the_spaces_package():
         return x + 1
 
     assert on_gpu()(infer) is infer
+
+
+@pytest.fixture
+def zero_gpu_space(monkeypatch):
+    """A ZeroGPU Space: `SPACES_ZERO_GPU` set and a `spaces` package whose GPU decorator logs each call."""
+    calls: list[str] = []
+
+    def gpu(duration: int = 60):
+        def decorate(function):
+            def on_the_gpu(adapter_id, method, *rest):
+                calls.append(method)
+                return function(adapter_id, method, *rest)
+
+            return on_the_gpu
+
+        return decorate
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    importlib.reload(zerogpu)
+    yield calls
+    monkeypatch.undo()
+    importlib.reload(zerogpu)
+
+
+def test_on_zero_gpu_model_calls_go_through_spaces_gpu_and_the_rest_stays(zero_gpu_space, sample_images):
+    registry = Registry("tiny", device="cpu")
+    captioner = registry.get("caption")
+    assert isinstance(captioner, zerogpu.GpuBound) and registry.get("caption") is captioner
+    captions = captioner.caption([sample_images["coffee"]], CaptionOptions(max_length=5))
+    assert zero_gpu_space == ["caption"] and isinstance(captions[0], str) and captions[0]
+    assert captioner.info.profile == "tiny"  # not a model call: read in the app's process
+    registry.unload("caption")
+    assert zerogpu._ADAPTERS == {}  # an unloaded model is not kept alive for the GPU worker
+
+
+def test_off_zero_gpu_the_registry_hands_out_the_adapter_itself(sample_images):
+    registry = Registry("tiny", device="cpu")
+    assert not isinstance(registry.get("caption"), zerogpu.GpuBound)
