@@ -292,12 +292,45 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     outcome = blip_lora.finetune(
         run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
     )
-    if args.json:
+    return _print_run(outcome, args.json)
+
+
+def _print_run(outcome: Any, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(asdict(outcome.version), indent=2))
     else:
         print(outcome.report)
         print(f"saved in {outcome.version.path}")
     return 0
+
+
+def cmd_finetune_video(args: argparse.Namespace) -> int:
+    from mmdemo import registry, store
+    from mmdemo.finetune import video_head
+    from mmdemo.finetune.runs import RunConfig
+
+    run_config = RunConfig(
+        task="video",
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        accept="always" if args.accept_always else "if_better",
+        options={"frames": args.frames, "patience": args.patience},
+    )
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # model libraries print while loading; stdout is ours
+            outcome = video_head.finetune(
+                run_config,
+                registry=registry.default_registry(),
+                store=store.default_store(),
+                job_id=args.job,
+                user=_cli_user(),
+            )
+    except ValueError as error:  # no labels, one class, an unknown job, bad settings
+        raise CliError(str(error)) from None
+    return _print_run(outcome, args.json)
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
@@ -462,6 +495,24 @@ def build_parser() -> argparse.ArgumentParser:
         )
         text_run.add_argument("--json", action="store_true", help="print the new version as JSON")
         text_run.set_defaults(handler=cmd_finetune)
+    video_run = finetune_kinds.add_parser(
+        "video", help="a fusion head (frames + sound) on frozen features, from the stored video labels"
+    )
+    video_run.add_argument("--job", type=int, help="also train on this video labeling job's reviewed labels")
+    video_run.add_argument("--steps", type=int, default=300, help="most optimizer steps (default 300)")
+    video_run.add_argument("--batch-size", type=int, default=16)
+    video_run.add_argument("--learning-rate", type=float, default=1e-2)
+    video_run.add_argument("--frames", type=int, default=8, help="frames sampled per clip (default 8)")
+    video_run.add_argument(
+        "--patience", type=int, default=10, help="epochs without a better loss before stopping"
+    )
+    video_run.add_argument("--seed", type=int, default=0)
+    video_run.add_argument("--validation-fraction", type=float, default=0.2)
+    video_run.add_argument(
+        "--accept-always", action="store_true", help="serve the head even if it does not beat zero-shot"
+    )
+    video_run.add_argument("--json", action="store_true", help="print the new version as JSON")
+    video_run.set_defaults(handler=cmd_finetune_video)
     versions = commands.add_parser("versions", help="list fine-tuned model versions and which are served")
     versions.add_argument("--task", help="only this task")
     versions.add_argument("--json", action="store_true", help="print JSON instead of a table")
