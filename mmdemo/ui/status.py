@@ -73,7 +73,8 @@ def build(demo: gr.Blocks) -> None:
                 max_height=500,
             )
             with gr.Row(equal_height=True):
-                task = gr.Dropdown(list(PUBLIC_TASKS), value="caption", label="Task", allow_custom_value=True)
+                tasks = [*PUBLIC_TASKS, "video"]  # video: a trained head, served only by its versions
+                task = gr.Dropdown(tasks, value="caption", label="Task", allow_custom_value=True)
                 to_version = gr.Textbox(
                     label="Roll back to (optional)", placeholder="newest goes; or v2, or base"
                 )
