@@ -53,6 +53,8 @@ FEATURE_TASKS = {fusion.VISUAL: "embed", fusion.AUDIO: "audio"}
 class HeadOptions:
     frames: int = DEFAULT_FRAMES
     patience: int = 10  # epochs without a lower early-stopping loss before training stops
+    # On a handful of early-stopping clips the loss is noisy at first; it is watched from this epoch on.
+    min_epochs: int = 20
     weight_decay: float = 1e-2
     early_stop_fraction: float = 0.25  # of the training clips, held back to decide when to stop
 
@@ -186,8 +188,9 @@ def fit(
     options: HeadOptions,
     context: RunContext,
 ) -> Fitted:
-    """AdamW on mini-batches for at most `config.steps` steps; after each epoch, the loss on `stop_set`
-    decides: the best epoch's weights are kept, and `options.patience` epochs without a better one stop."""
+    """AdamW on mini-batches for at most `config.steps` steps; after each epoch from `options.min_epochs`
+    on, the loss on `stop_set` decides: the best epoch's weights are kept, and `options.patience` epochs
+    without a better one stop."""
     module = HeadModule(dims, n_labels)
     optimizer = torch.optim.AdamW(
         module.parameters(), lr=config.learning_rate, weight_decay=options.weight_decay
@@ -211,7 +214,7 @@ def fit(
                 bar.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
                 if steps >= config.steps:
                     break
-            if stop_set is None:
+            if stop_set is None or epoch < options.min_epochs:
                 continue
             module.eval()
             with torch.no_grad():
