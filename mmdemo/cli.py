@@ -277,9 +277,33 @@ def _cli_user() -> str:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from mmdemo import registry, store
     from mmdemo.finetune import blip_lora
+
+    run_config = _run_config(args, {"rank": args.lora_rank, "alpha": 2 * args.lora_rank})
+    outcome = blip_lora.finetune(
+        run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
+    )
+    return _print_run(outcome, args.json)
+
+
+def _add_run_options(
+    parser: argparse.ArgumentParser, *, steps: int, batch_size: int, learning_rate: float
+) -> None:
+    """The options every `mmdemo finetune KIND` run takes (see `finetune.runs.RunConfig`)."""
+    parser.add_argument("--steps", type=int, default=steps, help=f"most optimizer steps (default {steps})")
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--learning-rate", type=float, default=learning_rate)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation-fraction", type=float, default=0.2)
+    parser.add_argument(
+        "--accept-always", action="store_true", help="serve the result even if validation got worse"
+    )
+    parser.add_argument("--json", action="store_true", help="print the new version as JSON")
+
+
+def _run_config(args: argparse.Namespace, options: dict[str, Any]) -> Any:
     from mmdemo.finetune.runs import RunConfig
 
-    run_config = RunConfig(
+    return RunConfig(
         task=args.kind,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -287,12 +311,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         seed=args.seed,
         validation_fraction=args.validation_fraction,
         accept="always" if args.accept_always else "if_better",
-        options={"rank": args.lora_rank, "alpha": 2 * args.lora_rank},
+        options=options,
     )
-    outcome = blip_lora.finetune(
-        run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
-    )
-    return _print_run(outcome, args.json)
 
 
 def _print_run(outcome: Any, as_json: bool) -> int:
@@ -307,18 +327,8 @@ def _print_run(outcome: Any, as_json: bool) -> int:
 def cmd_finetune_video(args: argparse.Namespace) -> int:
     from mmdemo import registry, store
     from mmdemo.finetune import video_head
-    from mmdemo.finetune.runs import RunConfig
 
-    run_config = RunConfig(
-        task="video",
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
-        accept="always" if args.accept_always else "if_better",
-        options={"frames": args.frames, "patience": args.patience},
-    )
+    run_config = _run_config(args, {"frames": args.frames, "patience": args.patience})
     try:
         with contextlib.redirect_stdout(sys.stderr):  # model libraries print while loading; stdout is ours
             outcome = video_head.finetune(
@@ -484,34 +494,18 @@ def build_parser() -> argparse.ArgumentParser:
     finetune_kinds = finetune.add_subparsers(dest="kind", required=True, metavar="KIND")
     for kind in ("caption", "vqa"):
         text_run = finetune_kinds.add_parser(kind, help=f"LoRA fine-tuning of BLIP {kind} (GPU; tiny on CPU)")
-        text_run.add_argument("--steps", type=int, default=200)
-        text_run.add_argument("--batch-size", type=int, default=8)
-        text_run.add_argument("--learning-rate", type=float, default=1e-4)
+        _add_run_options(text_run, steps=200, batch_size=8, learning_rate=1e-4)
         text_run.add_argument("--lora-rank", type=int, default=8)
-        text_run.add_argument("--seed", type=int, default=0)
-        text_run.add_argument("--validation-fraction", type=float, default=0.2)
-        text_run.add_argument(
-            "--accept-always", action="store_true", help="serve the result even if validation loss got worse"
-        )
-        text_run.add_argument("--json", action="store_true", help="print the new version as JSON")
         text_run.set_defaults(handler=cmd_finetune)
     video_run = finetune_kinds.add_parser(
         "video", help="a fusion head (frames + sound) on frozen features, from the stored video labels"
     )
+    _add_run_options(video_run, steps=300, batch_size=16, learning_rate=1e-2)
     video_run.add_argument("--job", type=int, help="also train on this video labeling job's reviewed labels")
-    video_run.add_argument("--steps", type=int, default=300, help="most optimizer steps (default 300)")
-    video_run.add_argument("--batch-size", type=int, default=16)
-    video_run.add_argument("--learning-rate", type=float, default=1e-2)
     video_run.add_argument("--frames", type=int, default=8, help="frames sampled per clip (default 8)")
     video_run.add_argument(
         "--patience", type=int, default=10, help="epochs without a better loss before stopping"
     )
-    video_run.add_argument("--seed", type=int, default=0)
-    video_run.add_argument("--validation-fraction", type=float, default=0.2)
-    video_run.add_argument(
-        "--accept-always", action="store_true", help="serve the head even if it does not beat zero-shot"
-    )
-    video_run.add_argument("--json", action="store_true", help="print the new version as JSON")
     video_run.set_defaults(handler=cmd_finetune_video)
     versions = commands.add_parser("versions", help="list fine-tuned model versions and which are served")
     versions.add_argument("--task", help="only this task")
