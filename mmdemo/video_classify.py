@@ -284,6 +284,8 @@ def classify_video(
             f"({', '.join(f'{fusion.SHOWN_AS[m]} {w:.2f}' for m, w in head.fusion_weights.items())}); "
             "a weight of 0 still leaves a modality out"
         )
+        if unread := [fusion.SHOWN_AS[m] for m in fusion.MODALITIES if m not in head.branches]:
+            notes.append(f"the fine-tuned head was trained without {' or '.join(unread)}, so it ignores them")
     else:
         by_modality = zero_shot_scores(features, labels, registry, notes)
         weights_used = requested

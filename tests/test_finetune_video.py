@@ -155,8 +155,8 @@ def test_a_jobs_reviewed_labels_join_the_corrections_and_win_for_the_same_clip(t
         clip_targets(store, images.id)
 
 
-def _saved_head(store: Store, labels: list[str], feature_models: dict[str, str]) -> None:
-    """A head version written as a run would write it, without training."""
+def save_head_version(store: Store, labels: list[str], feature_models: dict[str, str], dim: int = 4) -> str:
+    """A random head stored as an accepted `video` version, as a run would leave it, without training."""
     rng = np.random.default_rng(3)
     version = store.start_model_version(
         "video",
@@ -169,26 +169,29 @@ def _saved_head(store: Store, labels: list[str], feature_models: dict[str, str])
     )
     branches = {
         m: fusion_head.Branch(
-            rng.normal(size=(len(labels), 4)), rng.normal(size=len(labels)), np.zeros(4), np.ones(4)
+            rng.normal(size=(len(labels), dim)), rng.normal(size=len(labels)), np.zeros(dim), np.ones(dim)
         )
         for m in feature_models
     }
-    head = fusion_head.FusionHead(ZERO_SHOT, labels, branches, {"visual": 0.7, "audio": 0.3}, feature_models)
-    fusion_head.save(Path(version.artifact), head)
+    weights = {m: 1 / len(feature_models) for m in feature_models}
+    fusion_head.save(
+        Path(version.artifact), fusion_head.FusionHead(ZERO_SHOT, labels, branches, weights, feature_models)
+    )
     store.finish_model_version(
         "video", version.version, status="accepted", metrics={}, builder="mmdemo.models.fusion_head:load"
     )
+    return version.version
 
 
 def test_a_head_is_used_only_for_its_labels_and_its_feature_models():
     store = default_store()
     lite = Registry("lite", device="cpu", store=store)
-    _saved_head(store, ["a", "b"], {"visual": "ConSE EfficientNet-Lite0 + MiniLM"})
+    save_head_version(store, ["a", "b"], {"visual": "ConSE EfficientNet-Lite0 + MiniLM"})
     notes: list[str] = []
     head = vc.serving_head(lite, ["b", "a"], notes)
     assert head is not None and head.info.version == "v1" and notes == []
     assert vc.serving_head(lite, ["a", "b", "c"], notes) is None and "trained on the labels a, b" in notes[0]
-    _saved_head(store, ["a", "b"], {"audio": "CLAP htsat unfused"})
+    save_head_version(store, ["a", "b"], {"audio": "CLAP htsat unfused"})
     notes.clear()
     assert vc.serving_head(lite, ["a", "b"], notes) is None
     assert "reads CLAP htsat unfused features but librosa" in notes[0]
