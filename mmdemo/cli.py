@@ -181,6 +181,8 @@ def cmd_classify_video(args: argparse.Namespace) -> int:
             print(f"  {score:7.2%}  {label}")
     for note in result.notes:
         print(f"note: {note}")
+    if result.model is not None:
+        print(f"made by: {result.model.name} (version {result.model.version})")
     print(f"prediction #{result.prediction_id} (frames at {', '.join(f'{t:g}s' for t in result.timestamps)})")
     return 0
 

@@ -105,6 +105,12 @@ def test_trained_head_beats_zero_shot_and_is_served_then_rolled_back(labelled_cl
     assert after.weights == pytest.approx(metrics["fusion_weights"])
     stored = default_store().prediction(after.prediction_id)
     assert stored.model_version == "v1" and stored.params["made_by"]["version"] == "v1"
+    clip, listed = str(labelled_clips["a penguin"]), ",".join(labels)
+    assert main(["classify-video", clip, "--labels", listed, "--frames", "2", "--profile", "lite"]) == 0
+    assert (
+        "made by: video fusion head on ConSE EfficientNet-Lite0 + MiniLM (version v1)"
+        in capsys.readouterr().out
+    )
     # other labels than the head learned: zero-shot, and the note says why
     other = vc.classify_video(labelled_clips["a tractor"], [*labels, "a rocket"], n_frames=2)
     assert other.model.version == "base" and any("trained on the labels" in n for n in other.notes)
