@@ -276,37 +276,11 @@ def _cli_user() -> str:
         return "cli"
 
 
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from mmdemo import registry, store
-    from mmdemo.finetune import blip_lora
-
-    run_config = _run_config(args, {"rank": args.lora_rank, "alpha": 2 * args.lora_rank})
-    outcome = blip_lora.finetune(
-        run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
-    )
-    return _print_run(outcome, args.json)
-
-
-def _add_run_options(
-    parser: argparse.ArgumentParser, *, steps: int, batch_size: int, learning_rate: float
-) -> None:
-    """The options every `mmdemo finetune KIND` run takes (see `finetune.runs.RunConfig`)."""
-    parser.add_argument("--steps", type=int, default=steps, help=f"most optimizer steps (default {steps})")
-    parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--learning-rate", type=float, default=learning_rate)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--validation-fraction", type=float, default=0.2)
-    parser.add_argument(
-        "--accept-always", action="store_true", help="serve the result even if validation got worse"
-    )
-    parser.add_argument("--json", action="store_true", help="print the new version as JSON")
-
-
-def _run_config(args: argparse.Namespace, options: dict[str, Any]) -> Any:
+def _run_config(args: argparse.Namespace, task: str, options: dict[str, Any]) -> Any:
     from mmdemo.finetune.runs import RunConfig
 
     return RunConfig(
-        task=args.kind,
+        task=task,
         steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -326,22 +300,14 @@ def _print_run(outcome: Any, as_json: bool) -> int:
     return 0
 
 
-def cmd_finetune_video(args: argparse.Namespace) -> int:
+def cmd_finetune(args: argparse.Namespace) -> int:
     from mmdemo import registry, store
-    from mmdemo.finetune import video_head
+    from mmdemo.finetune import blip_lora
 
-    run_config = _run_config(args, {"frames": args.frames, "patience": args.patience})
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # model libraries print while loading; stdout is ours
-            outcome = video_head.finetune(
-                run_config,
-                registry=registry.default_registry(),
-                store=store.default_store(),
-                job_id=args.job,
-                user=_cli_user(),
-            )
-    except ValueError as error:  # no labels, one class, an unknown job, bad settings
-        raise CliError(str(error)) from None
+    run_config = _run_config(args, args.kind, {"rank": args.lora_rank, "alpha": 2 * args.lora_rank})
+    outcome = blip_lora.finetune(
+        run_config, registry=registry.default_registry(), store=store.default_store(), user=_cli_user()
+    )
     return _print_run(outcome, args.json)
 
 
@@ -369,11 +335,43 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune_video(args: argparse.Namespace) -> int:
+    from mmdemo import registry, store
+    from mmdemo.finetune import video_head
+
+    run_config = _run_config(args, "video", {"frames": args.frames, "patience": args.patience})
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # model libraries print while loading; stdout is ours
+            outcome = video_head.finetune(
+                run_config,
+                registry=registry.default_registry(),
+                store=store.default_store(),
+                job_id=args.job,
+                user=_cli_user(),
+            )
+    except ValueError as error:  # no labels, one class, an unknown job, bad settings
+        raise CliError(str(error)) from None
+    return _print_run(outcome, args.json)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mmdemo.ui.app import launch
 
     launch(host=args.host, port=args.port, share=args.share)
     return 0
+
+
+def _add_run_arguments(
+    run: argparse.ArgumentParser, steps: int, batch_size: int, learning_rate: float, accept_help: str
+) -> None:
+    """The options every `mmdemo finetune KIND` shares (the run harness's `RunConfig`)."""
+    run.add_argument("--steps", type=int, default=steps)
+    run.add_argument("--batch-size", type=int, default=batch_size)
+    run.add_argument("--learning-rate", type=float, default=learning_rate)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--validation-fraction", type=float, default=0.2)
+    run.add_argument("--accept-always", action="store_true", help=accept_help)
+    run.add_argument("--json", action="store_true", help="print the new version as JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -496,19 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     finetune_kinds = finetune.add_subparsers(dest="kind", required=True, metavar="KIND")
     for kind in ("caption", "vqa"):
         text_run = finetune_kinds.add_parser(kind, help=f"LoRA fine-tuning of BLIP {kind} (GPU; tiny on CPU)")
-        _add_run_options(text_run, steps=200, batch_size=8, learning_rate=1e-4)
+        _add_run_arguments(text_run, 200, 8, 1e-4, "serve the result even if validation loss got worse")
         text_run.add_argument("--lora-rank", type=int, default=8)
         text_run.set_defaults(handler=cmd_finetune)
-    video_run = finetune_kinds.add_parser(
-        "video", help="a fusion head (frames + sound) on frozen features, from the stored video labels"
-    )
-    _add_run_options(video_run, steps=300, batch_size=16, learning_rate=1e-2)
-    video_run.add_argument("--job", type=int, help="also train on this video labeling job's reviewed labels")
-    video_run.add_argument("--frames", type=int, default=8, help="frames sampled per clip (default 8)")
-    video_run.add_argument(
-        "--patience", type=int, default=10, help="epochs without a better loss before stopping"
-    )
-    video_run.set_defaults(handler=cmd_finetune_video)
     versions = commands.add_parser("versions", help="list fine-tuned model versions and which are served")
     versions.add_argument("--task", help="only this task")
     versions.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -517,6 +505,17 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("task")
     rollback.add_argument("--to", metavar="VERSION", help='serve this version again ("base": the base model)')
     rollback.set_defaults(handler=cmd_rollback)
+
+    video_run = finetune_kinds.add_parser(
+        "video", help="a fusion head (frames + sound) on frozen features, from the stored video labels"
+    )
+    _add_run_arguments(video_run, 300, 16, 1e-2, "serve the head even if it does not beat zero-shot")
+    video_run.add_argument("--job", type=int, help="also train on this video labeling job's reviewed labels")
+    video_run.add_argument("--frames", type=int, default=8, help="frames sampled per clip (default 8)")
+    video_run.add_argument(
+        "--patience", type=int, default=10, help="epochs without a better loss before stopping"
+    )
+    video_run.set_defaults(handler=cmd_finetune_video)
 
     serve = commands.add_parser("serve", help="run the web app (same as `python app.py`)")
     serve.add_argument("--host", default="0.0.0.0")
