@@ -242,8 +242,8 @@ class Registry:
             was_loaded = task in self._serving and self._serving[task] in self._loaded
         if was_loaded and (now_serving is not None or base is not None):
             self.get(task)
-        elif was_loaded:  # a task served only by its versions (the video head): nothing left to serve
-            self.unload(task)
+        elif was_loaded:
+            self.unload(task)  # a trained head with no version left: nothing serves the task now
         return now_serving.version if now_serving is not None else BASE_VERSION
 
     def versions(self, task: str | None = None) -> list[ModelVersion]:
