@@ -181,6 +181,8 @@ def cmd_classify_video(args: argparse.Namespace) -> int:
             print(f"  {score:7.2%}  {label}")
     for note in result.notes:
         print(f"note: {note}")
+    if result.model is not None:
+        print(f"made by: {result.model.name} (version {result.model.version})")
     print(f"prediction #{result.prediction_id} (frames at {', '.join(f'{t:g}s' for t in result.timestamps)})")
     return 0
 
@@ -347,6 +349,25 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from error
     print(f"{args.task}: now serving {serving}")
     return 0
+
+
+def cmd_finetune_video(args: argparse.Namespace) -> int:
+    from mmdemo import registry, store
+    from mmdemo.finetune import video_head
+
+    run_config = _run_config(args, "video", {"frames": args.frames, "patience": args.patience})
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # model libraries print while loading; stdout is ours
+            outcome = video_head.finetune(
+                run_config,
+                registry=registry.default_registry(),
+                store=store.default_store(),
+                job_id=args.job,
+                user=_cli_user(),
+            )
+    except ValueError as error:  # no labels, one class, an unknown job, bad settings
+        raise CliError(str(error)) from None
+    return _print_run(outcome, args.json)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -517,6 +538,17 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("task")
     rollback.add_argument("--to", metavar="VERSION", help='serve this version again ("base": the base model)')
     rollback.set_defaults(handler=cmd_rollback)
+
+    video_run = finetune_kinds.add_parser(
+        "video", help="a fusion head (frames + sound) on frozen features, from the stored video labels"
+    )
+    _add_run_arguments(video_run, 300, 16, 1e-2, "serve the head even if it does not beat zero-shot")
+    video_run.add_argument("--job", type=int, help="also train on this video labeling job's reviewed labels")
+    video_run.add_argument("--frames", type=int, default=8, help="frames sampled per clip (default 8)")
+    video_run.add_argument(
+        "--patience", type=int, default=10, help="epochs without a better loss before stopping"
+    )
+    video_run.set_defaults(handler=cmd_finetune_video)
 
     serve = commands.add_parser("serve", help="run the web app (same as `python app.py`)")
     serve.add_argument("--host", default="0.0.0.0")

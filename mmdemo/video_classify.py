@@ -1,8 +1,10 @@
-"""Zero-shot video classification from frames and sound, fused with user-set weights, with corrections.
+"""Video classification from frames and sound, fused with user-set weights, with corrections.
 
 Frames are scored against "a photo of {label}" by the active image–text embedder (CLIP in full, ConSE in
 lite); sound windows against "the sound of {label}" by CLAP where the profile has it. The lite audio
 model (librosa features) cannot score labels until a trained head exists, so its weight is ignored.
+Once `mmdemo finetune video` has made an accepted version, its fusion head scores the same features
+instead, whenever the labels asked for are the ones it learned (the registry swaps it in and out).
 Every classification is stored as a prediction with its provenance; corrections are appended to it.
 """
 
@@ -21,8 +23,11 @@ import numpy as np
 
 from mmdemo import config, fusion
 from mmdemo.fusion import AUDIO, VISUAL
+from mmdemo.hub import ModelUnavailable
 from mmdemo.media import MediaError, file_hash
-from mmdemo.registry import Registry, default_registry
+from mmdemo.models.base import ModelInfo
+from mmdemo.models.fusion_head import FusionHead
+from mmdemo.registry import Registry, UnknownTask, default_registry
 from mmdemo.store import Correction, Store, StoreError, default_store
 from mmdemo.video import SampledClip, sample_clip
 
@@ -76,6 +81,7 @@ class VideoClassification:
     weights: dict[str, float]  # the weights applied, after dropping modalities that did not score
     duration_s: float
     notes: list[str] = field(default_factory=list)
+    model: ModelInfo | None = None  # what made the prediction: a fine-tuned head, or the zero-shot embedder
     prediction_id: int | None = None
 
     def top(self, which: str = "fused", k: int = TOP_K) -> list[tuple[str, float]]:
@@ -124,6 +130,26 @@ def label_set_names() -> list[str]:
 
 
 # -- scoring ----------------------------------------------------------------------------------------
+@dataclass
+class ClipFeatures:
+    """A clip's frozen features: one row per frame (the active embedder) and per sound window (the audio
+    model). Zero-shot scoring and a trained head both read these."""
+
+    visual: np.ndarray | None
+    visual_times: list[float]
+    audio: np.ndarray | None
+    audio_times: list[float]
+
+    def rows(self, modality: str) -> tuple[np.ndarray | None, list[float]]:
+        return (self.visual, self.visual_times) if modality == VISUAL else (self.audio, self.audio_times)
+
+
+def clip_features(clip: SampledClip, registry: Registry) -> ClipFeatures:
+    visual = np.asarray(registry.get("embed").encode_images(clip.frames)) if clip.frames else None
+    audio = np.asarray(registry.get("audio").encode_audio(clip.audio)) if clip.audio else None
+    return ClipFeatures(visual, list(clip.timestamps), audio, list(clip.audio_timestamps))
+
+
 def _zero_shot(
     model: Any, family: str, encoded: np.ndarray, labels: list[str], template: str, times: list[float]
 ) -> ModalityScores:
@@ -133,30 +159,81 @@ def _zero_shot(
     return ModalityScores(list(times), fusion.log_softmax(logits))
 
 
-def score_frames(clip: SampledClip, labels: list[str], registry: Registry) -> ModalityScores | None:
-    if not clip.frames:
-        return None
-    embedder = registry.get("embed")
-    family = registry.choose("embed").spec.family
-    return _zero_shot(
-        embedder, family, embedder.encode_images(clip.frames), labels, VISUAL_PROMPT, clip.timestamps
-    )
+def zero_shot_scores(
+    features: ClipFeatures, labels: list[str], registry: Registry, notes: list[str]
+) -> dict[str, ModalityScores | None]:
+    """Frames against "a photo of {label}", sound against "the sound of {label}" (where the audio model
+    has a text side)."""
+    scores: dict[str, ModalityScores | None] = {VISUAL: None, AUDIO: None}
+    if features.visual is not None:
+        scores[VISUAL] = _zero_shot(
+            registry.get("embed"),
+            registry.choose("embed").spec.family,
+            features.visual,
+            labels,
+            VISUAL_PROMPT,
+            features.visual_times,
+        )
+    if features.audio is not None:
+        model = registry.get("audio")
+        if not model.zero_shot:
+            notes.append(LITE_AUDIO_NOTE)
+        else:
+            family = registry.choose("audio").spec.family
+            scores[AUDIO] = _zero_shot(
+                model, family, features.audio, labels, AUDIO_PROMPT, features.audio_times
+            )
+    return scores
 
 
-def score_sound(
-    clip: SampledClip, labels: list[str], registry: Registry, notes: list[str]
-) -> ModalityScores | None:
-    if not clip.audio:
+def head_scores(
+    head: FusionHead, features: ClipFeatures, labels: list[str]
+) -> dict[str, ModalityScores | None]:
+    """A trained head's log-probabilities per modality and time step, columns in the order of `labels`."""
+    columns = [head.labels.index(label) for label in labels]
+    scores: dict[str, ModalityScores | None] = {VISUAL: None, AUDIO: None}
+    for modality in head.branches:
+        rows, times = features.rows(modality)
+        if rows is not None:
+            scores[modality] = ModalityScores(
+                list(times), fusion.log_softmax(head.logits(modality, rows)[:, columns])
+            )
+    return scores
+
+
+def head_weights(head: FusionHead, requested: Mapping[str, float]) -> dict[str, float]:
+    """The head's learned fusion weights; a requested weight of 0 still leaves a modality out."""
+    return {
+        m: head.fusion_weights.get(m, 0.0) if requested.get(m, 0.0) > 0 else 0.0 for m in fusion.MODALITIES
+    }
+
+
+def serving_head(registry: Registry, labels: list[str], notes: list[str]) -> FusionHead | None:
+    """The newest accepted fine-tuned head, if there is one that fits these labels and feature models;
+    otherwise None, with a note saying why the prediction is zero-shot."""
+    version = registry.active_version(TASK)
+    if version is None:
         return None
-    model = registry.get("audio")
-    if not model.zero_shot:
-        model.encode_audio(clip.audio)  # the features a trained head will read
-        notes.append(LITE_AUDIO_NOTE)
+    try:
+        head = registry.get(TASK)
+    except (UnknownTask, ModelUnavailable) as error:  # rolled back meanwhile, or its folder is gone
+        notes.append(f"the fine-tuned head could not be loaded ({error}); zero-shot instead")
         return None
-    family = registry.choose("audio").spec.family
-    return _zero_shot(
-        model, family, model.encode_audio(clip.audio), labels, AUDIO_PROMPT, clip.audio_timestamps
-    )
+    fallback = f"so this prediction is zero-shot (fine-tuned head {head.info.version} not used)"
+    if set(labels) != set(head.labels):
+        notes.append(
+            f"the fine-tuned head {head.info.version} was trained on the labels "
+            f"{', '.join(head.labels)}; these labels differ, {fallback}"
+        )
+        return None
+    for modality, name in head.feature_models.items():
+        serving = registry.serving_spec("embed" if modality == VISUAL else "audio").name
+        if serving != name:
+            notes.append(
+                f"the fine-tuned head reads {name} features but {serving} is active here, {fallback}"
+            )
+            return None
+    return head
 
 
 def _audio_rate(registry: Registry) -> int:
@@ -197,20 +274,33 @@ def classify_video(
     wants_sound = requested.get(AUDIO, 0.0) > 0
     clip = sample_clip(path, int(n_frames), _audio_rate(registry) if wants_sound else None)
     notes = list(clip.notes)
-    visual = score_frames(clip, labels, registry)
-    audio = score_sound(clip, labels, registry, notes) if wants_sound else None
-    by_modality = {VISUAL: visual, AUDIO: audio}
+    head = serving_head(registry, labels, notes)
+    features = clip_features(clip, registry)
+    if head is not None:
+        by_modality = head_scores(head, features, labels)
+        weights_used = head_weights(head, requested)
+        notes.append(
+            f"fine-tuned head {head.info.version}: fusion weights learned in training "
+            f"({', '.join(f'{fusion.SHOWN_AS[m]} {w:.2f}' for m, w in head.fusion_weights.items())}); "
+            "a weight of 0 still leaves a modality out"
+        )
+        if unread := [fusion.SHOWN_AS[m] for m in fusion.MODALITIES if m not in head.branches]:
+            notes.append(f"the fine-tuned head was trained without {' or '.join(unread)}, so it ignores them")
+    else:
+        by_modality = zero_shot_scores(features, labels, registry, notes)
+        weights_used = requested
     if all(scores is None for scores in by_modality.values()):
         raise MediaError(
             f"{path.name}: nothing in this clip can be scored here ({'; '.join(notes)}); "
             "raise the visual weight, or use a clip with a video track"
         )
     try:
-        applied = fusion.effective_weights(requested, [m for m, s in by_modality.items() if s is not None])
+        applied = fusion.effective_weights(weights_used, [m for m, s in by_modality.items() if s is not None])
     except ValueError as error:
         raise ValueError("; ".join([str(error), *notes])) from None
     overall = {name: None if scores is None else scores.overall for name, scores in by_modality.items()}
     fused = fusion.fuse(overall, applied)
+    visual, audio = by_modality[VISUAL], by_modality[AUDIO]
     times = visual.times if visual is not None else audio.times  # type: ignore[union-attr]
     step_scores = fusion.fuse_over_time(
         {n: None if s is None else (s.times, s.log_probs) for n, s in by_modality.items()}, applied, times
@@ -225,6 +315,7 @@ def classify_video(
         weights=applied,
         duration_s=clip.info.duration_s,
         notes=notes,
+        model=head.info if head is not None else registry.info("embed" if clip.frames else "audio"),
     )
     if record:
         result.prediction_id = _record(
@@ -275,7 +366,7 @@ def _record(
         for name, scores in by_modality.items()
         if scores is not None
     }
-    primary = models[VISUAL] or models[AUDIO]
+    primary = result.model or models[VISUAL] or models[AUDIO]
     assert primary is not None
     prediction = store.record_prediction(
         TASK,
@@ -291,6 +382,7 @@ def _record(
             "weights": result.weights,
             "prompts": {VISUAL: VISUAL_PROMPT, AUDIO: AUDIO_PROMPT},
             "models": {name: asdict(info) if info else None for name, info in models.items()},
+            "made_by": asdict(primary),  # the fine-tuned head's version, or the zero-shot embedder
             "scores": per_modality,
             "notes": result.notes,
         },

@@ -1,7 +1,8 @@
-"""Training pairs for caption and VQA runs, read from the store.
+"""Training pairs for fine-tuning runs, read from the store.
 
-`text_targets(store, task)` is the one seam: today it yields each corrected prediction with its latest
-correction as the target; reviewed labels from labeling sessions can be yielded from here too.
+`text_targets(store, task)` (caption, VQA) yields each corrected prediction with its latest correction as
+the target. `clip_targets(store, job_id)` (video) yields one label per clip: the latest correction of the
+clip's predictions, overridden by the reviewed or agreed label of a labeling job when one is named.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmdemo import labeling
 from mmdemo.store import Store
 
 TEXT_KEYS = ("answer", "caption", "text", "label")
@@ -58,3 +60,41 @@ def text_targets(store: Store, task: str) -> Iterator[TextTarget]:
         if not target or media is None or not Path(media.path).is_file() or (task == "vqa" and not prompt):
             continue
         yield TextTarget(media.path, media.id, prompt, target, prediction.id)
+
+
+@dataclass(frozen=True)
+class ClipTarget:
+    """One labelled clip for the video head: the file, its media id (the split's item), the label, and
+    where the label came from ("correction #12", "job 3, reviewed")."""
+
+    clip_path: str
+    media_id: str
+    label: str
+    source: str
+
+
+def clip_targets(store: Store, job_id: int | None = None) -> list[ClipTarget]:
+    """One target per clip still on disk: corrected video predictions, then a labeling job's reviewed or
+    agreed labels (`labeling.final_labels`, as the export reads them), which win for the same clip."""
+    by_media: dict[str, ClipTarget] = {}
+    for prediction in store.predictions("video"):  # oldest first: a later correction wins
+        correction = store.latest_correction(prediction.id)
+        label = output_text(correction.output) if correction is not None else ""
+        if label and prediction.media_id is not None:
+            by_media[prediction.media_id] = ClipTarget(
+                "", prediction.media_id, label, f"correction #{correction.id}"
+            )  # type: ignore[union-attr]
+    if job_id is not None:
+        job = store.job(job_id)
+        if job is None or job.task != "video":
+            raise ValueError(f"no labeling job #{job_id} of task video")
+        for final in labeling.final_labels(job, store=store):
+            by_media[final.item.media_id] = ClipTarget(
+                "", final.item.media_id, final.value, f"job {job.id}, {final.how}"
+            )
+    targets = []
+    for media_id, target in by_media.items():
+        media = store.media(media_id)
+        if media is not None and Path(media.path).is_file():
+            targets.append(ClipTarget(media.path, media_id, target.label.strip(), target.source))
+    return targets

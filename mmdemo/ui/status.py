@@ -71,7 +71,8 @@ def build(demo: gr.Blocks) -> None:
                 max_height=500,
             )
             with gr.Row(equal_height=True):
-                task = gr.Dropdown(list(PUBLIC_TASKS), value="caption", label="Task", allow_custom_value=True)
+                tasks = [*PUBLIC_TASKS, "video", "retrieval"]  # served only by their trained versions
+                task = gr.Dropdown(tasks, value="caption", label="Task", allow_custom_value=True)
                 to_version = gr.Textbox(
                     label="Roll back to (optional)", placeholder="newest goes; or v2, or base"
                 )

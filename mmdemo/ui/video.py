@@ -32,7 +32,9 @@ HELP = (
     "Upload a short clip (or pick a sample below), edit the labels, and press **Classify**. The frames "
     "and the sound are scored separately against your labels, then combined with the weights you set: "
     "p = softmax(Σ w·s). A weight of 0 leaves a modality out. If the answer is wrong, pick or type the "
-    f"right label and save it as a correction. Clips up to {MAX_DURATION_S // 60} minutes."
+    f"right label and save it as a correction. Clips up to {MAX_DURATION_S // 60} minutes. "
+    "Once `mmdemo finetune video` has trained a head on the corrections, it scores clips whose labels are "
+    "the ones it learned; the notes say which version made each prediction."
 )
 
 
@@ -55,12 +57,22 @@ def plot_frame(result: VideoClassification) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PLOT_COLUMNS)
 
 
+def made_by(result: VideoClassification) -> str:
+    """Which model made the prediction: a fine-tuned version, or the zero-shot base model."""
+    if result.model is None:
+        return "unknown"
+    if result.model.version == "base":
+        return f"zero-shot, {result.model.name} (base)"
+    return f"**fine-tuned {result.model.version}**, {result.model.name}"
+
+
 def notes_text(result: VideoClassification) -> str:
     applied = ", ".join(f"{name} {weight:.2f}" for name, weight in result.weights.items())
     lines = [
         f"**Prediction #{result.prediction_id}** · {result.duration_s:.1f} s clip · "
         f"{len(result.timestamps)} samples at {', '.join(f'{t:g}' for t in result.timestamps)} s · "
-        f"weights applied: {applied}"
+        f"weights applied: {applied}",
+        f"- made by: {made_by(result)}",
     ]
     lines += [f"- ℹ️ {note}" for note in result.notes]
     return "\n".join(lines)
