@@ -331,7 +331,8 @@ def _classify_still(job: Job, media: MediaItem, store: Store) -> int:
     image = load_image(media.path).image
     clip = SampledClip(ClipInfo(duration_s=0.0, has_video=True, has_audio=False), [0.0], [image])
     active = registry.default_registry()
-    scores = video_classify.score_frames(clip, list(job.labels), active)
+    features = video_classify.clip_features(clip, active)
+    scores = video_classify.zero_shot_scores(features, list(job.labels), active, [])[video_classify.VISUAL]
     ranking = fusion.top_k(job.labels, np.exp(scores.overall), len(job.labels))  # type: ignore[union-attr]
     output = {"fused": [{"label": label, "score": round(score, 6)} for label, score in ranking]}
     return store.record_prediction(
