@@ -3,9 +3,12 @@ and with a store of fine-tuned versions to ask. Run: `python bench/bench_version
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 from mmdemo.models.base import ModelSpec
 from mmdemo.registry import Registry

@@ -3,7 +3,7 @@ over the 26 sample photos, grouped by domain (space, medical, texture, ...): a u
 a few phrasings per domain, `mmdemo finetune retrieval` trains on them, and phrasings nobody judged are
 searched before (base embeddings, the baseline) and after. Also the time a search takes with each.
 
-Run: `PYTHONPATH=. python bench/retrieval_adapter.py [finetune options]` (about a minute on 2 CPU cores)."""
+Run: `python bench/retrieval_adapter.py [finetune options]` (about a minute on 2 CPU cores)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 GROUPS = {
     "space": ["astronaut", "astronaut_portrait", "galaxies_closeup", "hubble_deep_field", "moon", "rocket"],

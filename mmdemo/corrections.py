@@ -18,11 +18,12 @@ def prediction_to_correct(store: Store, prediction_id: int | None, task: str, fi
     return prediction
 
 
-def corrected_text(text: str | None, what: str, max_chars: int) -> str:
-    """`text` with whitespace collapsed; raises `ValueError` when it is empty or over `max_chars`."""
+def corrected_text(text: str | None, what: str, max_chars: int, when_empty: str | None = None) -> str:
+    """`text` with whitespace collapsed; raises `ValueError` (`when_empty`, or a message naming `what`)
+    when it is empty, or when it is over `max_chars`."""
     cleaned = " ".join((text or "").split())
     if not cleaned:
-        raise ValueError(f"the corrected {what} is empty: type the {what} it should be")
+        raise ValueError(when_empty or f"the corrected {what} is empty: type the {what} it should be")
     if len(cleaned) > max_chars:
         raise ValueError(f"the corrected {what} is over {max_chars} characters")
     return cleaned

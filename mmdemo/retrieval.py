@@ -7,6 +7,7 @@ subset of the store, and re-running embeds only what the index lacks.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -18,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmdemo import config, index, registry
+from mmdemo.hub import ModelUnavailable
 from mmdemo.index import VectorIndex
 from mmdemo.media import MediaError, file_hash, is_image_path, load_image
 from mmdemo.models.base import ImageTextEmbedder, ModelInfo, batched
@@ -72,6 +74,7 @@ class IngestReport:
         return text
 
 
+logger = logging.getLogger(__name__)
 _lock = threading.RLock()  # guards the loaded indexes: one writer at a time, no search during a write
 _loaded: dict[Path, VectorIndex] = {}
 _mapped: dict[Path, tuple[tuple[int, str], VectorIndex]] = {}  # index folder -> its copy mapped by an adapter
@@ -333,7 +336,8 @@ def remove(
 
 # -- search ---------------------------------------------------------------------------------------------
 def _results(vectors: VectorIndex, query: object, k: int, store: Store) -> list[Result]:
-    hits = vectors.search(query, k)[0]  # type: ignore[arg-type]
+    with _lock:  # a concurrent add or remove changes the FAISS index and its id map in place
+        hits = vectors.search(query, k)[0]  # type: ignore[arg-type]
     results = []
     for hit in hits:
         item = store.media(hit.id)
@@ -365,6 +369,9 @@ def active_adapter(embedder: ImageTextEmbedder) -> EmbeddingAdapter | None:
     try:
         adapter = registry.get(ADAPTER_TASK)
     except UnknownTask:
+        return None
+    except (ModelUnavailable, OSError, KeyError, ValueError) as error:  # its files were moved or damaged
+        logger.warning("retrieval adapter unusable, searching with the base embeddings: %s", error)
         return None
     return adapter if adapter.fits(embedder.info, embedder.dim) else None
 

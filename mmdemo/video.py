@@ -239,13 +239,6 @@ def sample_clip(path: str | Path, n_frames: int, audio_sample_rate: int | None) 
     return clip
 
 
-def decode_every_frame(path: str | Path) -> int:
-    """Decode a clip's video from start to end (the naive way; the benchmark's baseline)."""
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        return sum(1 for _ in container.decode(stream))
-
-
 def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 

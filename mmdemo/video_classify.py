@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mmdemo import config, fusion
+from mmdemo.corrections import CONFIRMED, corrected_text, prediction_to_correct
 from mmdemo.fusion import AUDIO, VISUAL
 from mmdemo.hub import ModelUnavailable
 from mmdemo.media import MediaError, file_hash
@@ -402,17 +403,9 @@ def correct_video(
 ) -> Correction:
     """Store the right label for a classified clip (one of its labels, or a new one)."""
     store = store or default_store()
-    if prediction_id is None:
-        raise ValueError("classify a clip first, then correct it")
-    label = (label or "").strip()
-    if not label:
-        raise ValueError("pick the right label, or type a new one")
-    if len(label) > MAX_LABEL_CHARS:
-        raise ValueError(f"a label may have at most {MAX_LABEL_CHARS} characters")
-    prediction = store.prediction(int(prediction_id))
-    if prediction is None or prediction.task != TASK:
-        raise StoreError(f"no video prediction #{prediction_id} to correct")
+    prediction = prediction_to_correct(store, prediction_id, TASK, "classify a clip first, then correct it")
+    label = corrected_text(label, "label", MAX_LABEL_CHARS, "pick the right label, or type a new one")
     known = label in prediction.input["labels"]
-    return store.add_correction(
-        prediction.id, {"label": label, "in_label_set": known}, user=user, note=note or None
-    )
+    fused = prediction.output.get("fused") or [{}]
+    note = note or (CONFIRMED if label == fused[0].get("label") else None)
+    return store.add_correction(prediction.id, {"label": label, "in_label_set": known}, user=user, note=note)

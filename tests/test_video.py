@@ -9,6 +9,7 @@ import pytest
 from mmdemo import video
 from mmdemo import video_classify as vc
 from mmdemo.cli import main
+from mmdemo.corrections import CONFIRMED
 from mmdemo.media import MediaError
 from mmdemo.store import StoreError, default_store
 from tests.video_helpers import (
@@ -229,6 +230,13 @@ def test_bad_corrections_are_refused(clips, tiny):
         vc.correct_video(None, "a cat")
     with pytest.raises(StoreError, match="no video prediction"):
         vc.correct_video(result.prediction_id + 100, "a cat")
+
+
+def test_a_correction_that_repeats_the_top_label_is_marked_confirmed(clips, tiny):
+    result = vc.classify_video(clips["tone"], LABELS, n_frames=1, registry=tiny)
+    top, other = result.top("fused", 2)
+    assert vc.correct_video(result.prediction_id, top[0]).note == CONFIRMED
+    assert vc.correct_video(result.prediction_id, other[0]).note is None
 
 
 def test_label_sets_are_saved_by_name_and_reused():

@@ -20,7 +20,7 @@ import torch
 
 from mmdemo import retrieval
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
-from mmdemo.index import IndexNotFound, VectorIndex
+from mmdemo.index import EmbedderMismatch, IndexNotFound, VectorIndex
 from mmdemo.media import MediaError, load_image
 from mmdemo.models.base import ImageTextEmbedder, ModelInfo, batched
 from mmdemo.models.embedding_adapter import AdapterMeta, EmbeddingAdapter, ResidualMap, save
@@ -128,9 +128,9 @@ def prepare(
     indexes: dict[str, VectorIndex] = {}
     for name in sorted({query.index_name for query in judged}):
         try:
-            indexes[name] = retrieval.load(name, root, embedder.info)  # another embedder's index: refused
-        except IndexNotFound:
-            continue  # judgements of a deleted index
+            indexes[name] = retrieval.load(name, root, embedder.info)
+        except (IndexNotFound, EmbedderMismatch):
+            continue  # judgements of a deleted index, or of one another embedder built: not these vectors
     data = JudgedVectors(embedder.info, int(embedder.dim), {}, {}, indexes)
     examples = []
     for query in judged:

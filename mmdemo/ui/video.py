@@ -88,11 +88,12 @@ def classify(
     request: gr.Request,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
 ) -> tuple[Any, ...]:
-    if video:  # no clip gets its message without a model load first
+    labels = labels_from_text(labels_text)  # a bad label list gets its message without a model load first
+    if video:
         prepare_models(progress, ["embed", "audio"] if audio_weight > 0 else ["embed"])
     result = classify_video(
         video,
-        labels_from_text(labels_text),
+        labels,
         {VISUAL: visual_weight, AUDIO: audio_weight},
         n_frames=int(frames),
         user=current_user(request),
