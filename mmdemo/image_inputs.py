@@ -7,16 +7,13 @@ the database under their content hash: a stored prediction or correction can alw
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from mmdemo.media import ImageSource, MediaError, content_hash, file_hash, load_image
+from mmdemo.media import ImageSource, MediaError, content_hash, file_hash, keep_file, load_image, write_once
 from mmdemo.store import MediaItem, Store
 
 MEDIA_FOLDER = "media"
@@ -35,16 +32,6 @@ def media_folder(store: Store) -> Path:
     return store.path.parent / MEDIA_FOLDER
 
 
-def _keep(kept: Path, write: Callable[[Path], object]) -> Path:
-    """Write `kept` once; through a temporary name, so a concurrent request never sees half a file."""
-    if not kept.exists():
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        partial = kept.with_name(f".{kept.name}.{uuid.uuid4().hex}")
-        write(partial)
-        os.replace(partial, kept)
-    return kept
-
-
 def _png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -55,19 +42,14 @@ def remember_image(source: ImageSource | None, store: Store) -> ImageInput:
     """Load `source` (path, bytes, PIL image or array) and record it as media; raises `MediaError`."""
     loaded = load_image(source)
     if loaded.path is not None:
-        source_path = loaded.path
-        kept = _keep(
-            # The same layout as retrieval's uploads: other tabs show the media under the user's file name.
-            media_folder(store) / file_hash(source_path)[:16] / source_path.name,
-            lambda target: shutil.copyfile(source_path, target),
-        )
+        kept = keep_file(loaded.path, media_folder(store))
         name = loaded.path.name
         media = store.add_media(
             kept, "image", width=loaded.image.width, height=loaded.image.height, name=name
         )
     else:
         data = _png_bytes(loaded.image)
-        kept = _keep(
+        kept = write_once(
             media_folder(store) / f"{content_hash(data)}.png", lambda target: target.write_bytes(data)
         )
         name = "image"

@@ -9,9 +9,7 @@ Every function checks the caller's role first (`accounts.require_role`).
 
 from __future__ import annotations
 
-import hashlib
 import re
-import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from mmdemo import accounts, agreement, captioning, config, fusion, registry, retrieval, video_classify, vqa
+from mmdemo import accounts, agreement, captioning, fusion, registry, retrieval, video_classify, vqa
 from mmdemo.accounts import ADMIN, ANNOTATOR, REVIEWER
 from mmdemo.hub import ModelUnavailable
-from mmdemo.media import MediaError, is_image_path, load_image
+from mmdemo.image_inputs import media_folder
+from mmdemo.media import MediaError, is_image_path, keep_file, load_image
 from mmdemo.store import ANONYMOUS, Job, JobItem, LabelRecord, MediaItem, Prediction, Store, default_store
 from mmdemo.video import ClipInfo, SampledClip
 
@@ -266,12 +265,7 @@ def _register(path: Path, store: Store, copy_files: bool) -> MediaItem:
     if kind == "image":
         load_image(path)  # refuse corrupt images before they reach a queue
     if copy_files:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        target = config.data_dir() / "media" / f"{digest}{path.suffix.lower()}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            shutil.copyfile(path, target)
-        path = target
+        path = keep_file(path, media_folder(store))
     return store.add_media(path, kind)
 
 
@@ -361,11 +355,7 @@ def _judge_relevance(job: Job, item: JobItem, media: MediaItem, store: Store) ->
 def playable_copy(media: MediaItem) -> str:
     """A copy of a clip in the temp folder, which Gradio serves from anywhere (job folders and `/data` on
     a Space are outside the folders it may serve); made once per clip."""
-    target = Path(tempfile.gettempdir()) / "mmdemo-clips" / f"{media.id}{Path(media.path).suffix.lower()}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(media.path, target)
-    return str(target)
+    return str(keep_file(media.path, Path(tempfile.gettempdir()) / "mmdemo-clips"))
 
 
 Predictor = Callable[[Job, JobItem, MediaItem, Store], int]

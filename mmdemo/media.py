@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import shutil
+import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +46,24 @@ def file_hash(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_once(target: Path, write: Callable[[Path], object]) -> Path:
+    """Write `target` unless it exists, through a temporary name: a concurrent request, or a crash halfway,
+    never leaves half a file under the real name."""
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        write(partial)
+        os.replace(partial, target)
+    return target
+
+
+def keep_file(path: str | Path, folder: Path) -> Path:
+    """A copy of a user's file (uploads are temporary) at `folder/<content hash>/<its name>`, made once:
+    the same content under the same name is the same copy, and it keeps the name the user knows."""
+    path = Path(path)
+    return write_once(folder / file_hash(path)[:16] / path.name, lambda target: shutil.copyfile(path, target))
 
 
 def check_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> Path:

@@ -20,8 +20,9 @@ from tqdm import tqdm
 
 from mmdemo import config, index, registry
 from mmdemo.hub import ModelUnavailable
+from mmdemo.image_inputs import media_folder
 from mmdemo.index import VectorIndex
-from mmdemo.media import MediaError, file_hash, is_image_path, load_image
+from mmdemo.media import MediaError, file_hash, is_image_path, keep_file, load_image
 from mmdemo.models.base import ImageTextEmbedder, ModelInfo, batched
 from mmdemo.models.embedding_adapter import EmbeddingAdapter
 from mmdemo.registry import BASE_VERSION, UnknownTask
@@ -438,22 +439,16 @@ def search(
     )
 
 
-def keep_uploads(paths: Sequence[str | Path], folder: Path | None = None) -> list[Path]:
-    """Copy uploaded files (temporary, deleted by the web server) into the data folder.
-
-    Each goes to `media/<content hash>/<its name>`, so results still show the name the user gave it."""
-    folder = folder or config.data_dir() / "media"
+def keep_uploads(paths: Sequence[str | Path], store: Store | None = None) -> list[Path]:
+    """Copy uploaded files (temporary, deleted by the web server) beside the database, under the names the
+    user gave them; an unreadable one stays as it is, for ingestion to report by name."""
+    folder = media_folder(store or default_store())
     kept = []
     for path in map(Path, paths):
         try:
-            target = folder / file_hash(path)[:16] / path.name
+            kept.append(keep_file(path, folder))
         except OSError:
-            kept.append(path)  # ingestion reports it by name
-            continue
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-        kept.append(target)
+            kept.append(path)
     return kept
 
 

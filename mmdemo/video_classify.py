@@ -10,9 +10,6 @@ Every classification is stored as a prediction with its provenance; corrections 
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from mmdemo import config, fusion
+from mmdemo import fusion
 from mmdemo.corrections import CONFIRMED, corrected_text, prediction_to_correct
 from mmdemo.fusion import AUDIO, VISUAL
 from mmdemo.hub import ModelUnavailable
-from mmdemo.media import MediaError, file_hash
+from mmdemo.image_inputs import media_folder
+from mmdemo.media import MediaError, keep_file
 from mmdemo.models.base import ModelInfo
 from mmdemo.models.fusion_head import FusionHead
 from mmdemo.registry import Registry, UnknownTask, default_registry
@@ -242,17 +240,6 @@ def _audio_rate(registry: Registry) -> int:
 
 
 # -- classification -------------------------------------------------------------------------------
-def keep_clip(path: Path) -> Path:
-    """A copy of an uploaded clip in the data folder, named by its content, so training can find it."""
-    target = config.data_dir() / "uploads" / "video" / f"{file_hash(path)}{path.suffix.lower()}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.part")
-        shutil.copyfile(path, partial)
-        os.replace(partial, target)  # two uploads of the same clip never see a half-written copy
-    return target
-
-
 def classify_video(
     path: str | Path | None,
     labels: Sequence[str],
@@ -348,7 +335,7 @@ def _record(
     user: str | None,
     latency_ms: float,
 ) -> int:
-    kept = keep_clip(path)
+    kept = keep_file(path, media_folder(store))
     media = store.add_media(
         kept,
         "video" if clip.info.has_video else "audio",

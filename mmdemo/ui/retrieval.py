@@ -12,7 +12,7 @@ import gradio as gr
 from PIL import Image
 
 from mmdemo import retrieval
-from mmdemo.media import MediaError, load_image
+from mmdemo.media import MediaError, load_image, write_once
 from mmdemo.retrieval import Result, Search
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.ui.runtime import model_queue, prepare_models
@@ -123,12 +123,11 @@ def picked_image(found: Search | None, rank: float | None) -> str:
     """The picked result's file, copied (same bytes, same name) to the temp folder, which the web server
     may send to another tab: indexed files may live where it may not (`/data` on Spaces)."""
     result = picked(found, rank)
-    folder = Path(tempfile.gettempdir()) / "mmdemo-picked" / result.media_id
-    folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / result.name
-    if not copy.exists():
-        shutil.copyfile(result.path, copy)
-    return str(copy)
+    copy = Path(tempfile.gettempdir()) / "mmdemo-picked" / result.media_id[:16] / result.name
+    try:
+        return str(write_once(copy, lambda target: shutil.copyfile(result.path, target)))
+    except OSError:
+        raise MediaError(f"{result.name} was moved or deleted since it was indexed") from None
 
 
 @dataclass(frozen=True)
