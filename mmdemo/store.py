@@ -503,7 +503,7 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite_utils.Database]:
-        with self._lock, self.db.conn:
+        with self._lock, self.db.atomic():  # every statement of one write commits together, or none does
             yield self.db
 
     def close(self) -> None:
@@ -596,7 +596,8 @@ class Store:
 
     def predictions(self, task: str | None = None, limit: int | None = None) -> list[Prediction]:
         where, args = ("task = ?", [task]) if task else (None, [])
-        rows = self.db["predictions"].rows_where(where, args, order_by="id", limit=limit)
+        with self._lock:
+            rows = list(self.db["predictions"].rows_where(where, args, order_by="id", limit=limit))
         return [_prediction(row) for row in rows]
 
     # corrections
@@ -618,20 +619,19 @@ class Store:
                 }
             )
             correction_id = table.last_pk
-        rows = list(self.db["corrections"].rows_where("id = ?", [correction_id]))
-        return _correction(rows[0])
+        return _correction(self._select("corrections", "id = ?", [correction_id])[0])
 
     def corrections(self, prediction_id: int | None = None, task: str | None = None) -> list[Correction]:
         if prediction_id is not None:
-            rows = self.db["corrections"].rows_where("prediction_id = ?", [prediction_id], order_by="id")
+            rows = self._select("corrections", "prediction_id = ?", [prediction_id], order_by="id")
         elif task is not None:
-            rows = self.db.query(
+            rows = self._query(
                 "SELECT c.* FROM corrections c JOIN predictions p ON p.id = c.prediction_id "
                 "WHERE p.task = ? ORDER BY c.id",
                 [task],
             )
         else:
-            rows = self.db["corrections"].rows_where(order_by="id")
+            rows = self._select("corrections", order_by="id")
         return [_correction(row) for row in rows]
 
     def latest_correction(self, prediction_id: int) -> Correction | None:
@@ -664,14 +664,15 @@ class Store:
         return cleaned
 
     def label_set(self, name: str) -> list[str] | None:
-        rows = list(self.db["label_sets"].rows_where("name = ?", [name]))
+        rows = self._select("label_sets", "name = ?", [name])
         return json.loads(rows[0]["labels"]) if rows else None
 
     def label_set_names(self) -> list[str]:
-        return [row["name"] for row in self.db["label_sets"].rows_where(order_by="name")]
+        return [row["name"] for row in self._select("label_sets", order_by="name")]
 
     def counts(self) -> dict[str, int]:
-        return {name: self.db[name].count for name in ("media", "predictions", "corrections")}
+        with self._lock:
+            return {name: self.db[name].count for name in ("media", "predictions", "corrections")}
 
     # -- retrieval: relevance judgements (append-only; a later judgement of the same pair supersedes) --
     def add_judgement(
@@ -1060,13 +1061,13 @@ class Store:
         return self.model_version(task, version)  # type: ignore[return-value]
 
     def model_version(self, task: str, version: str) -> ModelVersion | None:
-        rows = list(self.db["model_versions"].rows_where("task = ? AND version = ?", [task, version]))
+        rows = self._select("model_versions", "task = ? AND version = ?", [task, version])
         return _model_version(rows[0]) if rows else None
 
     def model_versions(self, task: str | None = None) -> list[ModelVersion]:
         """Every version, newest first (per task)."""
         where, args = ("task = ?", [task]) if task else (None, [])
-        rows = self.db["model_versions"].rows_where(where, args, order_by="task, number DESC")
+        rows = self._select("model_versions", where, args, order_by="task, number DESC")
         return [_model_version(row) for row in rows]
 
     def newest_accepted_version(

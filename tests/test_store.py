@@ -182,3 +182,19 @@ def test_default_store_follows_the_data_dir(tmp_path, monkeypatch):
     assert default_store() is first and first.path == tmp_path / "one" / "mmdemo.db"
     monkeypatch.setenv("MMDEMO_DATA_DIR", str(tmp_path / "two"))
     assert default_store().path == tmp_path / "two" / "mmdemo.db"
+
+
+def test_a_write_that_fails_halfway_leaves_nothing_behind(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    with pytest.raises(sqlite3.IntegrityError):  # the item names media the store does not have
+        store.create_job(
+            "half",
+            "caption",
+            items=[("no-such-media", "")],
+            labels=[],
+            prompts=[],
+            overlap=1,
+            source="test",
+            created_by="ana",
+        )
+    assert store.jobs() == []  # the job row went with its failed items
