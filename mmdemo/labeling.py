@@ -149,13 +149,14 @@ def create_job(
     paths = [Path(f) for f in files if is_item_file(Path(f), task)]
     if not paths:
         raise LabelingError("no usable files: give images (or videos for a video job)")
+    per_file = len(prompts) if task in ("vqa", "retrieval") else 1
+    if len(paths) * per_file > MAX_ITEMS:  # before any file is read, hashed or copied
+        raise LabelingError(f"{len(paths) * per_file} items is over the {MAX_ITEMS} a job may have; split it")
     media = [_register(path, store, copy_files) for path in paths]
     if task in ("vqa", "retrieval"):
         items = [(m.id, prompt) for prompt in prompts for m in media]
     else:
         items = [(m.id, "") for m in media]
-    if len(items) > MAX_ITEMS:
-        raise LabelingError(f"{len(items)} items is over the {MAX_ITEMS} a job may have; split it")
     return store.create_job(
         name,
         task,

@@ -23,6 +23,13 @@ MODEL_EVENTS = {
     "captioning-model": {"caption", "caption_batch"},
     "vqa-model": {"ask"},
     "video-model": {"classify_video"},
+    "labeling-model": {
+        "labeling_next",
+        "labeling_submit",
+        "labeling_submit_enter",
+        "labeling_skip",
+        "labeling_create_job",
+    },
 }
 CHEAP_EVENTS = {
     "judge_relevant",

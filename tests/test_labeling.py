@@ -301,3 +301,13 @@ def test_cli_creates_jobs_from_an_index_or_a_query(tiny_registry, tmp_path, inde
         assert main(["jobs", "create", "--task", "caption", "--name", "c", *source]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and ("no index named 'nope'" in err[0] or "one of: a folder" in err[0])
+
+
+def test_a_job_over_the_item_limit_is_refused_before_any_file_is_stored(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(labeling, "MAX_ITEMS", 5)
+    folder = make_images(tmp_path / "photos", 3)
+    files = sorted(folder.iterdir())
+    add_accounts(store, {"root": "admin"})
+    with pytest.raises(labeling.LabelingError, match="6 items is over the 5"):
+        labeling.create_job("root", "big", "vqa", files, prompts=["what?", "why?"], store=store)
+    assert store.counts()["media"] == 0 and store.jobs() == []

@@ -15,6 +15,7 @@ import pandas as pd
 from mmdemo import accounts, config, export, labeling
 from mmdemo.media import load_image
 from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.runtime import model_queue
 
 NO_JOB = "Pick a job, then press **Next item**."
 ACCOUNT_COLUMNS = ("name", "role", "sign-in", "created")
@@ -425,16 +426,21 @@ def build(demo: gr.Blocks) -> None:
             role_message = gr.Markdown()
 
     item_outputs = [image, video, prompt, note, text, choice, item, progress]
+    models = model_queue("labeling")  # the next item may need its pre-fill: a model call
     job_dropdowns = [job, review_job, dashboard_job]
     demo.load(list_jobs, outputs=job_dropdowns, api_name=False)
     demo.load(sections, outputs=[review_tab, dashboard_tab, admin_tab, accounts_table], api_name=False)
     demo.load(None, js=KEYBOARD_JS, api_name=False)
     job.focus(list_jobs, outputs=job_dropdowns, api_name="labeling_jobs")
-    next_button.click(next_item, inputs=job, outputs=item_outputs, api_name="labeling_next")
+    next_button.click(next_item, inputs=job, outputs=item_outputs, api_name="labeling_next", **models)
     submit_inputs = [job, item, text, choice]
-    submit_button.click(submit, inputs=submit_inputs, outputs=item_outputs, api_name="labeling_submit")
-    text.submit(submit, inputs=submit_inputs, outputs=item_outputs, api_name="labeling_submit_enter")
-    skip_button.click(skip, inputs=[job, item], outputs=item_outputs, api_name="labeling_skip")
+    submit_button.click(
+        submit, inputs=submit_inputs, outputs=item_outputs, api_name="labeling_submit", **models
+    )
+    text.submit(
+        submit, inputs=submit_inputs, outputs=item_outputs, api_name="labeling_submit_enter", **models
+    )
+    skip_button.click(skip, inputs=[job, item], outputs=item_outputs, api_name="labeling_skip", **models)
 
     load_disputes.click(
         show_disagreements, inputs=review_job, outputs=disputes, api_name="labeling_disagreements"
@@ -464,6 +470,7 @@ def build(demo: gr.Blocks) -> None:
         inputs=[job_name, task, folder, uploads, labels, prompts, overlap, index_name, query, k],
         outputs=[created, *job_dropdowns],
         api_name="labeling_create_job",
+        **models,
     )
     export_button.click(
         export_labels,
