@@ -100,12 +100,18 @@ def new_faiss_index(index_type: str, dim: int, training: np.ndarray | None = Non
     raise VectorIndexError(f"unknown index type {index_type!r}; choose from {', '.join(INDEX_TYPES)}")
 
 
+def readable(index: Any) -> Any:
+    """`index`, able to give its stored vectors back: an IVF index builds its id -> list map once (FAISS
+    keeps it up to date on later adds; `remove` rebuilds the index anyway)."""
+    if isinstance(index, faiss.IndexIVF) and index.direct_map.type == faiss.DirectMap.NoMap:
+        index.make_direct_map()
+    return index
+
+
 def all_vectors(index: Any) -> np.ndarray:
     if index.ntotal == 0:
         return np.zeros((0, index.d), dtype=np.float32)
-    if isinstance(index, faiss.IndexIVF):
-        index.make_direct_map()
-    return index.reconstruct_n(0, index.ntotal)
+    return readable(index).reconstruct_n(0, index.ntotal)
 
 
 @dataclass
@@ -370,9 +376,7 @@ class VectorIndex:
     def vector(self, media_id: str) -> np.ndarray:
         if media_id not in self._positions:
             raise VectorIndexError(f"{media_id[:12]} is not in index {self.name!r}")
-        if isinstance(self._index, faiss.IndexIVF):
-            self._index.make_direct_map()
-        return self._index.reconstruct(self._positions[media_id])
+        return readable(self._index).reconstruct(self._positions[media_id])
 
     # -- stored vectors read back (a trained adapter maps them; nothing is re-embedded) ---------------
     def vectors(self, media_ids: Sequence[str]) -> np.ndarray:
@@ -382,9 +386,8 @@ class VectorIndex:
             raise VectorIndexError(f"{missing[0][:12]} is not in index {self.name!r}")
         if not media_ids:
             return np.zeros((0, self.manifest.dim), dtype=np.float32)
-        if isinstance(self._index, faiss.IndexIVF):
-            self._index.make_direct_map()
-        return np.stack([self._index.reconstruct(self._positions[media_id]) for media_id in media_ids])
+        index = readable(self._index)
+        return np.stack([index.reconstruct(self._positions[media_id]) for media_id in media_ids])
 
     def sample(self, count: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
         """Up to `count` stored vectors picked at random (seeded), with their media ids."""
@@ -395,8 +398,7 @@ class VectorIndex:
     def mapped(self, transform: Callable[[np.ndarray], np.ndarray], label: str) -> VectorIndex:
         """An in-memory index of the same type over `transform(stored vectors)` (read back from FAISS, in
         chunks), under the same ids and manifest; `label` says which adapter made it. Never saved."""
-        if isinstance(self._index, faiss.IndexIVF):
-            self._index.make_direct_map()
+        readable(self._index)
         chunks = [
             np.asarray(transform(self._index.reconstruct_n(start, min(MAP_CHUNK, len(self.ids) - start))))
             for start in range(0, len(self.ids), MAP_CHUNK)
