@@ -240,6 +240,11 @@ def _audio_rate(registry: Registry) -> int:
 
 
 # -- classification -------------------------------------------------------------------------------
+def _sound_can_vote(registry: Registry, head: FusionHead | None) -> bool:
+    """Whether reading the sound is worth it: a head with a sound branch, or a zero-shot audio model."""
+    return AUDIO in head.branches if head is not None else bool(registry.get("audio").zero_shot)
+
+
 def classify_video(
     path: str | Path | None,
     labels: Sequence[str],
@@ -259,10 +264,13 @@ def classify_video(
     requested = dict(fusion.DEFAULT_WEIGHTS if weights is None else weights)
     registry = registry or default_registry()
     started = time.perf_counter()
-    wants_sound = requested.get(AUDIO, 0.0) > 0
+    head_notes: list[str] = []
+    head = serving_head(registry, labels, head_notes)
+    wants_sound = requested.get(AUDIO, 0.0) > 0 and _sound_can_vote(registry, head)
     clip = sample_clip(path, int(n_frames), _audio_rate(registry) if wants_sound else None)
-    notes = list(clip.notes)
-    head = serving_head(registry, labels, notes)
+    notes = [*clip.notes, *head_notes]
+    if requested.get(AUDIO, 0.0) > 0 and not wants_sound and head is None:
+        notes.append(LITE_AUDIO_NOTE)  # the sound is not even read: nothing here could score it
     features = clip_features(clip, registry)
     if head is not None:
         by_modality = head_scores(head, features, labels)

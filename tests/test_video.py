@@ -184,6 +184,19 @@ def test_lite_ranks_the_photo_subject_first_and_explains_the_audio(clips, lite):
     assert vc.LITE_AUDIO_NOTE in result.notes and result.weights == {"visual": 1.0}
 
 
+def test_the_sound_is_read_only_where_a_model_can_score_it(clips, lite, tiny, monkeypatch):
+    audio_rates = []
+
+    def sample(path, n_frames, audio_rate=None):
+        audio_rates.append(audio_rate)
+        return video.sample_clip(path, n_frames, audio_rate)
+
+    monkeypatch.setattr(vc, "sample_clip", sample)
+    vc.classify_video(clips["coffee"], LABELS, n_frames=2, registry=lite, record=False)
+    vc.classify_video(clips["coffee"], LABELS, n_frames=2, registry=tiny, record=False)  # CLAP: zero-shot
+    assert audio_rates[0] is None and audio_rates[1] == tiny.get("audio").sample_rate
+
+
 def test_lite_cannot_classify_an_audio_only_file_and_says_why(clips, lite):
     with pytest.raises(MediaError, match="trained head"):
         vc.classify_video(clips["audio_only"], LABELS, registry=lite)
