@@ -19,15 +19,12 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from mmdemo import accounts, agreement, captioning, fusion, registry, retrieval, video_classify, vqa
+from mmdemo import accounts, agreement, captioning, retrieval, video_classify, vqa
 from mmdemo.accounts import ADMIN, ANNOTATOR, REVIEWER
 from mmdemo.hub import ModelUnavailable
 from mmdemo.image_inputs import media_folder
 from mmdemo.media import MediaError, is_image_path, keep_file, load_image
 from mmdemo.store import ANONYMOUS, Job, JobItem, LabelRecord, MediaItem, Prediction, Store, default_store
-from mmdemo.video import ClipInfo, SampledClip
 
 TASKS = ("caption", "vqa", "video", "retrieval")
 CATEGORICAL_TASKS = ("video", "retrieval")
@@ -311,33 +308,12 @@ def predict(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
         return captioning.caption_image(media.path, user=user, store=store).prediction_id
     if job.task == "vqa":
         return vqa.ask(media.path, item.prompt, user=user, store=store).prediction_id
-    if job.task == "video" and media.kind == "video":
+    if job.task == "video":  # a clip, or a photo standing for a one-frame clip
         prediction_id = video_classify.classify_video(
             media.path, job.labels, user=user, store=store
         ).prediction_id
         return int(prediction_id)  # type: ignore[arg-type]
-    if job.task == "video":
-        return _classify_still(job, media, store)
     return _judge_relevance(job, item, media, store)
-
-
-def _classify_still(job: Job, media: MediaItem, store: Store) -> int:
-    """An image item of a video job stands for a one-frame clip, scored by the Video tab's frame scorer."""
-    image = load_image(media.path).image
-    clip = SampledClip(ClipInfo(duration_s=0.0, has_video=True, has_audio=False), [0.0], [image])
-    active = registry.default_registry()
-    features = video_classify.clip_features(clip, active)
-    scores = video_classify.zero_shot_scores(features, list(job.labels), active, [])[video_classify.VISUAL]
-    ranking = fusion.top_k(job.labels, np.exp(scores.overall), len(job.labels))  # type: ignore[union-attr]
-    output = {"fused": [{"label": label, "score": round(score, 6)} for label, score in ranking]}
-    return store.record_prediction(
-        "video",
-        media_id=media.id,
-        input={"labels": job.labels, "file": Path(media.path).name},
-        output=output,
-        model=active.info("embed"),
-        user=job.created_by,
-    ).id
 
 
 def _judge_relevance(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:

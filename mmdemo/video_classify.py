@@ -23,12 +23,12 @@ from mmdemo.corrections import CONFIRMED, corrected_text, prediction_to_correct
 from mmdemo.fusion import AUDIO, VISUAL
 from mmdemo.hub import ModelUnavailable
 from mmdemo.image_inputs import media_folder
-from mmdemo.media import MediaError, keep_file
+from mmdemo.media import MediaError, is_image_path, keep_file, load_image
 from mmdemo.models.base import ModelInfo
 from mmdemo.models.fusion_head import FusionHead
 from mmdemo.registry import Registry, UnknownTask, default_registry
 from mmdemo.store import Correction, Store, StoreError, default_store
-from mmdemo.video import SampledClip, sample_clip
+from mmdemo.video import ClipInfo, SampledClip, sample_clip
 
 TASK = "video"
 DEFAULT_FRAMES = 8
@@ -240,6 +240,17 @@ def _audio_rate(registry: Registry) -> int:
 
 
 # -- classification -------------------------------------------------------------------------------
+def _sample(path: Path, n_frames: int, audio_rate: int | None) -> SampledClip:
+    """The clip's frames and sound; a photo stands for a one-frame silent clip (a labeling job of video
+    labels may hold photos)."""
+    if not is_image_path(path):
+        return sample_clip(path, n_frames, audio_rate)
+    loaded = load_image(path)
+    width, height = loaded.image.size
+    info = ClipInfo(duration_s=0.0, has_video=True, has_audio=False, width=width, height=height)
+    return SampledClip(info, [0.0], [loaded.image], notes=list(loaded.notes))
+
+
 def _sound_can_vote(registry: Registry, head: FusionHead | None) -> bool:
     """Whether reading the sound is worth it: a head with a sound branch, or a zero-shot audio model."""
     return AUDIO in head.branches if head is not None else bool(registry.get("audio").zero_shot)
@@ -267,7 +278,7 @@ def classify_video(
     head_notes: list[str] = []
     head = serving_head(registry, labels, head_notes)
     wants_sound = requested.get(AUDIO, 0.0) > 0 and _sound_can_vote(registry, head)
-    clip = sample_clip(path, int(n_frames), _audio_rate(registry) if wants_sound else None)
+    clip = _sample(path, int(n_frames), _audio_rate(registry) if wants_sound else None)
     notes = [*clip.notes, *head_notes]
     if requested.get(AUDIO, 0.0) > 0 and not wants_sound and head is None:
         notes.append(LITE_AUDIO_NOTE)  # the sound is not even read: nothing here could score it
@@ -346,7 +357,7 @@ def _record(
     kept = keep_file(path, media_folder(store))
     media = store.add_media(
         kept,
-        "video" if clip.info.has_video else "audio",
+        "image" if is_image_path(path) else "video" if clip.info.has_video else "audio",
         width=clip.info.width,
         height=clip.info.height,
         duration_s=clip.info.duration_s,

@@ -330,3 +330,13 @@ def test_every_event_of_the_video_tab_has_a_public_api_name():
         d["api_name"] for d in build_app().config["dependencies"] if d.get("api_visibility") == "public"
     }
     assert {"classify_video", "correct_video", "save_label_set", "load_label_set"} <= public
+
+
+def test_a_photo_is_classified_as_a_one_frame_clip_with_the_same_provenance(lite):
+    from tests.conftest import ASSETS
+
+    result = vc.classify_video(ASSETS / "coffee.jpg", LABELS, registry=lite)
+    assert result.fused[0][0] == "a cup of coffee" and result.timestamps == [0.0]
+    prediction = default_store().prediction(result.prediction_id)
+    assert default_store().media(prediction.media_id).kind == "image"
+    assert prediction.params["made_by"]["name"] == lite.info("embed").name
