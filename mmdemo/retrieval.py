@@ -382,9 +382,16 @@ def mapped_index(vectors: VectorIndex, adapter: EmbeddingAdapter) -> VectorIndex
     key, folder = (vectors.version, adapter.info.version), vectors.folder.resolve()
     with _lock:
         cached = _mapped.get(folder)
-        if cached is None or cached[0] != key or len(cached[1]) != len(vectors):
-            cached = _mapped[folder] = (key, vectors.mapped(adapter.adapt_images, adapter.label))
-        return cached[1]
+        if cached is not None and cached[0] == key and len(cached[1]) == len(vectors):
+            return cached[1]
+        mapped = cached[1] if cached is not None and cached[0][1] == key[1] else None
+        if mapped is not None and vectors.ids[: len(mapped)] == mapped.ids:  # only grew: map the new ones
+            new_ids = vectors.ids[len(mapped) :]
+            mapped.add(new_ids, adapter.adapt_images(vectors.vectors(new_ids)))
+        else:  # a removal, or another adapter: map everything again
+            mapped = vectors.mapped(adapter.adapt_images, adapter.label)
+        _mapped[folder] = (key, mapped)
+        return mapped
 
 
 def _ranked(

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from mmdemo import registry, retrieval
 from mmdemo.cli import main
+from mmdemo.index import VectorIndex
 from mmdemo.store import default_store
 from tests.finetune_helpers import isolated_cli  # noqa: F401
 from tests.retrieval_finetune_helpers import (
@@ -83,6 +85,23 @@ def test_the_stored_vectors_are_mapped_not_re_embedded(world, monkeypatch):
 
     monkeypatch.setattr(embedder, "encode_images", no_images)
     assert retrieval.search(text="photo of apple", k=3, name=INDEX).adapter_version == "v1"
+
+
+def test_images_added_after_training_are_mapped_alone_and_found(world, monkeypatch, tmp_path):
+    for text, concept in queries(TRAIN_FILLERS)[:6]:
+        judge_like_a_user(text, world[concept])
+    assert finetune("--accept-always") == 0
+    full_maps = []
+    whole = VectorIndex.mapped
+    monkeypatch.setattr(VectorIndex, "mapped", lambda self, *a: full_maps.append(1) or whole(self, *a))
+    retrieval.search(text="photo of apple", k=3, name=INDEX)
+    extra = tmp_path / "more" / "001-99.png"
+    extra.parent.mkdir()
+    Image.new("RGB", (16, 16), (1, 99, 7)).save(extra)  # one more image of the first concept
+    assert retrieval.ingest([extra], INDEX).added
+    found = retrieval.search(text="photo of apple", k=41, name=INDEX)
+    assert full_maps == [1]  # the new image was mapped by itself, not the whole index again
+    assert "001-99.png" in {result.name for result in found.results} and len(found.results) == 41
 
 
 @pytest.mark.parametrize(
