@@ -8,8 +8,6 @@ subset of the store, and re-running embeds only what the index lacks.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -252,17 +250,14 @@ def rebuild(
             progress=progress,
             show_bar=show_bar,
         )
-        # Swap folders only once the new index is whole; a crash in between leaves one of the two whole.
-        retired = root / f".{name}.old"
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(root / name, retired)
-        os.replace(root / staging, root / name)
-        shutil.rmtree(retired)
+        # The new vectors become the next generation of the index itself: its manifest switch is the one
+        # commit point, so a crash leaves the old index or the new one, never neither.
+        rebuilt = VectorIndex.load(staging, root)
+        rebuilt.manifest.name, rebuilt.manifest.generation = name, old.version
+        rebuilt.save()
+        index.remove_index(staging, root)
         _loaded.pop((root / staging).resolve(), None)
         _loaded.pop((root / name).resolve(), None)
-        rebuilt = VectorIndex.load(name, root)
-        rebuilt.manifest.name = name
-        rebuilt.save()
     report.index_name = name
     return report
 

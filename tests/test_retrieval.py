@@ -171,6 +171,18 @@ def test_judgements_are_stored_with_the_query_and_provenance(embedder, store, in
         store.db.execute("UPDATE judgements SET relevant = 0")
 
 
+def test_rebuild_re_embeds_in_place_as_the_next_generation(folder, embedder, store, index_root, lite):
+    retrieval.ingest([folder], "photos", embedder=embedder, store=store)
+    before = index.VectorIndex.load("photos", index_root)
+    with pytest.raises(index.EmbedderMismatch):
+        retrieval.load("photos", index_root, lite.get("embed").info)
+    report = retrieval.rebuild("photos", embedder=lite.get("embed"), store=store, root=index_root)
+    after = retrieval.load("photos", index_root, lite.get("embed").info)
+    assert len(report.added) == len(after) == len(before) == 5 and set(after.ids) == set(before.ids)
+    assert after.version == before.version + 1
+    assert sorted(path.name for path in index_root.iterdir()) == ["photos"]  # no staging folder is left
+
+
 def test_lite_coffee_ranks_first_by_text_and_by_its_own_photo(lite, store, index_root):
     embedder = lite.get("embed")
     by_text = retrieval.search(text="a cup of coffee", k=5, embedder=embedder, store=store)
