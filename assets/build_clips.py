@@ -17,7 +17,7 @@ import librosa
 import numpy as np
 from PIL import Image
 
-from mmdemo.video import write_clip
+from mmdemo.media.video import write_clip
 
 ROOT = Path(__file__).parent
 IMAGES = ROOT / "images"

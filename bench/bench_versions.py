@@ -10,9 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
-from mmdemo.models.base import ModelSpec
-from mmdemo.registry import Registry
-from mmdemo.store import Store
+from mmdemo.data.store import Store
+from mmdemo.serving.models.base import ModelSpec
+from mmdemo.serving.registry import Registry
 
 CALLS = 2000
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from PIL import Image
 
 from mmdemo.cli import format_table
-from mmdemo.models.base import CaptionOptions
-from mmdemo.registry import Registry
+from mmdemo.serving.models.base import CaptionOptions
+from mmdemo.serving.registry import Registry
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "images"
 

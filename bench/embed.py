@@ -1,7 +1,7 @@
 """Image embedding throughput: the registry's batched path against a naive one-image-at-a-time loop.
 
 Same model (the active profile's `embed` adapter, loaded once through the registry), same images, same run.
-The batched path is what ingestion uses (`mmdemo.retrieval.BATCH_SIZE` images per call).
+The batched path is what ingestion uses (`mmdemo.search.retrieval.BATCH_SIZE` images per call).
 
     python bench/embed.py                   # lite profile, the sample photos repeated to 64 images
     python bench/embed.py --profile tiny --images 128
@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 from mmdemo.cli import format_table
-from mmdemo.media import load_image
-from mmdemo.models.base import batched
-from mmdemo.registry import Registry
-from mmdemo.retrieval import BATCH_SIZE, SAMPLES_DIR
+from mmdemo.media.files import load_image
+from mmdemo.search.retrieval import BATCH_SIZE, SAMPLES_DIR
+from mmdemo.serving.models.base import batched
+from mmdemo.serving.registry import Registry
 
 
 def timed(function, repeats: int) -> float:  # type: ignore[no-untyped-def]

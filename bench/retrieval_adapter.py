@@ -61,7 +61,7 @@ KS = (1, 5, 10)
 
 def recall(pairs: list[tuple[str, str]]) -> tuple[dict[str, float], str, float]:
     """Recall@k of real searches (relevant = the domain's photos), the version that ranked, ms per search."""
-    from mmdemo import retrieval
+    from mmdemo.search import retrieval
 
     found_at = {k: 0.0 for k in KS}
     started, version = time.perf_counter(), ""
@@ -80,8 +80,8 @@ def main() -> None:
     os.environ.update(
         MMDEMO_DATA_DIR=str(folder / "data"), MMDEMO_INDEX_DIR=str(folder / "index"), MMDEMO_PROFILE="lite"
     )
-    from mmdemo import retrieval
     from mmdemo.cli import main as cli
+    from mmdemo.search import retrieval
     from tests.retrieval_finetune_helpers import judge_like_a_user
 
     retrieval.default_index()

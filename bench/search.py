@@ -1,4 +1,4 @@
-"""Vector search benchmark: each index type `mmdemo.index` offers, on synthetic 512-d normalised vectors.
+"""Vector search benchmark: each index type `mmdemo.search.index` offers, on synthetic 512-d vectors.
 
 For 100k and 1M vectors it reports build time, memory (resident-set growth while building), single-query
 latency (p50/p95, one query at a time, as the app searches) and recall@10 against exact search, which is the
@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
-from mmdemo import index
-from mmdemo.index import VectorIndex
-from mmdemo.models.base import ModelInfo, l2_normalize
+from mmdemo.search import index
+from mmdemo.search.index import VectorIndex
+from mmdemo.serving.models.base import ModelInfo, l2_normalize
 
 BENCH_EMBEDDER = ModelInfo(name="synthetic", version="1", profile="bench", source="bench/search.py")
 TARGET_P50_MS = 2.0

@@ -2,7 +2,7 @@
 
 Generates low-resolution clips of 10 s, 60 s and 600 s (25 fps, a keyframe every 2 s as phones and
 streaming encoders write them, with a tone as sound), then times, for each:
-  - sampling: `mmdemo.video.sample_clip` (one seek per frame and per sound window),
+  - sampling: `mmdemo.media.video.sample_clip` (one seek per frame and per sound window),
   - classify: `classify_video` end to end (models already loaded), not stored,
   - baseline: decoding every frame from start to end, the naive way.
 Sampling should stay nearly flat with length; the baseline grows with it.
@@ -23,9 +23,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from mmdemo.registry import Registry
-from mmdemo.video import sample_clip, write_clip
-from mmdemo.video_classify import DEMO_LABELS, classify_video
+from mmdemo.media.video import sample_clip, write_clip
+from mmdemo.serving.registry import Registry
+from mmdemo.tasks.video_classify import DEMO_LABELS, classify_video
 
 FPS = 25
 SIZE = (160, 120)

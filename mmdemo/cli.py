@@ -33,7 +33,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from mmdemo import registry
+    from mmdemo.serving import registry
 
     statuses = registry.status()
     if args.json:
@@ -52,7 +52,7 @@ def _print_ingest(report: Any) -> None:
 
 
 def cmd_index_add(args: argparse.Namespace) -> int:
-    from mmdemo import retrieval
+    from mmdemo.search import retrieval
 
     report = retrieval.ingest(
         args.paths, args.index, index_type=args.index_type, batch_size=args.batch_size, show_bar=True
@@ -62,14 +62,14 @@ def cmd_index_add(args: argparse.Namespace) -> int:
 
 
 def cmd_index_rebuild(args: argparse.Namespace) -> int:
-    from mmdemo import retrieval
+    from mmdemo.search import retrieval
 
     _print_ingest(retrieval.rebuild(args.index, show_bar=True))
     return 0
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
-    from mmdemo import index
+    from mmdemo.search import index
 
     root = config.index_dir()
     names = [args.index] if args.index else index.list_indexes(root)
@@ -87,7 +87,7 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 
 
 def cmd_index_rm(args: argparse.Namespace) -> int:
-    from mmdemo import index, retrieval
+    from mmdemo.search import index, retrieval
 
     if args.all:
         index.remove_index(args.index, config.index_dir())
@@ -103,7 +103,7 @@ def cmd_index_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from mmdemo import retrieval
+    from mmdemo.search import retrieval
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
@@ -118,7 +118,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
-    from mmdemo import captioning
+    from mmdemo.tasks import captioning
 
     options, notes = captioning.caption_options(
         strategy=args.strategy,
@@ -145,7 +145,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from mmdemo import vqa
+    from mmdemo.tasks import vqa
 
     with contextlib.redirect_stdout(sys.stderr):  # keep model-loading chatter out of the output
         result = vqa.ask(args.image, args.question, user=CLI_USER, top_k=args.top_k)
@@ -161,8 +161,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_classify_video(args: argparse.Namespace) -> int:
-    from mmdemo.fusion import DEFAULT_WEIGHTS
-    from mmdemo.video_classify import DEFAULT_FRAMES, classify_video
+    from mmdemo.tasks.fusion import DEFAULT_WEIGHTS
+    from mmdemo.tasks.video_classify import DEFAULT_FRAMES, classify_video
 
     weights = {
         "visual": DEFAULT_WEIGHTS["visual"] if args.visual_weight is None else args.visual_weight,
@@ -191,7 +191,7 @@ def cmd_users(args: argparse.Namespace) -> int:
     import getpass
 
     from mmdemo import accounts
-    from mmdemo.store import StoreError
+    from mmdemo.data.store import StoreError
 
     if args.users_command == "add":
         password = args.password
@@ -218,7 +218,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     from mmdemo import labeling
-    from mmdemo.store import StoreError, default_store
+    from mmdemo.data.store import StoreError, default_store
 
     if args.jobs_command == "create":
         try:
@@ -303,8 +303,9 @@ def _print_run(outcome: Any, as_json: bool) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from mmdemo import registry, store
+    from mmdemo.data import store
     from mmdemo.finetune import blip_lora
+    from mmdemo.serving import registry
 
     run_config = _run_config(args, args.kind, {"rank": args.lora_rank, "alpha": 2 * args.lora_rank})
     outcome = blip_lora.finetune(
@@ -314,8 +315,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune_retrieval(args: argparse.Namespace) -> int:
-    from mmdemo import registry, store
+    from mmdemo.data import store
     from mmdemo.finetune import retrieval_adapter
+    from mmdemo.serving import registry
 
     run_config = _run_config(args, "retrieval", {"temperature": args.temperature, "patience": args.patience})
     try:
@@ -328,7 +330,7 @@ def cmd_finetune_retrieval(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from mmdemo import registry
+    from mmdemo.serving import registry
 
     active = registry.default_registry()
     versions = active.versions(args.task)
@@ -340,8 +342,8 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from mmdemo import registry
-    from mmdemo.store import StoreError
+    from mmdemo.data.store import StoreError
+    from mmdemo.serving import registry
 
     try:
         serving = registry.default_registry().rollback(args.task, args.to, user=_cli_user())
@@ -352,8 +354,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune_video(args: argparse.Namespace) -> int:
-    from mmdemo import registry, store
+    from mmdemo.data import store
     from mmdemo.finetune import video_head
+    from mmdemo.serving import registry
 
     run_config = _run_config(args, "video", {"frames": args.frames, "patience": args.patience})
     try:
@@ -574,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.profile:
         os.environ["MMDEMO_PROFILE"] = args.profile
-        from mmdemo import registry
+        from mmdemo.serving import registry
 
         # A registry made earlier in this process (a test, an embedding caller) must follow the flag too.
         if registry.default_registry().profile != args.profile:
@@ -591,8 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a clear line instead of a traceback; MMDEMO_DEBUG=1 shows it
         if config.env_flag("MMDEMO_DEBUG"):
             raise
-        from mmdemo.hub import ModelUnavailable
-        from mmdemo.media import MediaError
+        from mmdemo.media.files import MediaError
+        from mmdemo.serving.hub import ModelUnavailable
 
         if isinstance(error, MediaError | ModelUnavailable | ValueError):
             print(f"mmdemo: {error}", file=sys.stderr)

@@ -19,12 +19,23 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from mmdemo import accounts, agreement, captioning, retrieval, video_classify, vqa
+from mmdemo import accounts, agreement
 from mmdemo.accounts import ADMIN, ANNOTATOR, REVIEWER
-from mmdemo.hub import ModelUnavailable
-from mmdemo.image_inputs import media_folder
-from mmdemo.media import MediaError, is_image_path, keep_file, load_image
-from mmdemo.store import ANONYMOUS, Job, JobItem, LabelRecord, MediaItem, Prediction, Store, default_store
+from mmdemo.data.store import (
+    ANONYMOUS,
+    Job,
+    JobItem,
+    LabelRecord,
+    MediaItem,
+    Prediction,
+    Store,
+    default_store,
+)
+from mmdemo.media.files import MediaError, is_image_path, keep_file, load_image
+from mmdemo.media.images import media_folder
+from mmdemo.search import retrieval
+from mmdemo.serving.hub import ModelUnavailable
+from mmdemo.tasks import captioning, video_classify, vqa
 
 TASKS = ("caption", "vqa", "video", "retrieval")
 CATEGORICAL_TASKS = ("video", "retrieval")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmdemo import registry
+from mmdemo.serving import registry
 
 
 @pytest.fixture(autouse=True)

@@ -48,14 +48,14 @@ def served(demo):
 
 @pytest.fixture(scope="session")
 def tiny():
-    from mmdemo.registry import Registry
+    from mmdemo.serving.registry import Registry
 
     return Registry("tiny", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def lite():
-    from mmdemo.registry import Registry
+    from mmdemo.serving.registry import Registry
 
     return Registry("lite", device="cpu")
 

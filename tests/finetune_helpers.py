@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mmdemo import registry
-from mmdemo.models.base import ModelInfo
-from mmdemo.store import Store
+from mmdemo.data.store import Store
+from mmdemo.serving import registry
+from mmdemo.serving.models.base import ModelInfo
 from tests.conftest import ASSETS
 
 TINY_MODEL = ModelInfo(name="tiny BLIP", version="base", profile="tiny", source="random init (built in code)")

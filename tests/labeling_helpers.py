@@ -7,8 +7,8 @@ from pathlib import Path
 from PIL import Image
 
 from mmdemo import accounts, labeling
-from mmdemo.models.base import ModelInfo
-from mmdemo.store import Job, JobItem, MediaItem, Store
+from mmdemo.data.store import Job, JobItem, MediaItem, Store
+from mmdemo.serving.models.base import ModelInfo
 
 PASSWORD = "correct-horse-42"
 FAKE_MODEL = ModelInfo(name="fake captioner", version="v1", profile="tiny", source="test")

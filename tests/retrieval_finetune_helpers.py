@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmdemo import retrieval
-from mmdemo.models.base import LoadContext, ModelSpec, l2_normalize
-from mmdemo.registry import Registry
+from mmdemo.search import retrieval
+from mmdemo.serving.models.base import LoadContext, ModelSpec, l2_normalize
+from mmdemo.serving.registry import Registry
 
 DIM = 32
 CONCEPTS = ("apple", "boat", "cloud", "drum", "eagle", "fern")

@@ -7,8 +7,9 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from mmdemo import config, registry
-from mmdemo.registry import Registry
+from mmdemo import config
+from mmdemo.serving import registry
+from mmdemo.serving.registry import Registry
 from mmdemo.ui import runtime
 from tests.conftest import ROOT
 

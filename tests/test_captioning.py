@@ -7,10 +7,10 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-from mmdemo import captioning
 from mmdemo.cli import main
-from mmdemo.media import MAX_SIDE, MediaError
-from mmdemo.store import StoreError, default_store
+from mmdemo.data.store import StoreError, default_store
+from mmdemo.media.files import MAX_SIDE, MediaError
+from mmdemo.tasks import captioning
 from mmdemo.ui import captioning as captioning_tab
 from tests import caption_vqa_helpers as helpers
 from tests.conftest import ASSETS
@@ -224,8 +224,8 @@ def test_cli_caption_bad_input_exits_2_with_one_line(argv, message, not_an_image
 
 
 def test_images_are_kept_beside_the_database_under_their_hash(tiny, sample_images):
-    from mmdemo.image_inputs import media_id_of
-    from mmdemo.media import file_hash
+    from mmdemo.media.files import file_hash
+    from mmdemo.media.images import media_id_of
 
     store = default_store()
     from_file = captioning.caption_image(CAT, registry=tiny)

@@ -6,8 +6,8 @@ import datasets
 import pytest
 
 from mmdemo import cli, export, labeling
-from mmdemo.models.base import ModelInfo
-from mmdemo.store import default_store
+from mmdemo.data.store import default_store
+from mmdemo.serving.models.base import ModelInfo
 from tests.labeling_helpers import add_accounts, make_images, make_job
 
 MODEL = ModelInfo(name="fake embedder", version="v1", profile="tiny", source="test")

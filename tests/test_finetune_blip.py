@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 
 from mmdemo.cli import main
+from mmdemo.data.store import Store
 from mmdemo.finetune import blip_lora
 from mmdemo.finetune.data import text_targets
 from mmdemo.finetune.runs import RunConfig
-from mmdemo.registry import Registry
-from mmdemo.store import Store
+from mmdemo.serving.registry import Registry
 from tests.conftest import ASSETS
 from tests.finetune_helpers import (
     ANSWERS,

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmdemo import registry, retrieval
 from mmdemo.cli import main
-from mmdemo.index import VectorIndex
-from mmdemo.store import default_store
+from mmdemo.data.store import default_store
+from mmdemo.search import retrieval
+from mmdemo.search.index import VectorIndex
+from mmdemo.serving import registry
 from tests.finetune_helpers import isolated_cli  # noqa: F401
 from tests.retrieval_finetune_helpers import (
     HELD_OUT_FILLERS,
@@ -142,7 +143,7 @@ def test_the_retrieval_tab_says_which_version_ranked_and_judgements_record_it(wo
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf"])
 def test_a_mapped_index_reads_back_the_stored_vectors_and_is_never_saved(tmp_path, index_type):
-    from mmdemo.index import VectorIndex, VectorIndexError
+    from mmdemo.search.index import VectorIndex, VectorIndexError
     from tests.test_index import DIM, EMBEDDER, ids, vectors
 
     data, names = vectors(300), ids(300)
@@ -163,8 +164,8 @@ def test_a_mapped_index_reads_back_the_stored_vectors_and_is_never_saved(tmp_pat
 
 
 def test_judgements_made_before_the_migration_were_ranked_by_the_base(tmp_path):
-    from mmdemo import store as store_module
-    from mmdemo.store import Store
+    from mmdemo.data import store as store_module
+    from mmdemo.data.store import Store
 
     # Migrations are renumbered when branches merge: find this one by what it does.
     before = next(
@@ -222,8 +223,8 @@ def test_early_stopping_keeps_the_best_weights(world, tmp_path):
 
 
 def test_trained_heads_of_two_tasks_on_one_embedder_are_two_models(data_dir):
-    from mmdemo.registry import Registry
-    from mmdemo.store import Store
+    from mmdemo.data.store import Store
+    from mmdemo.serving.registry import Registry
     from tests.test_versions import _tables, add_version
 
     store = Store(data_dir / "mmdemo.db")

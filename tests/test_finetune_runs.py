@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from mmdemo.data.store import Store
 from mmdemo.finetune.runs import RunConfig, RunContext, TrainResult, data_hash, run, split
-from mmdemo.registry import Registry
-from mmdemo.store import Store
+from mmdemo.serving.registry import Registry
 from tests.test_versions import _tables
 
 EXAMPLES = [{"clip": f"clip{i // 2}", "label": "dog" if i % 3 else "cat"} for i in range(10)]

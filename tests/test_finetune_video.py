@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmdemo import fusion, registry
-from mmdemo import video_classify as vc
 from mmdemo.cli import main
+from mmdemo.data.store import Store, default_store
 from mmdemo.finetune.data import clip_targets
-from mmdemo.models import fusion_head
-from mmdemo.models.base import ModelInfo
-from mmdemo.registry import Registry
-from mmdemo.store import Store, default_store
+from mmdemo.media.video import write_clip
+from mmdemo.serving import registry
+from mmdemo.serving.models import fusion_head
+from mmdemo.serving.models.base import ModelInfo
+from mmdemo.serving.registry import Registry
+from mmdemo.tasks import fusion
+from mmdemo.tasks import video_classify as vc
 from mmdemo.ui.video import notes_text
-from mmdemo.video import write_clip
 from tests.finetune_helpers import isolated_cli  # noqa: F401
 from tests.labeling_helpers import make_images, make_job
 from tests.video_helpers import SAMPLE_RATE
@@ -84,7 +85,7 @@ def test_trained_head_beats_zero_shot_and_is_served_then_rolled_back(labelled_cl
     assert main([*args, "--json"]) == 0
     version = json.loads(capsys.readouterr().out)
     metrics, folder = version["metrics"], Path(version["path"])
-    assert version["status"] == "accepted" and version["builder"] == "mmdemo.models.fusion_head:load"
+    assert version["status"] == "accepted" and version["builder"] == "mmdemo.serving.models.fusion_head:load"
     assert metrics["validation_examples"] == 5 and metrics["train_examples"] == 10
     # the held-out clips: the head beats the zero-shot classify path on them
     assert metrics["after"]["accuracy"] > metrics["before"]["accuracy"]
@@ -184,7 +185,11 @@ def save_head_version(store: Store, labels: list[str], feature_models: dict[str,
         Path(version.artifact), fusion_head.FusionHead(ZERO_SHOT, labels, branches, weights, feature_models)
     )
     store.finish_model_version(
-        "video", version.version, status="accepted", metrics={}, builder="mmdemo.models.fusion_head:load"
+        "video",
+        version.version,
+        status="accepted",
+        metrics={},
+        builder="mmdemo.serving.models.fusion_head:load",
     )
     return version.version
 

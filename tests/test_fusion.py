@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmdemo import fusion
+from mmdemo.tasks import fusion
 
 VISUAL = np.log(np.array([0.7, 0.2, 0.1]))
 AUDIO = np.log(np.array([0.1, 0.3, 0.6]))

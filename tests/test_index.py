@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from mmdemo import index
-from mmdemo.index import EmbedderMismatch, VectorIndex
-from mmdemo.models.base import ModelInfo, l2_normalize
+from mmdemo.search import index
+from mmdemo.search.index import EmbedderMismatch, VectorIndex
+from mmdemo.serving.models.base import ModelInfo, l2_normalize
 
 EMBEDDER = ModelInfo(name="test embedder", version="v1", profile="tiny", source="test")
 DIM = 16

@@ -7,7 +7,7 @@ import pytest
 
 from mmdemo import labeling
 from mmdemo.accounts import AccessDenied
-from mmdemo.store import Store
+from mmdemo.data.store import Store
 from tests.labeling_helpers import add_accounts, fake_predictor, make_images, make_job
 
 
@@ -140,7 +140,7 @@ def test_sixteen_concurrent_annotators_never_exceed_the_overlap_or_lose_a_label(
 @pytest.fixture
 def tiny_registry(tiny, monkeypatch):
     """The session's tiny registry as the process default, so models loaded by other tests are reused."""
-    from mmdemo import registry
+    from mmdemo.serving import registry
 
     monkeypatch.setattr(registry, "_default", tiny)
     return tiny
@@ -235,7 +235,7 @@ def job_from(user, name, task, *, prompts=(), store, **source):
 
 
 def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, store, tmp_path, index_root):
-    from mmdemo import retrieval
+    from mmdemo.search import retrieval
 
     retrieval.ingest([make_images(tmp_path / "imgs", 4)], "squares", store=store)
     retrieval.ingest([], "empty", store=store)
@@ -285,8 +285,8 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
 
 
 def test_cli_creates_jobs_from_an_index_or_a_query(tiny_registry, tmp_path, index_root, capsys):
-    from mmdemo import retrieval
     from mmdemo.cli import main
+    from mmdemo.search import retrieval
 
     folder = make_images(tmp_path / "imgs", 3)
     retrieval.ingest([folder], "squares")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmdemo.media import MediaError, load_image
+from mmdemo.media.files import MediaError, load_image
 
 
 def test_rgb_from_every_kind_of_source(tmp_path, sample_images):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmdemo.models.base import Answer, CaptionOptions
+from mmdemo.serving.models.base import Answer, CaptionOptions
 
 
 def _unit_rows(vectors: np.ndarray) -> bool:

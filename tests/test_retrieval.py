@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mmdemo import index, retrieval
 from mmdemo.cli import main
-from mmdemo.store import Store
+from mmdemo.data.store import Store
+from mmdemo.search import index, retrieval
 from tests.conftest import ASSETS, served
 
 PHOTOS = ["cat.jpg", "coffee.jpg", "moon.jpg", "rocket.jpg", "flower.jpg"]
@@ -195,7 +195,7 @@ def test_lite_coffee_ranks_first_by_text_and_by_its_own_photo(lite, store, index
 def test_cli_index_add_info_search_json_and_a_mismatch_exit_code(
     folder, index_root, capsys, monkeypatch, tiny, lite
 ):
-    from mmdemo import registry
+    from mmdemo.serving import registry
 
     monkeypatch.setattr(registry, "_default", tiny)  # the session's models, not a second copy
     assert main(["index", "add", str(folder), "--index", "photos"]) == 0
@@ -222,7 +222,7 @@ def test_the_search_api_through_gradio_client(tiny, index_root, monkeypatch):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    from mmdemo import registry
+    from mmdemo.serving import registry
     from mmdemo.ui.app import build_app
 
     monkeypatch.setattr(registry, "_default", tiny)

@@ -7,12 +7,12 @@ import types
 import gradio as gr
 import pytest
 
-from mmdemo import zerogpu
-from mmdemo.media import MediaError
-from mmdemo.models.base import CaptionOptions
-from mmdemo.registry import Registry
+from mmdemo.media.files import MediaError
+from mmdemo.serving import zerogpu
+from mmdemo.serving.models.base import CaptionOptions
+from mmdemo.serving.registry import Registry
+from mmdemo.serving.zerogpu import on_gpu
 from mmdemo.ui.common import current_user, friendly
-from mmdemo.zerogpu import on_gpu
 
 
 def test_friendly_turns_expected_failures_into_a_message_and_keeps_others():

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from mmdemo.cli import main
-from mmdemo.models.base import ModelSpec
-from mmdemo.registry import Registry, UnknownTask, version_rows
-from mmdemo.store import SCHEMA_VERSION, Store, StoreError
+from mmdemo.data.store import SCHEMA_VERSION, Store, StoreError
+from mmdemo.serving.models.base import ModelSpec
+from mmdemo.serving.registry import Registry, UnknownTask, version_rows
 from tests.finetune_helpers import isolated_cli  # noqa: F401
 
 BUILDS: list[tuple[str, str]] = []
@@ -180,7 +180,7 @@ def test_a_task_without_a_catalog_model_is_served_by_its_version(store):
 def test_missing_model_folder_is_a_clear_error(store):
     import shutil
 
-    from mmdemo.hub import ModelUnavailable
+    from mmdemo.serving.hub import ModelUnavailable
 
     version = add_version(store)
     shutil.rmtree(version.artifact)
@@ -205,7 +205,7 @@ def test_cli_versions_and_rollback(data_dir, capsys):
 def test_status_tab_lists_versions_and_rolls_back_over_the_api(data_dir, monkeypatch):
     from gradio_client import Client
 
-    from mmdemo import registry as registry_module
+    from mmdemo.serving import registry as registry_module
     from mmdemo.ui.app import build_app
     from tests.conftest import served
 

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmdemo import video
-from mmdemo import video_classify as vc
 from mmdemo.cli import main
-from mmdemo.corrections import CONFIRMED
-from mmdemo.media import MediaError
-from mmdemo.store import StoreError, default_store
+from mmdemo.data.store import StoreError, default_store
+from mmdemo.media import video
+from mmdemo.media.files import MediaError
+from mmdemo.tasks import video_classify as vc
+from mmdemo.tasks.corrections import CONFIRMED
 from tests.video_helpers import (
     SAMPLE_RATE,
     TONE_HZ,
@@ -267,7 +267,7 @@ def test_label_sets_are_saved_by_name_and_reused():
 @pytest.fixture
 def tiny_cli(monkeypatch):
     """`--profile tiny` sets MMDEMO_PROFILE and the process registry: put both back afterwards."""
-    from mmdemo import registry
+    from mmdemo.serving import registry
 
     monkeypatch.setenv("MMDEMO_PROFILE", "tiny")
     yield

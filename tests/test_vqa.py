@@ -7,10 +7,11 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from mmdemo import registry, vqa
 from mmdemo.cli import main
-from mmdemo.media import MAX_SIDE, MediaError
-from mmdemo.store import StoreError, default_store
+from mmdemo.data.store import StoreError, default_store
+from mmdemo.media.files import MAX_SIDE, MediaError
+from mmdemo.serving import registry
+from mmdemo.tasks import vqa
 from mmdemo.ui import vqa as vqa_tab
 from tests import caption_vqa_helpers as helpers
 from tests.conftest import ASSETS, served

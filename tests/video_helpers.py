@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmdemo.video import write_clip
+from mmdemo.media.video import write_clip
 
 TONE_HZ = 440.0
 SAMPLE_RATE = 22_050

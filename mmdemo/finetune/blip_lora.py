@@ -17,15 +17,18 @@ import torch
 from peft import LoraConfig, get_peft_model
 from PIL import Image
 
+from mmdemo.data.store import Store
 from mmdemo.finetune.data import TextTarget, text_targets
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
-from mmdemo.media import load_image
-from mmdemo.models.base import CaptionOptions, batched
-from mmdemo.models.blip import BlipCaptioner, BlipVQA, _to
-from mmdemo.registry import Registry
-from mmdemo.store import Store
+from mmdemo.media.files import load_image
+from mmdemo.serving.models.base import CaptionOptions, batched
+from mmdemo.serving.models.blip import BlipCaptioner, BlipVQA, _to
+from mmdemo.serving.registry import Registry
 
-LOADERS = {"caption": "mmdemo.models.blip:load_captioner", "vqa": "mmdemo.models.blip:load_vqa"}
+LOADERS = {
+    "caption": "mmdemo.serving.models.blip:load_captioner",
+    "vqa": "mmdemo.serving.models.blip:load_vqa",
+}
 MAX_TARGET_TOKENS = 40
 
 

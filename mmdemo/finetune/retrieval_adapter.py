@@ -2,7 +2,7 @@
 
 Each judged query gives positives (results judged relevant), hard negatives (results of the same query
 judged not relevant), in-batch negatives (the other queries' results) and a few random stored vectors. The
-adapter (`mmdemo.models.embedding_adapter`) maps the embedder's outputs; training reads the stored vectors
+adapter (`serving.models.embedding_adapter`) maps the embedder's outputs; training reads the stored vectors
 back from the index and embeds only the query texts, so no image is embedded again. Recall@k before and
 after is measured by real searches of the held-out queries over the whole index.
 """
@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmdemo import retrieval
+from mmdemo.data.store import Judgement, Store
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
-from mmdemo.index import EmbedderMismatch, IndexNotFound, VectorIndex
-from mmdemo.media import MediaError, load_image
-from mmdemo.models.base import ImageTextEmbedder, ModelInfo, batched
-from mmdemo.models.embedding_adapter import AdapterMeta, EmbeddingAdapter, ResidualMap, save
-from mmdemo.registry import Registry
-from mmdemo.store import Judgement, Store
+from mmdemo.media.files import MediaError, load_image
+from mmdemo.search import retrieval
+from mmdemo.search.index import EmbedderMismatch, IndexNotFound, VectorIndex
+from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo, batched
+from mmdemo.serving.models.embedding_adapter import AdapterMeta, EmbeddingAdapter, ResidualMap, save
+from mmdemo.serving.registry import Registry
 
-BUILDER = "mmdemo.models.embedding_adapter:load"
+BUILDER = "mmdemo.serving.models.embedding_adapter:load"
 RECALL_AT = (1, 5, 10)
 TEXT_BATCH = 256  # query texts embedded at a time
 

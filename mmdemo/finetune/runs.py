@@ -22,8 +22,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmdemo import config
-from mmdemo.registry import Registry
-from mmdemo.store import ModelVersion, Store
+from mmdemo.data.store import ModelVersion, Store
+from mmdemo.serving.registry import Registry
 
 Example = TypeVar("Example")
 

@@ -23,17 +23,17 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from mmdemo import fusion
+from mmdemo.data.store import Store
 from mmdemo.finetune.data import ClipTarget, clip_targets
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run, split
-from mmdemo.fusion import MODALITIES
-from mmdemo.media import MediaError
-from mmdemo.models import fusion_head
-from mmdemo.models.base import ModelInfo
-from mmdemo.registry import Registry
-from mmdemo.store import Store
-from mmdemo.video import sample_clip
-from mmdemo.video_classify import (
+from mmdemo.media.files import MediaError
+from mmdemo.media.video import sample_clip
+from mmdemo.serving.models import fusion_head
+from mmdemo.serving.models.base import ModelInfo
+from mmdemo.serving.registry import Registry
+from mmdemo.tasks import fusion
+from mmdemo.tasks.fusion import MODALITIES
+from mmdemo.tasks.video_classify import (
     DEFAULT_FRAMES,
     TASK,
     ClipFeatures,
@@ -44,7 +44,7 @@ from mmdemo.video_classify import (
     zero_shot_scores,
 )
 
-BUILDER = "mmdemo.models.fusion_head:load"
+BUILDER = "mmdemo.serving.models.fusion_head:load"
 CONFUSION_PNG = "confusion.png"
 FEATURE_TASKS = {fusion.VISUAL: "embed", fusion.AUDIO: "audio"}
 

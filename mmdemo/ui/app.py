@@ -7,7 +7,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from mmdemo import __version__, accounts
-from mmdemo.retrieval import Search
+from mmdemo.search.retrieval import Search
 from mmdemo.ui import captioning, labeling, retrieval, status, video, vqa
 
 CHEAP_CONCURRENCY = 4  # database reads and corrections: short, and never queued behind a model call

@@ -7,8 +7,8 @@ from typing import Any
 
 import gradio as gr
 
-from mmdemo import captioning
-from mmdemo.models.base import ModelInfo
+from mmdemo.serving.models.base import ModelInfo
+from mmdemo.tasks import captioning
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.ui.runtime import model_queue, prepare_models
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from mmdemo.store import ANONYMOUS
+from mmdemo.data.store import ANONYMOUS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,9 +30,9 @@ def _oauth_username(request: gr.Request | None) -> str | None:
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     from mmdemo.accounts import AccessDenied
-    from mmdemo.hub import ModelUnavailable
-    from mmdemo.media import MediaError
-    from mmdemo.store import StoreError
+    from mmdemo.data.store import StoreError
+    from mmdemo.media.files import MediaError
+    from mmdemo.serving.hub import ModelUnavailable
 
     return (MediaError, ModelUnavailable, StoreError, ValueError, AccessDenied)
 

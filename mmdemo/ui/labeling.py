@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from mmdemo import accounts, config, export, labeling
-from mmdemo.media import load_image
+from mmdemo.media.files import load_image
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.ui.runtime import model_queue
 

@@ -11,9 +11,9 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from mmdemo import retrieval
-from mmdemo.media import MediaError, load_image, write_once
-from mmdemo.retrieval import Result, Search
+from mmdemo.media.files import MediaError, load_image, write_once
+from mmdemo.search import retrieval
+from mmdemo.search.retrieval import Result, Search
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.ui.runtime import model_queue, prepare_models
 

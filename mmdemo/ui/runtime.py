@@ -8,8 +8,9 @@ from typing import Any
 
 import gradio as gr
 
-from mmdemo import config, registry
-from mmdemo.registry import Registry, spec_key
+from mmdemo import config
+from mmdemo.serving import registry
+from mmdemo.serving.registry import Registry, spec_key
 
 
 def model_queue(tab: str) -> dict[str, Any]:

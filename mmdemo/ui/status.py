@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from mmdemo import accounts, registry
-from mmdemo.models.base import PUBLIC_TASKS
+from mmdemo import accounts
+from mmdemo.serving import registry
+from mmdemo.serving.models.base import PUBLIC_TASKS
 from mmdemo.ui.common import current_user, friendly
 
 

@@ -8,11 +8,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from mmdemo.fusion import AUDIO, DEFAULT_WEIGHTS, VISUAL
-from mmdemo.ui.common import current_user, friendly
-from mmdemo.ui.runtime import model_queue, prepare_models
-from mmdemo.video import MAX_DURATION_S
-from mmdemo.video_classify import (
+from mmdemo.media.video import MAX_DURATION_S
+from mmdemo.tasks.fusion import AUDIO, DEFAULT_WEIGHTS, VISUAL
+from mmdemo.tasks.video_classify import (
     DEFAULT_FRAMES,
     DEMO_LABEL_SET,
     DEMO_LABELS,
@@ -25,6 +23,8 @@ from mmdemo.video_classify import (
     load_label_set,
     save_label_set,
 )
+from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.runtime import model_queue, prepare_models
 
 SAMPLE_CLIPS = Path(__file__).resolve().parents[2] / "assets" / "videos"
 PLOT_COLUMNS = ["time (s)", "score", "label"]

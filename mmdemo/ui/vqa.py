@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from mmdemo import vqa
+from mmdemo.tasks import vqa
 from mmdemo.ui.captioning import ASSETS, describe, image_input
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.ui.runtime import model_queue, prepare_models

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from mmdemo.models.librosa_audio import LibrosaFeatures
-from mmdemo.store import Store
+from mmdemo.data.store import Store
+from mmdemo.serving.models.librosa_audio import LibrosaFeatures
 from tests.conftest import ROOT
 from tests.e2e.conftest import open_tab
 from tests.test_finetune_video import save_head_version

@@ -17,7 +17,7 @@ from transformers import (
     BlipProcessor,
 )
 
-from mmdemo.models.base import (
+from mmdemo.serving.models.base import (
     Answer,
     CaptionOptions,
     LoadContext,

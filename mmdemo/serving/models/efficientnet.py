@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from mmdemo.models.base import LoadContext, ModelInfo, batched, count_parameters
+from mmdemo.serving.models.base import LoadContext, ModelInfo, batched, count_parameters
 
 
 def imagenet_classes() -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmdemo.models.base import LoadContext, ModelInfo
+from mmdemo.serving.models.base import LoadContext, ModelInfo
 
 ARRAYS, META = "head.npz", "head.json"
 

@@ -22,7 +22,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from mmdemo.models.base import ModelInfo
+from mmdemo.serving.models.base import ModelInfo
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 FLAT_BELOW = 50_000  # exact search stays under ~5 ms/query below this size

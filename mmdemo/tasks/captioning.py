@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmdemo import registry as registry_module
-from mmdemo.corrections import CONFIRMED, corrected_text, prediction_to_correct
-from mmdemo.image_inputs import remember_images
-from mmdemo.media import ImageSource
-from mmdemo.models.base import CaptionOptions, ModelInfo
-from mmdemo.registry import Registry
-from mmdemo.store import Store, default_store
+from mmdemo.data.store import Store, default_store
+from mmdemo.media.files import ImageSource
+from mmdemo.media.images import remember_images
+from mmdemo.serving import registry as registry_module
+from mmdemo.serving.models.base import CaptionOptions, ModelInfo
+from mmdemo.serving.registry import Registry
+from mmdemo.tasks.corrections import CONFIRMED, corrected_text, prediction_to_correct
 
 TASK = "caption"
 STRATEGIES = ("beam", "sample")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmdemo.models.base import LoadContext, ModelInfo, l2_normalize
+from mmdemo.serving.models.base import LoadContext, ModelInfo, l2_normalize
 
 WEIGHTS_FILE = "adapter.npz"
 META_FILE = "adapter.json"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from mmdemo.models.base import LoadContext, ModelInfo, batched, count_parameters
+from mmdemo.serving.models.base import LoadContext, ModelInfo, batched, count_parameters
 
 
 class MiniLMTextEncoder:

@@ -18,17 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from mmdemo import fusion
-from mmdemo.corrections import CONFIRMED, corrected_text, prediction_to_correct
-from mmdemo.fusion import AUDIO, VISUAL
-from mmdemo.hub import ModelUnavailable
-from mmdemo.image_inputs import media_folder
-from mmdemo.media import MediaError, is_image_path, keep_file, load_image
-from mmdemo.models.base import ModelInfo
-from mmdemo.models.fusion_head import FusionHead
-from mmdemo.registry import Registry, UnknownTask, default_registry
-from mmdemo.store import Correction, Store, StoreError, default_store
-from mmdemo.video import ClipInfo, SampledClip, sample_clip
+from mmdemo.data.store import Correction, Store, StoreError, default_store
+from mmdemo.media.files import MediaError, is_image_path, keep_file, load_image
+from mmdemo.media.images import media_folder
+from mmdemo.media.video import ClipInfo, SampledClip, sample_clip
+from mmdemo.serving.hub import ModelUnavailable
+from mmdemo.serving.models.base import ModelInfo
+from mmdemo.serving.models.fusion_head import FusionHead
+from mmdemo.serving.registry import Registry, UnknownTask, default_registry
+from mmdemo.tasks import fusion
+from mmdemo.tasks.corrections import CONFIRMED, corrected_text, prediction_to_correct
+from mmdemo.tasks.fusion import AUDIO, VISUAL
 
 TASK = "video"
 DEFAULT_FRAMES = 8

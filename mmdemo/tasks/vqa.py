@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmdemo import registry as registry_module
-from mmdemo.captioning import model_label
-from mmdemo.corrections import CONFIRMED, corrected_text, prediction_to_correct
-from mmdemo.image_inputs import media_id_of, remember_image
-from mmdemo.media import ImageSource
-from mmdemo.models.base import ModelInfo
-from mmdemo.registry import Registry
-from mmdemo.store import Store, default_store
+from mmdemo.data.store import Store, default_store
+from mmdemo.media.files import ImageSource
+from mmdemo.media.images import media_id_of, remember_image
+from mmdemo.serving import registry as registry_module
+from mmdemo.serving.models.base import ModelInfo
+from mmdemo.serving.registry import Registry
+from mmdemo.tasks.captioning import model_label
+from mmdemo.tasks.corrections import CONFIRMED, corrected_text, prediction_to_correct
 
 TASK = "vqa"
 MAX_QUESTION_CHARS = 300  # VQA questions are one sentence; BLIP reads at most 64 tokens of it anyway

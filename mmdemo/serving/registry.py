@@ -21,12 +21,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmdemo import config, hub, zerogpu
-from mmdemo.catalog import PROFILE_TABLES
-from mmdemo.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec
+from mmdemo import config
+from mmdemo.serving import hub, zerogpu
+from mmdemo.serving.catalog import PROFILE_TABLES
+from mmdemo.serving.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec
 
 if TYPE_CHECKING:
-    from mmdemo.store import ModelVersion, Store
+    from mmdemo.data.store import ModelVersion, Store
 
 BASE_VERSION = "base"
 TRAINED = "trained"  # the family of a task's model that has no catalog entry (a trained head or adapter)
@@ -179,7 +180,7 @@ class Registry:
     def version_store(self) -> Store | None:
         if self._store is not None:
             return self._store
-        from mmdemo import store
+        from mmdemo.data import store
 
         # No database yet means no versions; do not create one just to look.
         return store.default_store() if store.default_path().exists() else None

@@ -15,7 +15,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from mmdemo.media import MediaError, check_file
+from mmdemo.media.files import MediaError, check_file
 
 MAX_VIDEO_BYTES = 500 * 1024**2
 MAX_DURATION_S = 30 * 60  # longer clips are refused: a few frames cannot summarise them

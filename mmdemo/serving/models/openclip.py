@@ -11,7 +11,7 @@ import open_clip
 import torch
 from PIL import Image
 
-from mmdemo.models.base import LoadContext, ModelInfo, batched, count_parameters
+from mmdemo.serving.models.base import LoadContext, ModelInfo, batched, count_parameters
 
 TINY_CONFIG: dict[str, Any] = {
     "embed_dim": 32,

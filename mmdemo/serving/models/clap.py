@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizerFast
 
-from mmdemo.models.base import LoadContext, ModelInfo, batched, count_parameters
+from mmdemo.serving.models.base import LoadContext, ModelInfo, batched, count_parameters
 
 SAMPLE_RATE = 48_000
 TINY_CORPUS = [

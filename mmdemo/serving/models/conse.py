@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image
 
 from mmdemo import config
-from mmdemo.models.base import Answer, CaptionOptions, LoadContext, ModelInfo, l2_normalize
-from mmdemo.models.efficientnet import ImageNetClassifier
-from mmdemo.models.minilm import MiniLMTextEncoder
+from mmdemo.serving.models.base import Answer, CaptionOptions, LoadContext, ModelInfo, l2_normalize
+from mmdemo.serving.models.efficientnet import ImageNetClassifier
+from mmdemo.serving.models.minilm import MiniLMTextEncoder
 
 YES_THRESHOLD = 0.65  # cosine between the asked-about object and a likely class that counts as "present"
 CANNOT_TELL = "can't tell (the lite baseline only recognises ImageNet objects)"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mmdemo.models.base import LoadContext, ModelInfo
+from mmdemo.serving.models.base import LoadContext, ModelInfo
 
 SAMPLE_RATE = 22_050
 N_MELS = 64

@@ -16,19 +16,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mmdemo import config, index, registry
-from mmdemo.hub import ModelUnavailable
-from mmdemo.image_inputs import media_folder
-from mmdemo.index import VectorIndex
-from mmdemo.media import MediaError, file_hash, is_image_path, keep_file, load_image
-from mmdemo.models.base import ImageTextEmbedder, ModelInfo, batched
-from mmdemo.models.embedding_adapter import EmbeddingAdapter
-from mmdemo.registry import BASE_VERSION, UnknownTask
-from mmdemo.store import Judgement, Store, default_store
+from mmdemo import config
+from mmdemo.data.store import Judgement, Store, default_store
+from mmdemo.media.files import MediaError, file_hash, is_image_path, keep_file, load_image
+from mmdemo.media.images import media_folder
+from mmdemo.search import index
+from mmdemo.search.index import VectorIndex
+from mmdemo.serving import registry
+from mmdemo.serving.hub import ModelUnavailable
+from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo, batched
+from mmdemo.serving.models.embedding_adapter import EmbeddingAdapter
+from mmdemo.serving.registry import BASE_VERSION, UnknownTask
 
 DEFAULT_INDEX = "default"
 ADAPTER_TASK = "retrieval"  # the registry task of trained adapters (`mmdemo finetune retrieval`)
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "images"
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "images"
 BATCH_SIZE = 16
 
 Progress = Callable[[int, int], None]  # (done, total)

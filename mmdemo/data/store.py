@@ -19,8 +19,8 @@ from typing import Any
 import sqlite_utils
 
 from mmdemo import config
-from mmdemo.media import content_hash, file_hash
-from mmdemo.models.base import ModelInfo
+from mmdemo.media.files import content_hash, file_hash
+from mmdemo.serving.models.base import ModelInfo
 
 ANONYMOUS = "anonymous"
 
@@ -242,6 +242,14 @@ def _v8_judgement_adapter(db: sqlite_utils.Database) -> None:
     db["judgements"].add_column("adapter_version", str, not_null_default="base")
 
 
+def _v9_moved_builders(db: sqlite_utils.Database) -> None:
+    """Model adapters moved to `mmdemo.serving.models`: versions trained before keep loading."""
+    db.execute(
+        "UPDATE model_versions SET builder = 'mmdemo.serving.models.' || substr(builder, 15) "
+        "WHERE builder LIKE 'mmdemo.models.%'"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_provenance,
@@ -251,6 +259,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v6_model_versions,
     _v7_media_names,
     _v8_judgement_adapter,
+    _v9_moved_builders,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -13,8 +13,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from mmdemo.media import ImageSource, MediaError, content_hash, file_hash, keep_file, load_image, write_once
-from mmdemo.store import MediaItem, Store
+from mmdemo.data.store import MediaItem, Store
+from mmdemo.media.files import (
+    ImageSource,
+    MediaError,
+    content_hash,
+    file_hash,
+    keep_file,
+    load_image,
+    write_once,
+)
 
 MEDIA_FOLDER = "media"
 

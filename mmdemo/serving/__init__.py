@@ -1,0 +1,1 @@
+"""Model serving: the registry (devices, loading, versions), the catalog per profile, one adapter a family."""

@@ -1,0 +1,1 @@
+"""The tasks mmdemo serves: captioning, VQA, video classification (with fusion), the checks on corrections."""
