@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mmdemo.media.files import MediaError, load_image
+from mmdemo.media.files import MAX_DECODE_PIXELS, MAX_SIDE, MediaError, load_image
 
 
 def test_rgb_from_every_kind_of_source(tmp_path, sample_images):
@@ -68,3 +69,27 @@ def test_missing_file_and_no_image(tmp_path):
         load_image(None)
     with pytest.raises(MediaError, match="cannot read"):
         load_image(3.14)  # type: ignore[arg-type]
+
+
+def test_a_large_image_under_the_limit_loads_and_one_over_it_is_named(tmp_path):
+    # 9,500 × 9,500 = 90.25 MP: over Pillow's default warning size, under mmdemo's documented 100 MP.
+    allowed = tmp_path / "allowed.png"
+    Image.new("1", (9500, 9500)).save(allowed)
+    loaded = load_image(allowed)
+    assert max(loaded.image.size) == MAX_SIDE and "downscaled" in loaded.notes[0]
+    over = tmp_path / "over.png"
+    Image.new("1", (10_001, 10_000)).save(over)
+    with pytest.raises(MediaError, match=r"over\.png: 10001×10000 pixels is over the 100 megapixel limit"):
+        load_image(over)
+
+
+def test_the_pixel_guard_is_one_process_setting_not_a_warnings_filter():
+    before = list(warnings.filters)
+    load_image(io.BytesIO(_png(8, 8)).getvalue())
+    assert Image.MAX_IMAGE_PIXELS == MAX_DECODE_PIXELS and warnings.filters == before
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()

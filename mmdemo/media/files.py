@@ -9,7 +9,6 @@ import io
 import os
 import shutil
 import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,10 @@ MAX_SIDE = 2048  # larger images are downscaled, with a note
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
+
+# Pillow's own guard, set once for the process: it warns past this many pixels and refuses past twice as
+# many, at open time. mmdemo refuses past MAX_DECODE_PIXELS itself, after reading only the header.
+Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
 
 
 class MediaError(ValueError):
@@ -89,22 +92,23 @@ def read_bytes(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
 
 def _decode(data: bytes, name: str) -> Image.Image:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_DECODE_PIXELS:
-                raise MediaError(
-                    f"{name}: {image.width}×{image.height} pixels is over the "
-                    f"{MAX_DECODE_PIXELS // 1_000_000} megapixel limit"
-                )
-            image.load()
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_DECODE_PIXELS:
+            raise MediaError(_too_many_pixels(name, image.width, image.height))
+        image.load()
     except MediaError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
+        raise MediaError(f"{name}: over the {MAX_DECODE_PIXELS // 1_000_000} megapixel limit") from None
+    except UnidentifiedImageError:
         raise MediaError(f"{name}: not an image, or an image format that cannot be read") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise MediaError(f"{name}: the image is corrupt or truncated ({error})") from None
     return image
+
+
+def _too_many_pixels(name: str, width: int, height: int) -> str:
+    return f"{name}: {width}×{height} pixels is over the {MAX_DECODE_PIXELS // 1_000_000} megapixel limit"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
