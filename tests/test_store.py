@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from mmdemo.data.store import SCHEMA_VERSION, Store, StoreError
+from mmdemo.data import SCHEMA_VERSION, Store, StoreError
 from mmdemo.serving.models.base import ModelInfo
 
 MODEL = ModelInfo(
@@ -158,7 +158,7 @@ def test_a_newer_database_is_refused_not_damaged(tmp_path):
 
 
 def test_default_location_follows_mmdemo_data_dir(data_dir):
-    from mmdemo.data.store import default_path
+    from mmdemo.data import default_path
 
     assert default_path() == data_dir / "mmdemo.db"
 
@@ -175,7 +175,7 @@ def test_label_sets_are_named_cleaned_and_replaced(tmp_path):
 
 
 def test_default_store_follows_the_data_dir(tmp_path, monkeypatch):
-    from mmdemo.data.store import default_store
+    from mmdemo.data import default_store
 
     monkeypatch.setenv("MMDEMO_DATA_DIR", str(tmp_path / "one"))
     first = default_store()

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from mmdemo.finetune.data import ClipTarget, clip_targets
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run, split
 from mmdemo.media.files import MediaError
