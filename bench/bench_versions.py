@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from mmdemo.serving.models.base import ModelSpec
 from mmdemo.serving.registry import Registry
 

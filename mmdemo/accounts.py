@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable
 
 from mmdemo import config
-from mmdemo.data.store import ANONYMOUS, Store, UserRecord, default_store
+from mmdemo.data import ANONYMOUS, Store, UserRecord, default_store
 
 ROLES = ("annotator", "reviewer", "admin")
 ANNOTATOR, REVIEWER, ADMIN = ROLES

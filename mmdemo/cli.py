@@ -191,7 +191,7 @@ def cmd_users(args: argparse.Namespace) -> int:
     import getpass
 
     from mmdemo import accounts
-    from mmdemo.data.store import StoreError
+    from mmdemo.data import StoreError
 
     if args.users_command == "add":
         password = args.password
@@ -218,7 +218,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     from mmdemo import labeling
-    from mmdemo.data.store import StoreError, default_store
+    from mmdemo.data import StoreError, default_store
 
     if args.jobs_command == "create":
         try:
@@ -342,7 +342,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from mmdemo.data.store import StoreError
+    from mmdemo.data import StoreError
     from mmdemo.serving import registry
 
     try:

@@ -21,7 +21,7 @@ from typing import Any
 
 from mmdemo import accounts, labeling
 from mmdemo.accounts import ADMIN
-from mmdemo.data.store import Job, Store, default_store
+from mmdemo.data import Job, Store, default_store
 
 FORMATS = ("jsonl", "parquet", "hf")
 SPLITS = ("train", "validation")

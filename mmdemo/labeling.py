@@ -21,7 +21,7 @@ from typing import Any
 
 from mmdemo import accounts, agreement
 from mmdemo.accounts import ADMIN, ANNOTATOR, REVIEWER
-from mmdemo.data.store import (
+from mmdemo.data import (
     ANONYMOUS,
     Job,
     JobItem,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from mmdemo.serving import registry
 from mmdemo.serving.models.base import ModelInfo
 from tests.conftest import ASSETS

@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 from mmdemo import accounts, labeling
-from mmdemo.data.store import Job, JobItem, MediaItem, Store
+from mmdemo.data import Job, JobItem, MediaItem, Store
 from mmdemo.serving.models.base import ModelInfo
 
 PASSWORD = "correct-horse-42"

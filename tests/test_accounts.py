@@ -8,7 +8,7 @@ from gradio_client import Client
 
 from mmdemo import accounts
 from mmdemo.accounts import AccessDenied
-from mmdemo.data.store import default_store
+from mmdemo.data import default_store
 from tests.conftest import free_port
 from tests.labeling_helpers import PASSWORD, add_accounts, fake_predictor, make_images
 

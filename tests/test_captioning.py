@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from mmdemo.cli import main
-from mmdemo.data.store import StoreError, default_store
+from mmdemo.data import StoreError, default_store
 from mmdemo.media.files import MAX_SIDE, MediaError
 from mmdemo.tasks import captioning
 from mmdemo.ui import captioning as captioning_tab

@@ -6,7 +6,7 @@ import datasets
 import pytest
 
 from mmdemo import cli, export, labeling
-from mmdemo.data.store import default_store
+from mmdemo.data import default_store
 from mmdemo.serving.models.base import ModelInfo
 from tests.labeling_helpers import add_accounts, make_images, make_job
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from mmdemo.cli import main
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from mmdemo.finetune import blip_lora
 from mmdemo.finetune.data import text_targets
 from mmdemo.finetune.runs import RunConfig

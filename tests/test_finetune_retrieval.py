@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from mmdemo.cli import main
-from mmdemo.data.store import default_store
+from mmdemo.data import default_store
 from mmdemo.search import retrieval
 from mmdemo.search.index import VectorIndex
 from mmdemo.serving import registry
@@ -164,8 +164,8 @@ def test_a_mapped_index_reads_back_the_stored_vectors_and_is_never_saved(tmp_pat
 
 
 def test_judgements_made_before_the_migration_were_ranked_by_the_base(tmp_path):
-    from mmdemo.data import store as store_module
-    from mmdemo.data.store import Store
+    from mmdemo import data as store_module
+    from mmdemo.data import Store
 
     # Migrations are renumbered when branches merge: find this one by what it does.
     before = next(
@@ -223,7 +223,7 @@ def test_early_stopping_keeps_the_best_weights(world, tmp_path):
 
 
 def test_trained_heads_of_two_tasks_on_one_embedder_are_two_models(data_dir):
-    from mmdemo.data.store import Store
+    from mmdemo.data import Store
     from mmdemo.serving.registry import Registry
     from tests.test_versions import _tables, add_version
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from mmdemo.finetune.runs import RunConfig, RunContext, TrainResult, data_hash, run, split
 from mmdemo.serving.registry import Registry
 from tests.test_versions import _tables

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mmdemo.cli import main
-from mmdemo.data.store import Store, default_store
+from mmdemo.data import Store, default_store
 from mmdemo.finetune.data import clip_targets
 from mmdemo.media.video import write_clip
 from mmdemo.serving import registry

@@ -7,7 +7,7 @@ import pytest
 
 from mmdemo import labeling
 from mmdemo.accounts import AccessDenied
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from tests.labeling_helpers import add_accounts, fake_predictor, make_images, make_job
 
 

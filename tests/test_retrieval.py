@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mmdemo.cli import main
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from mmdemo.search import index, retrieval
 from tests.conftest import ASSETS, served
 

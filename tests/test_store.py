@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from mmdemo.data.store import SCHEMA_VERSION, Store, StoreError
+from mmdemo.data import SCHEMA_VERSION, Store, StoreError
 from mmdemo.serving.models.base import ModelInfo
 
 MODEL = ModelInfo(
@@ -157,8 +157,26 @@ def test_a_newer_database_is_refused_not_damaged(tmp_path):
         Store(tmp_path / "db.sqlite")
 
 
+def test_a_database_migrated_by_a_newer_mmdemo_is_refused_not_damaged(tmp_path):
+    from mmdemo.data.migrations import SCHEMA
+
+    store = Store(tmp_path / "db.sqlite")
+    store.save_label_set("birds", ["owl"])
+    store.db[SCHEMA.migrations_table].insert(
+        {"migration_set": SCHEMA.name, "name": "a_step_from_the_future", "applied_at": "t"}
+    )
+    store.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(tmp_path / "db.sqlite")
+    with pytest.raises(StoreError, match="newer"):
+        Store(tmp_path / "db.sqlite")  # refusing wrote nothing: a second open refuses the same way
+    raw = sqlite3.connect(tmp_path / "db.sqlite")
+    assert raw.execute("SELECT labels FROM label_sets").fetchall() == [('["owl"]',)]
+    raw.close()
+
+
 def test_default_location_follows_mmdemo_data_dir(data_dir):
-    from mmdemo.data.store import default_path
+    from mmdemo.data import default_path
 
     assert default_path() == data_dir / "mmdemo.db"
 
@@ -175,7 +193,7 @@ def test_label_sets_are_named_cleaned_and_replaced(tmp_path):
 
 
 def test_default_store_follows_the_data_dir(tmp_path, monkeypatch):
-    from mmdemo.data.store import default_store
+    from mmdemo.data import default_store
 
     monkeypatch.setenv("MMDEMO_DATA_DIR", str(tmp_path / "one"))
     first = default_store()

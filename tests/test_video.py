@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mmdemo.cli import main
-from mmdemo.data.store import StoreError, default_store
+from mmdemo.data import StoreError, default_store
 from mmdemo.media import video
 from mmdemo.media.files import MediaError
 from mmdemo.tasks import video_classify as vc

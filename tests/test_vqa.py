@@ -8,7 +8,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from mmdemo.cli import main
-from mmdemo.data.store import StoreError, default_store
+from mmdemo.data import StoreError, default_store
 from mmdemo.media.files import MAX_SIDE, MediaError
 from mmdemo.serving import registry
 from mmdemo.tasks import vqa

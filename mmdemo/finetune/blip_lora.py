@@ -17,7 +17,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from PIL import Image
 
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from mmdemo.finetune.data import TextTarget, text_targets
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
 from mmdemo.media.files import load_image

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mmdemo import labeling
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 
 TEXT_KEYS = ("answer", "caption", "text", "label")
 

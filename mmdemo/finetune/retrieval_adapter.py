@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmdemo.data.store import Judgement, Store
+from mmdemo.data import Judgement, Store
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
 from mmdemo.media.files import MediaError, load_image
 from mmdemo.search import retrieval

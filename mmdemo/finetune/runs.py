@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmdemo import config
-from mmdemo.data.store import ModelVersion, Store
+from mmdemo.data import ModelVersion, Store
 from mmdemo.serving.registry import Registry
 
 Example = TypeVar("Example")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from mmdemo.finetune.data import ClipTarget, clip_targets
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run, split
 from mmdemo.finetune.video_report import draw_confusion, per_class_markdown, scores

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mmdemo.data.store import MediaItem, Store
+from mmdemo.data import MediaItem, Store
 from mmdemo.media.files import (
     ImageSource,
     MediaError,

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmdemo import config
-from mmdemo.data.store import Judgement, Store, default_store
+from mmdemo.data import Judgement, Store, default_store
 from mmdemo.media.files import MediaError, file_hash, is_image_path, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.search import index

@@ -27,7 +27,7 @@ from mmdemo.serving.catalog import PROFILE_TABLES
 from mmdemo.serving.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec
 
 if TYPE_CHECKING:
-    from mmdemo.data.store import ModelVersion, Store
+    from mmdemo.data import ModelVersion, Store
 
 BASE_VERSION = "base"
 TRAINED = "trained"  # the family of a task's model that has no catalog entry (a trained head or adapter)

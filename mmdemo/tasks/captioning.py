@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmdemo.data.store import Store, default_store
+from mmdemo.data import Store, default_store
 from mmdemo.media.files import ImageSource
 from mmdemo.media.images import remember_images
 from mmdemo.serving import registry as registry_module

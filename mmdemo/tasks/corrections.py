@@ -3,7 +3,7 @@ corrected text that is neither empty nor absurdly long."""
 
 from __future__ import annotations
 
-from mmdemo.data.store import Prediction, Store, StoreError
+from mmdemo.data import Prediction, Store, StoreError
 
 CONFIRMED = "confirmed as correct"  # the note on a correction that repeats the model's output
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mmdemo.data.store import Correction, Store, StoreError, default_store
+from mmdemo.data import Correction, Store, StoreError, default_store
 from mmdemo.media.files import MediaError, is_image_path, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.media.video import ClipInfo, SampledClip, sample_clip

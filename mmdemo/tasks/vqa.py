@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmdemo.data.store import Store, default_store
+from mmdemo.data import Store, default_store
 from mmdemo.media.files import ImageSource
 from mmdemo.media.images import media_id_of, remember_image
 from mmdemo.serving import registry as registry_module

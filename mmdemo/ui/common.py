@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from mmdemo.data.store import ANONYMOUS
+from mmdemo.data import ANONYMOUS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,7 +30,7 @@ def _oauth_username(request: gr.Request | None) -> str | None:
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     from mmdemo.accounts import AccessDenied
-    from mmdemo.data.store import StoreError
+    from mmdemo.data import StoreError
     from mmdemo.media.files import MediaError
     from mmdemo.serving.hub import ModelUnavailable
 

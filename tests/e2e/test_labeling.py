@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from mmdemo import labeling
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from tests.conftest import ASSETS
 from tests.e2e.conftest import open_tab, serve_app_py
 from tests.labeling_helpers import PASSWORD, add_accounts, make_images

@@ -8,7 +8,7 @@ import hashlib
 
 from playwright.sync_api import expect
 
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from tests.conftest import ASSETS
 from tests.e2e.conftest import open_tab
 

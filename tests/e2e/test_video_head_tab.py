@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from mmdemo.serving.models.librosa_audio import LibrosaFeatures
 from tests.conftest import ROOT
 from tests.e2e.conftest import open_tab

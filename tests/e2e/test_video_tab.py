@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from mmdemo.data.store import Store
+from mmdemo.data import Store
 from tests.conftest import ROOT
 from tests.e2e.conftest import open_tab
 
