@@ -22,19 +22,20 @@ if TYPE_CHECKING:
 Predictor = Callable[["Job", "JobItem", "MediaItem", "Store"], int]
 # (job, its final labels, store) -> (split key, row): the key keeps an item on one side of the split
 RowMaker = Callable[["Job", "Sequence[Label]", "Store"], list[tuple[str, dict[str, Any]]]]
+IMAGES = frozenset(IMAGE_SUFFIXES)
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
     model_tasks: tuple[str, ...]  # the registry tasks its predictions come from
-    categorical: bool  # labels come from the job's label set (else free text)
-    input_kinds: tuple[str, ...]  # media kinds an item may be
-    suffixes: frozenset[str]  # file suffixes of those kinds
     predict: Predictor
     prefill: Callable[[Prediction], str]  # a stored prediction -> the label it suggests
     export_rows: RowMaker
     training_examples: Callable[..., Iterable[Any]]  # (store, ...) -> the examples a run trains on
+    categorical: bool = False  # labels come from the job's label set (else free text)
+    input_kinds: tuple[str, ...] = ("image",)  # media kinds an item may be
+    suffixes: frozenset[str] = IMAGES  # file suffixes of those kinds
     prompt: str | None = None  # what each item asks: its key in a prediction's input ("question", "query")
     prompt_plural: str = ""
     default_labels: tuple[str, ...] = ()
@@ -81,7 +82,6 @@ def _judged_queries(store: Store) -> Iterable[Any]:
 
 
 RELEVANCE_LABELS = ("relevant", "not relevant")
-IMAGES = frozenset(IMAGE_SUFFIXES)
 
 TASKS: dict[str, Task] = {
     task.name: task
@@ -89,9 +89,6 @@ TASKS: dict[str, Task] = {
         Task(
             name="caption",
             model_tasks=("caption",),
-            categorical=False,
-            input_kinds=("image",),
-            suffixes=IMAGES,
             predict=prefill.predict_caption,
             prefill=prefill.caption_text,
             export_rows=rows.caption_rows,
@@ -101,9 +98,6 @@ TASKS: dict[str, Task] = {
         Task(
             name="vqa",
             model_tasks=("vqa",),
-            categorical=False,
-            input_kinds=("image",),
-            suffixes=IMAGES,
             predict=prefill.predict_answer,
             prefill=prefill.answer_text,
             export_rows=rows.vqa_rows,
@@ -127,8 +121,6 @@ TASKS: dict[str, Task] = {
             name="retrieval",
             model_tasks=("embed", "retrieval"),  # "retrieval": a trained adapter
             categorical=True,
-            input_kinds=("image",),
-            suffixes=IMAGES,
             predict=prefill.predict_relevance,
             prefill=prefill.relevance_label,
             export_rows=rows.retrieval_rows,
