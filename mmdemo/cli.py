@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from mmdemo import __version__, config
+from mmdemo.tasks.table import TASK_NAMES
 
 EXIT_USAGE = 2
 CLI_USER = "cli"  # who is recorded as asking, for predictions made from the command line
@@ -217,8 +218,8 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from mmdemo import labeling
     from mmdemo.data import StoreError, default_store
+    from mmdemo.labeling import jobs as labeling
 
     if args.jobs_command == "create":
         try:
@@ -248,7 +249,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mmdemo import export
+    from mmdemo.labeling import export
 
     try:
         result = export.export(
@@ -487,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
         "create", help="create a labeling job over a folder, an index, or a query's results"
     )
     jobs_create.add_argument("--name", required=True)
-    jobs_create.add_argument("--task", required=True, choices=("caption", "vqa", "video", "retrieval"))
+    jobs_create.add_argument("--task", required=True, choices=TASK_NAMES)
     jobs_create.add_argument("--folder", help="items: the images (or videos for --task video) in a folder")
     jobs_create.add_argument(
         "--query", help="items: the top results of this text query (retrieval: its prompt)"
@@ -506,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.set_defaults(handler=cmd_jobs)
 
     export = commands.add_parser("export", help="write reviewed or agreed labels as a training dataset")
-    export.add_argument("--task", required=True, choices=("caption", "vqa", "video", "retrieval"))
+    export.add_argument("--task", required=True, choices=TASK_NAMES)
     export.add_argument("--format", default="jsonl", choices=("jsonl", "parquet", "hf"))
     export.add_argument("--out", required=True, help="output folder (train and validation files)")
     export.add_argument("--include-anonymous", action="store_true", help="keep labels by anonymous visitors")

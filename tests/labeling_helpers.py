@@ -6,8 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from mmdemo import accounts, labeling
+from mmdemo import accounts
 from mmdemo.data import Job, JobItem, MediaItem, Store
+from mmdemo.labeling import jobs
 from mmdemo.serving.models.base import ModelInfo
 
 PASSWORD = "correct-horse-42"
@@ -48,7 +49,7 @@ def make_job(
 ) -> Job:
     if store.user(admin) is None:
         add_accounts(store, {admin: "admin"})
-    files = labeling.folder_files(folder, task)
-    return labeling.create_job(
+    files = jobs.folder_files(folder, task)
+    return jobs.create_job(
         admin, name, task, files, labels=labels, prompts=prompts, overlap=overlap, store=store
     )

@@ -79,10 +79,10 @@ def test_admins_by_role_or_by_name_may_roll_back_model_versions(monkeypatch):
 @contextlib.contextmanager
 def served_app(monkeypatch, *, with_auth: bool):
     """The whole app, served in this process, with sign-in when accounts exist."""
-    from mmdemo import labeling
+    from mmdemo.labeling import queue
     from mmdemo.ui.app import build_app, launch_options
 
-    monkeypatch.setattr(labeling, "predict", fake_predictor)
+    monkeypatch.setattr(queue, "predict", fake_predictor)
     demo = build_app()
     options = launch_options() if with_auth else {}
     demo.queue().launch(
@@ -172,10 +172,10 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
 
 
 def test_anonymous_labels_are_marked_and_refused_by_config(monkeypatch, tmp_path):
-    from mmdemo import labeling
+    from mmdemo.labeling import jobs
 
-    job = labeling.create_job(
-        None, "open", "caption", labeling.folder_files(make_images(tmp_path / "i", 2), "caption")
+    job = jobs.create_job(
+        None, "open", "caption", jobs.folder_files(make_images(tmp_path / "i", 2), "caption")
     )
     with served_app(monkeypatch, with_auth=False) as url:
         visitor = Client(url, verbose=False)

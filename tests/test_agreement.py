@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmdemo.agreement import cohen_kappa, exact_match_rate, fleiss_kappa, fleiss_kappa_from_labels
+from mmdemo.labeling.agreement import cohen_kappa, exact_match_rate, fleiss_kappa, fleiss_kappa_from_labels
 
 
 def test_cohen_kappa_matches_the_textbook_two_by_two_table():

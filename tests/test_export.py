@@ -5,8 +5,9 @@ import json
 import datasets
 import pytest
 
-from mmdemo import cli, export, labeling
+from mmdemo import cli
 from mmdemo.data import default_store
+from mmdemo.labeling import export, queue, review
 from mmdemo.serving.models.base import ModelInfo
 from tests.labeling_helpers import add_accounts, make_images, make_job
 
@@ -16,8 +17,8 @@ MODEL = ModelInfo(name="fake embedder", version="v1", profile="tiny", source="te
 def _label_everything(job, answers: dict[str, list[str]], store, predictor=None) -> None:
     for user, values in answers.items():
         for value in values:
-            view = labeling.next_item(job.id, user, predictor=predictor, store=store)
-            labeling.submit(job.id, view.item.id, user, value, store=store)
+            view = queue.next_item(job.id, user, predictor=predictor, store=store)
+            queue.submit(job.id, view.item.id, user, value, store=store)
 
 
 @pytest.fixture
@@ -59,8 +60,8 @@ def test_caption_export_round_trips_through_parquet_and_hf(caption_job, tmp_path
 def test_a_review_decision_makes_the_disputed_item_exportable(caption_job, tmp_path):
     store = default_store()
     add_accounts(store, {"rev": "reviewer"})
-    [disputed] = labeling.disagreements(caption_job.id, "rev", store=store)
-    labeling.decide(caption_job.id, disputed.item.id, "rev", "a purple square", store=store)
+    [disputed] = review.disagreements(caption_job.id, "rev", store=store)
+    review.decide(caption_job.id, disputed.item.id, "rev", "a purple square", store=store)
     export.export("caption", "jsonl", tmp_path / "out")
     lines = [
         json.loads(line) for s in ("train", "validation") for line in (tmp_path / "out" / f"{s}.jsonl").open()

@@ -139,7 +139,7 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
 
 
 def test_a_jobs_reviewed_labels_join_the_corrections_and_win_for_the_same_clip(tmp_path):
-    from mmdemo import labeling
+    from mmdemo.labeling import review
 
     store, rng = default_store(), np.random.default_rng(2)
     folder = tmp_path / "job"
@@ -151,7 +151,7 @@ def test_a_jobs_reviewed_labels_join_the_corrections_and_win_for_the_same_clip(t
     job = make_job(store, folder, task="video", labels=tuple(CLASSES), overlap=2)
     corrected_media = store.add_media(corrected, "video").id
     (item,) = [i for i in store.job_items(job.id) if i.media_id == corrected_media]
-    labeling.decide(job.id, item.id, "root", "a penguin", store=store)
+    review.decide(job.id, item.id, "root", "a penguin", store=store)
 
     assert [(t.media_id, t.label, t.source) for t in clip_targets(store, job.id)] == [
         (corrected_media, "a penguin", f"job {job.id}, reviewed")  # the unsettled item is left out

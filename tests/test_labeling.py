@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 
-from mmdemo import labeling
 from mmdemo.accounts import AccessDenied
-from mmdemo.data import Store
+from mmdemo.data import Store, labels
+from mmdemo.labeling import jobs, queue, review, stats
+from mmdemo.tasks import table
 from tests.labeling_helpers import add_accounts, fake_predictor, make_images, make_job
 
 
@@ -19,26 +21,26 @@ def store(tmp_path) -> Store:
 def test_annotator_gets_prefilled_items_submits_skips_and_comes_back(store, tmp_path):
     job = make_job(store, make_images(tmp_path / "imgs", 3), overlap=1)
     add_accounts(store, {"ann": "annotator"})
-    first = labeling.next_item(job.id, "ann", predictor=fake_predictor, store=store)
+    first = queue.next_item(job.id, "ann", predictor=fake_predictor, store=store)
     assert first.prefill == "prediction for img000.png" and first.model_name == "fake captioner"
     assert first.progress.done_by_you == 0 and first.progress.total_items == 3
     # Asking again without answering gives the same open item, and the prediction is made once.
-    again = labeling.next_item(job.id, "ann", predictor=None, store=store)
+    again = queue.next_item(job.id, "ann", predictor=None, store=store)
     assert again.item.id == first.item.id and again.prefill == first.prefill
     assert len(store.predictions("caption")) == 1
 
-    labeling.skip(job.id, first.item.id, "ann", store=store)
-    second = labeling.next_item(job.id, "ann", predictor=fake_predictor, store=store)
+    queue.skip(job.id, first.item.id, "ann", store=store)
+    second = queue.next_item(job.id, "ann", predictor=fake_predictor, store=store)
     assert second.item.id != first.item.id
-    labeling.submit(job.id, second.item.id, "ann", "  a dark   square ", store=store)
-    third = labeling.next_item(job.id, "ann", predictor=fake_predictor, store=store)
-    labeling.submit(job.id, third.item.id, "ann", third.prefill, store=store)
+    queue.submit(job.id, second.item.id, "ann", "  a dark   square ", store=store)
+    third = queue.next_item(job.id, "ann", predictor=fake_predictor, store=store)
+    queue.submit(job.id, third.item.id, "ann", third.prefill, store=store)
     # New items ran out: the skipped one comes back.
-    back = labeling.next_item(job.id, "ann", predictor=fake_predictor, store=store)
+    back = queue.next_item(job.id, "ann", predictor=fake_predictor, store=store)
     assert back.item.id == first.item.id and back.progress.skipped_by_you == 1
-    labeling.submit(job.id, back.item.id, "ann", "corrected", store=store)
-    assert labeling.next_item(job.id, "ann", store=store) is None
-    final = labeling.progress(job, "ann", store=store)
+    queue.submit(job.id, back.item.id, "ann", "corrected", store=store)
+    assert queue.next_item(job.id, "ann", store=store) is None
+    final = queue.progress(job, "ann", store=store)
     assert (final.done_by_you, final.complete_items, final.total_items) == (3, 3, 3)
     assert [s.value for s in store.submissions(job.id)] == [
         "a dark square",
@@ -50,16 +52,16 @@ def test_annotator_gets_prefilled_items_submits_skips_and_comes_back(store, tmp_
 def test_roles_are_checked_by_the_functions(store, tmp_path):
     job = make_job(store, make_images(tmp_path / "imgs", 2), overlap=2)
     add_accounts(store, {"ann": "annotator", "other": "annotator", "rev": "reviewer"})
-    view = labeling.next_item(job.id, "ann", predictor=None, store=store)
+    view = queue.next_item(job.id, "ann", predictor=None, store=store)
     with pytest.raises(AccessDenied):
-        labeling.create_job("ann", "mine", "caption", [view.media.path], store=store)
+        jobs.create_job("ann", "mine", "caption", [view.media.path], store=store)
     with pytest.raises(AccessDenied):
-        labeling.disagreements(job.id, "ann", store=store)
+        review.disagreements(job.id, "ann", store=store)
     with pytest.raises(Exception, match="not assigned"):
-        labeling.submit(job.id, view.item.id, "other", "sneaky", store=store)
+        queue.submit(job.id, view.item.id, "other", "sneaky", store=store)
     with pytest.raises(AccessDenied):
-        labeling.next_item(job.id, "stranger", store=store)  # no account
-    assert labeling.disagreements(job.id, "rev", store=store) == []
+        queue.next_item(job.id, "stranger", store=store)  # no account
+    assert review.disagreements(job.id, "rev", store=store) == []
 
 
 def test_categorical_labels_must_come_from_the_label_set(store, tmp_path):
@@ -67,10 +69,10 @@ def test_categorical_labels_must_come_from_the_label_set(store, tmp_path):
         store, make_images(tmp_path / "imgs", 1), task="video", labels=("cooking", "sports"), overlap=1
     )
     add_accounts(store, {"ann": "annotator"})
-    view = labeling.next_item(job.id, "ann", predictor=None, store=store)
-    with pytest.raises(labeling.LabelingError, match="not one of"):
-        labeling.submit(job.id, view.item.id, "ann", "dancing", store=store)
-    labeling.submit(job.id, view.item.id, "ann", "sports", store=store)
+    view = queue.next_item(job.id, "ann", predictor=None, store=store)
+    with pytest.raises(jobs.LabelingError, match="not one of"):
+        queue.submit(job.id, view.item.id, "ann", "dancing", store=store)
+    queue.submit(job.id, view.item.id, "ann", "sports", store=store)
 
 
 def test_disagreement_review_keeps_the_originals_and_agreement_is_measured(store, tmp_path):
@@ -79,23 +81,25 @@ def test_disagreement_review_keeps_the_originals_and_agreement_is_measured(store
     answers = {"ann1": ["a", "a", "b", "b"], "ann2": ["a", "b", "b", "b"]}
     for user, values in answers.items():
         for value in values:
-            view = labeling.next_item(job.id, user, predictor=None, store=store)
-            labeling.submit(job.id, view.item.id, user, value, store=store)
-    disputed = labeling.disagreements(job.id, "rev", store=store)
+            view = queue.next_item(job.id, user, predictor=None, store=store)
+            queue.submit(job.id, view.item.id, user, value, store=store)
+    disputed = review.disagreements(job.id, "rev", store=store)
     assert len(disputed) == 1 and sorted(s.value for s in disputed[0].labels) == ["a", "b"]
-    summary = labeling.job_agreement(job.id, "rev", store=store)
+    summary = stats.job_agreement(job.id, "rev", store=store)
     # 2 raters, 4 items: p_o = 3/4, p_e = (2*1 + 2*3)/16 = 1/2 -> kappa = 0.5 (Fleiss: 7/15 here)
-    assert summary.pairwise == [("ann1", "ann2", 4, pytest.approx(0.5))]
+    assert [(p.first, p.second, p.shared_items, p.score) for p in summary.pairwise] == [
+        ("ann1", "ann2", 4, pytest.approx(0.5))
+    ]
     assert summary.value == pytest.approx(1 - (1 / 4) / (1 - ((3 / 8) ** 2 + (5 / 8) ** 2)))
 
-    review = labeling.decide(job.id, disputed[0].item.id, "rev", "b", store=store)
-    assert review.submission_id in {s.id for s in disputed[0].labels}
-    assert labeling.disagreements(job.id, "rev", store=store) == []
+    decision = review.decide(job.id, disputed[0].item.id, "rev", "b", store=store)
+    assert decision.submission_id in {s.id for s in disputed[0].labels}
+    assert review.disagreements(job.id, "rev", store=store) == []
     assert len(store.submissions(job.id)) == 8  # the originals stay
     with pytest.raises(Exception, match="append-only"):
         store.db.execute("DELETE FROM submissions")
-    finals = labeling.final_labels(job, store=store)
-    assert sorted((f.how, f.value) for f in finals) == [
+    finals = labels.final_labels(job, store)
+    assert sorted((f.settled, f.value) for f in finals) == [
         ("agreed", "a"),
         ("agreed", "b"),
         ("agreed", "b"),
@@ -116,8 +120,8 @@ def test_sixteen_concurrent_annotators_never_exceed_the_overlap_or_lose_a_label(
         store = shared if connections == "shared" else Store(tmp_path / "queue.db")
         try:
             barrier.wait()
-            while (view := labeling.next_item(job.id, name, predictor=None, store=store)) is not None:
-                labeling.submit(job.id, view.item.id, name, f"{name} on {view.item.id}", store=store)
+            while (view := queue.next_item(job.id, name, predictor=None, store=store)) is not None:
+                queue.submit(job.id, view.item.id, name, f"{name} on {view.item.id}", store=store)
         except BaseException as error:  # reported below
             errors.append(error)
 
@@ -148,7 +152,7 @@ def tiny_registry(tiny, monkeypatch):
 
 def test_every_task_is_prefilled_by_the_tabs_services_through_the_registry(tiny_registry, store, tmp_path):
     folder = make_images(tmp_path / "imgs", 1)
-    jobs = {
+    by_task = {
         "caption": make_job(store, folder, name="c"),
         "vqa": make_job(store, folder, task="vqa", prompts=("what colour is it?",), name="v"),
         "video": make_job(store, folder, task="video", labels=("cooking", "sports"), name="clip"),
@@ -156,20 +160,20 @@ def test_every_task_is_prefilled_by_the_tabs_services_through_the_registry(tiny_
     }
     add_accounts(store, {"ann": "annotator"})
     predictions = {}
-    for task, job in jobs.items():
-        view = labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store)
+    for task, job in by_task.items():
+        view = queue.next_item(job.id, "ann", predictor=queue.predict, store=store)
         prediction = predictions[task] = store.prediction(store.job_item(view.item.id).prediction_id)
         assert prediction.task == task and prediction.profile == "tiny" and prediction.model_name
         assert prediction.media_id == view.media.id and prediction.user == "root"  # asked for the job's admin
-        assert view.prefill and view.prefill == labeling.prefill_value(prediction)
-        if task in labeling.CATEGORICAL_TASKS:
+        assert view.prefill and view.prefill == queue.prefill_value(job, prediction)
+        if table.get(task).categorical:
             assert view.prefill in job.labels
     # Recorded as the Captioning and VQA tabs record theirs, so corrections can train on them.
     assert predictions["caption"].input["name"] == "img000.png" and isinstance(
         predictions["caption"].output, str
     )
     assert predictions["vqa"].input["question"] == "what colour is it?"
-    assert predictions["vqa"].output["answer"] == labeling.prefill_value(predictions["vqa"])
+    assert predictions["vqa"].output["answer"] == queue.prefill_value(by_task["vqa"], predictions["vqa"])
     assert [row["label"] for row in predictions["video"].output["fused"]] in (
         ["cooking", "sports"],
         ["sports", "cooking"],
@@ -199,25 +203,25 @@ def test_video_jobs_take_clips_and_sample_frames_for_the_prediction(tiny_registr
     (folder / "broken.mp4").write_bytes(b"not a video")
     job = make_job(store, folder, task="video", labels=("dark", "bright"), overlap=1)
     add_accounts(store, {"ann": "annotator"})
-    views = [labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store)]
-    labeling.skip(job.id, views[0].item.id, "ann", store=store)
-    views.append(labeling.next_item(job.id, "ann", predictor=labeling.predict, store=store))
+    views = [queue.next_item(job.id, "ann", predictor=queue.predict, store=store)]
+    queue.skip(job.id, views[0].item.id, "ann", store=store)
+    views.append(queue.next_item(job.id, "ann", predictor=queue.predict, store=store))
     by_name = {view.media.path.rsplit("/", 1)[-1]: view for view in views}
     assert by_name["clip.mp4"].prefill in job.labels and by_name["clip.mp4"].media.kind == "video"
     clip_prediction = store.prediction(store.job_item(by_name["clip.mp4"].item.id).prediction_id)
     assert clip_prediction.params["n_frames"] >= 1  # classified by the Video tab's service
     assert by_name["broken.mp4"].prefill == "" and by_name["broken.mp4"].model_name is None  # label by hand
-    assert labeling.playable_copy(by_name["clip.mp4"].media).endswith(".mp4")
+    assert queue.playable_copy(by_name["clip.mp4"].media).endswith(".mp4")
 
 
 def test_items_left_open_by_anonymous_visitors_go_back_to_the_queue(store, tmp_path, monkeypatch):
     job = make_job(store, make_images(tmp_path / "imgs", 2), overlap=1)
-    gone = labeling.next_item(job.id, "anonymous:visitor-who-left", store=store)
+    gone = queue.next_item(job.id, "anonymous:visitor-who-left", store=store)
     add_accounts(store, {"ann": "annotator"})
-    kept = labeling.next_item(job.id, "ann", store=store)
-    assert labeling.next_item(job.id, "anonymous:newcomer", store=store) is None  # both still held
-    monkeypatch.setattr(labeling, "ANONYMOUS_HOLD", labeling.timedelta(seconds=-1))
-    view = labeling.next_item(job.id, "anonymous:newcomer", store=store)
+    kept = queue.next_item(job.id, "ann", store=store)
+    assert queue.next_item(job.id, "anonymous:newcomer", store=store) is None  # both still held
+    monkeypatch.setattr(queue, "ANONYMOUS_HOLD", timedelta(seconds=-1))
+    view = queue.next_item(job.id, "anonymous:newcomer", store=store)
     assert view.item.id == gone.item.id
     assert store.assignment_status(kept.item.id, "ann") == "assigned"  # accounts keep their items
 
@@ -230,8 +234,8 @@ def index_root(tmp_path, monkeypatch):
 
 
 def job_from(user, name, task, *, prompts=(), store, **source):
-    items = labeling.items_from(user, task, store=store, **source)
-    return labeling.create_job_from(user, name, task, items, prompts=prompts, store=store)
+    items = jobs.items_from(user, task, store=store, **source)
+    return jobs.create_job_from(user, name, task, items, prompts=prompts, store=store)
 
 
 def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, store, tmp_path, index_root):
@@ -277,7 +281,7 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
     for message, source in bad.items():
         with pytest.raises(ValueError, match=message):
             job_from("root", "bad", "caption", store=store, **source)
-    with pytest.raises(labeling.LabelingError, match="judges them against that query"):
+    with pytest.raises(jobs.LabelingError, match="judges them against that query"):
         job_from(
             "root", "r2", "retrieval", query="a square", index_name="squares", prompts="other", store=store
         )
@@ -304,10 +308,10 @@ def test_cli_creates_jobs_from_an_index_or_a_query(tiny_registry, tmp_path, inde
 
 
 def test_a_job_over_the_item_limit_is_refused_before_any_file_is_stored(store, tmp_path, monkeypatch):
-    monkeypatch.setattr(labeling, "MAX_ITEMS", 5)
+    monkeypatch.setattr(jobs, "MAX_ITEMS", 5)
     folder = make_images(tmp_path / "photos", 3)
     files = sorted(folder.iterdir())
     add_accounts(store, {"root": "admin"})
-    with pytest.raises(labeling.LabelingError, match="6 items is over the 5"):
-        labeling.create_job("root", "big", "vqa", files, prompts=["what?", "why?"], store=store)
+    with pytest.raises(jobs.LabelingError, match="6 items is over the 5"):
+        jobs.create_job("root", "big", "vqa", files, prompts=["what?", "why?"], store=store)
     assert store.counts()["media"] == 0 and store.jobs() == []

@@ -24,6 +24,7 @@ from mmdemo.media.files import load_image
 from mmdemo.serving.models.base import CaptionOptions, batched
 from mmdemo.serving.models.blip import BlipCaptioner, BlipVQA, _to
 from mmdemo.serving.registry import Registry
+from mmdemo.tasks import table
 
 LOADERS = {
     "caption": "mmdemo.serving.models.blip:load_captioner",
@@ -67,7 +68,7 @@ def batch_loss(model: torch.nn.Module, processor, task: str, batch: Sequence[Tex
     bos = model.config.text_config.bos_token_id
     images = _images(batch)
     limits = {"padding": True, "truncation": True, "max_length": MAX_TARGET_TOKENS, "return_tensors": "pt"}
-    if task == "caption":
+    if table.get(task).prompt is None:  # captions: the target is the whole decoded text
         inputs = processor(images=images, text=[e.target for e in batch], **limits)
         ids, mask, labels = _decoder_tensors(inputs["input_ids"], inputs["attention_mask"], bos)
         tensors = _to({**inputs, "input_ids": ids, "attention_mask": mask, "labels": labels}, model)
@@ -90,7 +91,7 @@ def evaluate(
     with torch.no_grad():
         for batch in batched(list(examples), 8):
             losses.append(float(batch_loss(model, processor, task, batch)) * len(batch))
-            if task == "caption":
+            if table.get(task).prompt is None:
                 options_ = CaptionOptions(num_beams=1, max_length=options.max_new_tokens)
                 outputs = BlipCaptioner(model, processor, info).caption(_images(batch), options_)
             else:

@@ -1,8 +1,9 @@
-"""Training pairs for fine-tuning runs, read from the store.
+"""Training examples for fine-tuning runs, read through the one labels reader (`data.labels`).
 
 `text_targets(store, task)` (caption, VQA) yields each corrected prediction with its latest correction as
 the target. `clip_targets(store, job_id)` (video) yields one label per clip: the latest correction of the
 clip's predictions, overridden by the reviewed or agreed label of a labeling job when one is named.
+`relevance_judgements(store)` (retrieval) are the Retrieval tab's judgements.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mmdemo import labeling
-from mmdemo.data import Store
-
-TEXT_KEYS = ("answer", "caption", "text", "label")
+from mmdemo.data import Store, labels
+from mmdemo.data.labels import Label
+from mmdemo.tasks import table
 
 
 @dataclass(frozen=True)
@@ -29,37 +28,14 @@ class TextTarget:
     prediction_id: int
 
 
-def output_text(output: Any) -> str:
-    """The text of a stored output or correction: a string, or the answer/caption field of a dict."""
-    if isinstance(output, str):
-        return output.strip()
-    if isinstance(output, dict):
-        for key in TEXT_KEYS:
-            if isinstance(output.get(key), str):
-                return output[key].strip()
-    return ""
-
-
-def question_text(input_: Any) -> str:
-    if isinstance(input_, str):
-        return input_.strip()
-    if isinstance(input_, dict) and isinstance(input_.get("question"), str):
-        return input_["question"].strip()
-    return ""
-
-
 def text_targets(store: Store, task: str) -> Iterator[TextTarget]:
     """Corrected `task` predictions whose image is still on disk, with their latest correction as target."""
-    for prediction in store.predictions(task):
-        correction = store.latest_correction(prediction.id)
-        if correction is None or prediction.media_id is None:
+    needs_prompt = table.get(task).prompt is not None
+    for label in labels.read(store, task, sources=("correction",)):
+        media = store.media(label.media_id)
+        if media is None or not Path(media.path).is_file() or (needs_prompt and not label.prompt):
             continue
-        target = output_text(correction.output)
-        media = store.media(prediction.media_id)
-        prompt = question_text(prediction.input) if task == "vqa" else ""
-        if not target or media is None or not Path(media.path).is_file() or (task == "vqa" and not prompt):
-            continue
-        yield TextTarget(media.path, media.id, prompt, target, prediction.id)
+        yield TextTarget(media.path, media.id, label.prompt, label.value, label.prediction_id)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -75,22 +51,15 @@ class ClipTarget:
 
 def clip_targets(store: Store, job_id: int | None = None) -> list[ClipTarget]:
     """One target per clip still on disk: corrected video predictions, then a labeling job's reviewed or
-    agreed labels (`labeling.final_labels`, as the export reads them), which win for the same clip."""
+    agreed labels (as the export reads them), which win for the same clip."""
     by_media: dict[str, ClipTarget] = {}
-    for prediction in store.predictions("video"):  # oldest first: a later correction wins
-        correction = store.latest_correction(prediction.id)
-        label = output_text(correction.output) if correction is not None else ""
-        if label and prediction.media_id is not None:
-            by_media[prediction.media_id] = ClipTarget(
-                "", prediction.media_id, label, f"correction #{correction.id}"
-            )  # type: ignore[union-attr]
+    for label in labels.read(store, "video", sources=("correction",)):  # oldest first: a later one wins
+        by_media[label.media_id] = ClipTarget("", label.media_id, label.value, f"correction #{label.id}")
     if job_id is not None:
-        job = store.job(job_id)
-        if job is None or job.task != "video":
-            raise ValueError(f"no labeling job #{job_id} of task video")
-        for final in labeling.final_labels(job, store=store):
-            by_media[final.item.media_id] = ClipTarget(
-                "", final.item.media_id, final.value, f"job {job.id}, {final.how}"
+        [job] = labels.jobs_of(store, "video", [job_id])
+        for final in labels.final_labels(job, store):
+            by_media[final.media_id] = ClipTarget(
+                "", final.media_id, final.value, f"job {job.id}, {final.settled}"
             )
     targets = []
     for media_id, target in by_media.items():
@@ -98,3 +67,8 @@ def clip_targets(store: Store, job_id: int | None = None) -> list[ClipTarget]:
         if media is not None and Path(media.path).is_file():
             targets.append(ClipTarget(media.path, media_id, target.label.strip(), target.source))
     return targets
+
+
+def relevance_judgements(store: Store) -> list[Label]:
+    """Every relevance judgement, oldest first (a later one of the same result supersedes)."""
+    return list(labels.read(store, "retrieval", sources=("judgement",)))

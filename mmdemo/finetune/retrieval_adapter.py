@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmdemo.data import Judgement, Store
+from mmdemo.data import Store
+from mmdemo.data.labels import Label
+from mmdemo.finetune.data import relevance_judgements
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
 from mmdemo.media.files import MediaError, load_image
 from mmdemo.search import retrieval
@@ -26,6 +28,7 @@ from mmdemo.search.index import EmbedderMismatch, IndexNotFound, VectorIndex
 from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo, batched
 from mmdemo.serving.models.embedding_adapter import AdapterMeta, EmbeddingAdapter, ResidualMap, save
 from mmdemo.serving.registry import Registry
+from mmdemo.tasks.table import RELEVANCE_LABELS
 
 BUILDER = "mmdemo.serving.models.embedding_adapter:load"
 RECALL_AT = (1, 5, 10)
@@ -77,12 +80,13 @@ class JudgedVectors:
     background: np.ndarray | None = None
 
 
-def judged_queries(judgements: Sequence[Judgement]) -> list[JudgedQuery]:
+def judged_queries(judgements: Sequence[Label]) -> list[JudgedQuery]:
     """Judgements grouped by (index, query); a later verdict on the same result supersedes an earlier one."""
     verdicts: dict[tuple[str, str | None, str | None], dict[str, bool]] = {}
+    relevant_label = RELEVANCE_LABELS[0]
     for judgement in sorted(judgements, key=lambda j: j.id):
-        query = (judgement.index_name, judgement.query_text or None, judgement.query_media_id or None)
-        verdicts.setdefault(query, {})[judgement.result_media_id] = judgement.relevant
+        query = (judgement.index_name or "", judgement.prompt or None, judgement.query_media_id or None)
+        verdicts.setdefault(query, {})[judgement.media_id] = judgement.value == relevant_label
     return [
         JudgedQuery(
             index_name,
@@ -113,7 +117,7 @@ def prepare(
     store: Store, embedder: ImageTextEmbedder, root: Path | None = None, seed: int = 0, background: int = 4096
 ) -> tuple[list[JudgedQuery], JudgedVectors]:
     """The judged queries a run can learn from and their vectors, or a ValueError saying what is missing."""
-    judged = judged_queries(store.judgements())
+    judged = judged_queries(relevance_judgements(store))
     if not judged:
         raise ValueError(
             "no relevance judgements yet: search in the Retrieval tab (or `mmdemo search`) and mark results "

@@ -20,6 +20,7 @@ MAX_FILE_BYTES = 50 * 1024**2
 MAX_DECODE_PIXELS = 100_000_000  # refuse decompression bombs before decoding
 MAX_SIDE = 2048  # larger images are downscaled, with a note
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".ogv", ".mpg", ".mpeg", ".3gp"}
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
@@ -154,3 +155,7 @@ def load_image(source: ImageSource | None, max_side: int = MAX_SIDE) -> LoadedIm
 
 def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def is_video_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES

@@ -15,14 +15,15 @@ import av
 import numpy as np
 from PIL import Image
 
+from mmdemo.media.files import VIDEO_SUFFIXES as VIDEO_SUFFIXES  # one list of suffixes, kept in files
 from mmdemo.media.files import MediaError, check_file
+from mmdemo.media.files import is_video_path as is_video_path
 
 MAX_VIDEO_BYTES = 500 * 1024**2
 MAX_DURATION_S = 30 * 60  # longer clips are refused: a few frames cannot summarise them
 MAX_FRAMES = 64
 FRAME_MAX_SIDE = 512  # embedders look at 224-pixel inputs; keeping less saves memory
 AUDIO_WINDOW_S = 10.0  # CLAP listens to 10-second windows
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".ogv", ".mpg", ".mpeg", ".3gp"}
 
 
 @dataclass(frozen=True)
@@ -237,10 +238,6 @@ def sample_clip(path: str | Path, n_frames: int, audio_sample_rate: int | None) 
         except av.error.FFmpegError as error:
             raise MediaError(f"{path.name}: the clip is corrupt or truncated ({error})") from None
     return clip
-
-
-def is_video_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 # -- writing clips (sample assets, tests, the benchmark) ---------------------------------------------

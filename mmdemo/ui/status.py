@@ -8,6 +8,7 @@ import gradio as gr
 from mmdemo import accounts
 from mmdemo.serving import registry
 from mmdemo.serving.models.base import PUBLIC_TASKS
+from mmdemo.tasks.table import TASK_NAMES
 from mmdemo.ui.common import current_user, friendly
 
 
@@ -72,7 +73,8 @@ def build(demo: gr.Blocks) -> None:
                 max_height=500,
             )
             with gr.Row(equal_height=True):
-                tasks = [*PUBLIC_TASKS, "video", "retrieval"]  # served only by their trained versions
+                # video and retrieval are served only by their trained versions
+                tasks = [*PUBLIC_TASKS, *(name for name in TASK_NAMES if name not in PUBLIC_TASKS)]
                 task = gr.Dropdown(tasks, value="caption", label="Task", allow_custom_value=True)
                 to_version = gr.Textbox(
                     label="Roll back to (optional)", placeholder="newest goes; or v2, or base"

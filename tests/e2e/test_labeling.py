@@ -7,8 +7,8 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
-from mmdemo import labeling
 from mmdemo.data import Store
+from mmdemo.labeling import jobs
 from tests.conftest import ASSETS
 from tests.e2e.conftest import open_tab, serve_app_py
 from tests.labeling_helpers import PASSWORD, add_accounts, make_images
@@ -23,8 +23,8 @@ def app_with_accounts(tmp_path_factory):
     photos.mkdir()
     for name in ("coffee.jpg", "cat.jpg", "rocket.jpg"):
         shutil.copyfile(ASSETS / name, photos / name)
-    frames = labeling.folder_files(make_images(root / "frames", 2), "video")
-    labeling.create_job(None, "scenes", "video", frames, labels=["indoor", "outdoor", "studio"], store=store)
+    frames = jobs.folder_files(make_images(root / "frames", 2), "video")
+    jobs.create_job(None, "scenes", "video", frames, labels=["indoor", "outdoor", "studio"], store=store)
     store.close()
     with serve_app_py(root) as running:
         yield running, root / "photos"

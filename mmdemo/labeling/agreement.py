@@ -1,6 +1,6 @@
 """Inter-annotator agreement: Cohen's kappa (two raters), Fleiss' kappa (n raters), exact-match rate.
 
-Pure functions over label values; `labeling.py` decides which labels go in."""
+Pure functions over label values; `labeling.stats` decides which labels go in."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Labeled data out of the store in task-ready shapes, for fine-tuning runs and the Hugging Face Hub.
+"""Labeling jobs' final labels as datasets: JSON lines, Parquet, a Hugging Face dataset (and the Hub).
 
-caption: (image, caption) · vqa: (image, question, answer) · video: (clip, label) ·
-retrieval: (query, positive, hard_negatives). Reviewed or agreed labels only, unless asked otherwise;
-anonymous labels are left out unless asked for. Rows are split into train and validation by item (the
-media file, or the query for retrieval) so that no image lands on both sides. Every row carries its
-provenance: job, item, annotators, reviewer, how the label was settled, and the model that pre-filled it.
+The labels come from the one reader (`data.labels.final_labels`), the rows' shape from the task table
+(`tasks.rows`: caption (image, caption), vqa (image, question, answer), video (clip, label), retrieval
+(query, positive, hard_negatives)). Reviewed or agreed labels only, unless asked otherwise; anonymous
+labels are left out unless asked for. Rows are split into train and validation by item (the media file,
+or the query for retrieval) so that no image lands on both sides.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmdemo import accounts, labeling
+from mmdemo import accounts
 from mmdemo.accounts import ADMIN
-from mmdemo.data import Job, Store, default_store
+from mmdemo.data import Store, default_store, labels
+from mmdemo.tasks import table
 
 FORMATS = ("jsonl", "parquet", "hf")
 SPLITS = ("train", "validation")
-MAX_HARD_NEGATIVES = 5
-MEDIA_COLUMNS = {"caption": ("image",), "vqa": ("image",), "retrieval": ("positive", "hard_negatives")}
 
 
 @dataclass
@@ -44,21 +42,6 @@ def split_of(key: str, validation_fraction: float) -> str:
     return "validation" if bucket < validation_fraction else "train"
 
 
-def _provenance(job: Job, final: labeling.FinalLabel, store: Store) -> dict[str, Any]:
-    prediction = store.prediction(final.item.prediction_id) if final.item.prediction_id else None
-    return {
-        "job": job.name,
-        "item_id": final.item.id,
-        "media_id": final.item.media_id,
-        "label_source": final.how,
-        "annotators": final.annotators,
-        "reviewer": final.reviewer or "",
-        "model_name": prediction.model_name if prediction else "",
-        "model_version": prediction.model_version if prediction else "",
-        "model_prediction": labeling.prefill_value(prediction),
-    }
-
-
 def export_rows(
     task: str,
     *,
@@ -67,65 +50,18 @@ def export_rows(
     validation_fraction: float = 0.2,
     store: Store | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """The rows of every job of `task`, by split. Media columns hold file paths."""
-    if task not in labeling.TASKS:
-        raise ValueError(f"unknown task {task!r}; choose from {', '.join(labeling.TASKS)}")
+    """The rows of every job of `task`, by split, in the task's shape (`tasks.rows`). Media columns hold
+    file paths."""
+    spec = table.get(task)
     store = store or default_store()
     rows: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
-    for job in store.jobs(task):
-        finals = labeling.final_labels(
-            job, include_anonymous=include_anonymous, include_unreviewed=include_unreviewed, store=store
+    for job in labels.jobs_of(store, spec.name):
+        finals = labels.final_labels(
+            job, store, include_anonymous=include_anonymous, include_unreviewed=include_unreviewed
         )
-        if task == "retrieval":
-            for key, row in _retrieval_rows(job, finals, store):
-                rows[split_of(key, validation_fraction)].append(row)
-            continue
-        for final in finals:
-            path = store.media(final.item.media_id).path  # type: ignore[union-attr]
-            row = {**_task_shape(task, path, final), **_provenance(job, final, store)}
-            rows[split_of(final.item.media_id, validation_fraction)].append(row)
+        for key, row in spec.export_rows(job, finals, store):
+            rows[split_of(key, validation_fraction)].append(row)
     return rows
-
-
-def _task_shape(task: str, path: str, final: labeling.FinalLabel) -> dict[str, Any]:
-    if task == "caption":
-        return {"image": path, "caption": final.value}
-    if task == "vqa":
-        return {"image": path, "question": final.item.prompt, "answer": final.value}
-    return {"clip": path, "label": final.value}
-
-
-def _retrieval_rows(
-    job: Job, finals: Sequence[labeling.FinalLabel], store: Store
-) -> list[tuple[str, dict[str, Any]]]:
-    """One row per (query, relevant image); hard negatives are the images judged not relevant that the
-    model scored highest for the same query."""
-    positive_label, negative_label = job.labels[0], job.labels[1]
-    by_query: dict[str, list[labeling.FinalLabel]] = {}
-    for final in finals:
-        by_query.setdefault(final.item.prompt, []).append(final)
-    result = []
-    for query, judged in by_query.items():
-        negatives = [f for f in judged if f.value == negative_label]
-        negatives.sort(key=lambda f: -_model_score(f, store))
-        negative_paths = [store.media(f.item.media_id).path for f in negatives[:MAX_HARD_NEGATIVES]]  # type: ignore[union-attr]
-        for final in judged:
-            if final.value != positive_label:
-                continue
-            row = {
-                "query": query,
-                "positive": store.media(final.item.media_id).path,  # type: ignore[union-attr]
-                "hard_negatives": negative_paths,
-                **_provenance(job, final, store),
-            }
-            result.append((query, row))
-    return result
-
-
-def _model_score(final: labeling.FinalLabel, store: Store) -> float:
-    prediction = store.prediction(final.item.prediction_id) if final.item.prediction_id else None
-    output = prediction.output if prediction else None
-    return float(output.get("score", 0.0)) if isinstance(output, dict) else 0.0
 
 
 def _embed_media(task: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +71,7 @@ def _embed_media(task: str, row: dict[str, Any]) -> dict[str, Any]:
         return {"bytes": Path(path).read_bytes(), "path": Path(path).name}
 
     row = dict(row)
-    for column in MEDIA_COLUMNS.get(task, ()):
+    for column in table.get(task).media_columns:
         value = row[column]
         row[column] = [image(p) for p in value] if isinstance(value, list) else image(value)
     return row
@@ -144,7 +80,7 @@ def _embed_media(task: str, row: dict[str, Any]) -> dict[str, Any]:
 def to_dataset_dict(task: str, rows: dict[str, list[dict[str, Any]]]) -> Any:
     import datasets
 
-    image_columns = MEDIA_COLUMNS.get(task, ())
+    image_columns = table.get(task).media_columns
     splits = {}
     for split, split_rows in rows.items():
         if not split_rows:  # an empty split cannot be saved or loaded back; leave it out

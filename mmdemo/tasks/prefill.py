@@ -1,0 +1,74 @@
+"""A labeling item's pre-fill, per task: the tab's own service makes and records the prediction (asked on
+behalf of the job's creator, so it is recorded as the tab records it), and the stored output becomes the
+label it suggests. The services are imported when called: the task table stays cheap to import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mmdemo.data import Job, JobItem, MediaItem, Prediction, Store
+
+# A cosine above this pre-fills the first (relevant) label; only a starting guess for the annotator.
+RELEVANCE_THRESHOLD = 0.3
+
+
+def predict_caption(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+    from mmdemo.tasks import captioning
+
+    return captioning.caption_image(media.path, user=job.created_by, store=store).prediction_id
+
+
+def predict_answer(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+    from mmdemo.tasks import vqa
+
+    return vqa.ask(media.path, item.prompt, user=job.created_by, store=store).prediction_id
+
+
+def predict_video_label(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+    from mmdemo.tasks import video_classify
+
+    result = video_classify.classify_video(media.path, job.labels, user=job.created_by, store=store)
+    return int(result.prediction_id)  # type: ignore[arg-type]
+
+
+def predict_relevance(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+    from mmdemo.search import retrieval
+
+    score, model = retrieval.similarity(item.prompt, media.path)
+    label = job.labels[0] if score >= RELEVANCE_THRESHOLD else job.labels[1]
+    return store.record_prediction(
+        "retrieval",
+        media_id=media.id,
+        input={"query": item.prompt, "file": Path(media.path).name},
+        output={"label": label, "score": round(score, 4)},
+        model=model,
+        user=job.created_by,
+    ).id
+
+
+def _field(output: Any, key: str) -> str:
+    """`output[key]` of a dict output; a plain output as text."""
+    if not isinstance(output, dict):
+        return str(output)
+    return str(output.get(key, ""))
+
+
+def caption_text(prediction: Prediction) -> str:
+    return _field(prediction.output, "caption")
+
+
+def answer_text(prediction: Prediction) -> str:
+    return _field(prediction.output, "answer")
+
+
+def best_video_label(prediction: Prediction) -> str:
+    output = prediction.output
+    if isinstance(output, dict) and output.get("fused"):
+        return str(output["fused"][0]["label"])
+    return _field(output, "label")
+
+
+def relevance_label(prediction: Prediction) -> str:
+    return _field(prediction.output, "label")

@@ -1,0 +1,163 @@
+"""Admin (admins only): create a job, export labels, manage accounts and roles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import gradio as gr
+import pandas as pd
+
+from mmdemo import accounts
+from mmdemo.labeling import export, jobs
+from mmdemo.tasks.table import TASK_NAMES
+from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.labeling.shared import list_jobs
+from mmdemo.ui.runtime import model_queue
+
+ACCOUNT_COLUMNS = ("name", "role", "sign-in", "created")
+
+
+class Admin(NamedTuple):
+    tab: gr.Tab
+    accounts_table: gr.Dataframe
+
+
+@friendly
+def create_job(
+    name: str,
+    task: str,
+    folder: str,
+    uploads: list[str] | None,
+    labels: str,
+    prompts: str,
+    overlap: float,
+    index_name: str,
+    query: str,
+    k: float,
+    request: gr.Request,
+) -> tuple[str, Any, Any, Any]:
+    """Items from one source: a folder on the server, uploads, every image of an index, or a query's
+    results."""
+    user = current_user(request)
+    items = jobs.items_from(
+        user, task, folder=folder, files=uploads or [], index_name=index_name, query=query, k=int(k or 0)
+    )
+    job = jobs.create_job_from(
+        user, name, task, items, labels=labels, prompts=prompts, overlap=int(overlap or 1)
+    )
+    message = (
+        f"Created job #{job.id} **{job.name}** ({job.task}, overlap {job.overlap}) "
+        f"from {job.source}: {jobs.item_count(job)} items."
+    )
+    return (message, *list_jobs(request))
+
+
+@friendly
+def show_accounts(request: gr.Request) -> pd.DataFrame:
+    accounts.require_role(current_user(request), accounts.ADMIN)
+    rows = [(u.name, u.role, u.source, u.created_at[:19]) for u in accounts.list_users()]
+    return pd.DataFrame(rows, columns=list(ACCOUNT_COLUMNS))
+
+
+@friendly
+def change_role(name: str, role: str, request: gr.Request) -> tuple[str, pd.DataFrame]:
+    accounts.require_role(current_user(request), accounts.ADMIN)
+    account = accounts.set_role((name or "").strip(), role or "")
+    return f"**{account.name}** is now {account.role}.", show_accounts(request)
+
+
+@friendly
+def export_labels(
+    task: str, fmt: str, include_anonymous: bool, include_unreviewed: bool, request: gr.Request
+) -> tuple[str, str]:
+    archive, result = export.export_archive(
+        task,
+        fmt,
+        current_user(request),
+        include_anonymous=include_anonymous,
+        include_unreviewed=include_unreviewed,
+    )
+    counts = ", ".join(f"{split}: {count}" for split, count in result.rows.items())
+    return str(archive), f"Exported {task} as {fmt} ({counts})."
+
+
+def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
+    """`job_dropdowns` get the new job among their choices."""
+    with gr.Tab("Admin", id="labeling-admin", visible=False) as tab:
+        gr.Markdown("### Create a job")
+        with gr.Row():
+            job_name = gr.Textbox(label="Name")
+            task = gr.Dropdown(
+                label="Task", choices=list(TASK_NAMES), value="caption", elem_id="labeling-new-task"
+            )
+            overlap = gr.Number(label="Annotators per item (overlap)", value=1, precision=0, minimum=1)
+        gr.Markdown("Items from one of: a folder on the server, uploaded files, an index, a query's results.")
+        with gr.Row():
+            folder = gr.Textbox(label="Folder on the server", placeholder="/data/images")
+            uploads = gr.File(label="…or upload files", file_count="multiple", type="filepath")
+        with gr.Row():
+            query = gr.Textbox(
+                label="…or the top results of a query (retrieval: the query judged)",
+                placeholder="a dog on a beach",
+                scale=3,
+                elem_id="labeling-new-query",
+            )
+            k = gr.Number(
+                label="Results (k)",
+                value=jobs.QUERY_K,
+                precision=0,
+                minimum=1,
+                scale=1,
+                elem_id="labeling-new-k",
+            )
+            index_name = gr.Textbox(
+                label="…or every image of an index (with a query: the index searched)",
+                placeholder="default",
+                scale=2,
+            )
+        with gr.Row():
+            labels = gr.Textbox(label="Label set (video, retrieval), one per line or comma-separated")
+            prompts = gr.Textbox(label="Questions (VQA) or queries (retrieval)", lines=2)
+        create_button = gr.Button("Create job", variant="primary")
+        created = gr.Markdown()
+        gr.Markdown("### Export labels")
+        with gr.Row():
+            export_task = gr.Dropdown(label="Task", choices=list(TASK_NAMES), value="caption")
+            export_format = gr.Radio(label="Format", choices=list(export.FORMATS), value="jsonl")
+            include_anonymous = gr.Checkbox(label="Include anonymous labels")
+            include_unreviewed = gr.Checkbox(label="Include undecided items (majority label)")
+        export_button = gr.Button("Export")
+        exported = gr.Markdown()
+        export_file = gr.File(label="Download", interactive=False)
+        gr.Markdown("### Accounts")
+        accounts_table = gr.Dataframe(
+            headers=list(ACCOUNT_COLUMNS), interactive=False, elem_id="labeling-accounts"
+        )
+        with gr.Row():
+            account_name = gr.Textbox(label="Account", scale=2)
+            account_role = gr.Dropdown(label="Role", choices=list(accounts.ROLES), value="annotator")
+            role_button = gr.Button("Set role", scale=1)
+            show_button = gr.Button("Refresh accounts", scale=1)
+        role_message = gr.Markdown()
+    create_button.click(
+        create_job,
+        inputs=[job_name, task, folder, uploads, labels, prompts, overlap, index_name, query, k],
+        outputs=[created, *job_dropdowns],
+        api_name="labeling_create_job",
+        **model_queue("labeling"),  # a query's results need the embedder
+    )
+    export_button.click(
+        export_labels,
+        inputs=[export_task, export_format, include_anonymous, include_unreviewed],
+        outputs=[export_file, exported],
+        api_name="labeling_export",
+    )
+    show_button.click(show_accounts, outputs=accounts_table, api_name="labeling_accounts")
+    role_button.click(
+        change_role,
+        inputs=[account_name, account_role],
+        outputs=[role_message, accounts_table],
+        api_name="labeling_set_role",
+    )
+    return Admin(tab, accounts_table)

@@ -1,0 +1,80 @@
+"""Dashboard (reviewers and admins): every job's progress, and one job's agreement and label counts."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gradio as gr
+import pandas as pd
+
+from mmdemo.labeling import stats
+from mmdemo.labeling.stats import AgreementSummary
+from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.labeling.shared import job_dropdown
+
+JOB_COLUMNS = ["job", "task", "items", "complete", "reviewed", "open disagreements"]
+
+
+class Dashboard(NamedTuple):
+    tab: gr.Tab
+    job: gr.Dropdown
+
+
+def agreement_text(summary: AgreementSummary) -> str:
+    if summary.value is None:
+        return f"**{summary.measure}:** not yet — no item has two labels."
+    lines = [f"**{summary.measure}:** {summary.value:.3f} over {summary.items} items"]
+    if summary.pairwise:
+        lines += ["", f"| annotators | shared items | {summary.pair_measure} |", "|---|---|---|"]
+        lines += [f"| {p.first} · {p.second} | {p.shared_items} | {p.score:.3f} |" for p in summary.pairwise]
+    return "\n".join(lines)
+
+
+@friendly
+def dashboard(
+    job_id: int | None, request: gr.Request
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    user = current_user(request)
+    jobs_table = pd.DataFrame(
+        [
+            {
+                "job": s.job.name,
+                "task": s.job.task,
+                "items": s.items,
+                "complete": f"{s.complete} / {s.items}",
+                "reviewed": s.reviewed,
+                "open disagreements": s.disagreements,
+            }
+            for s in stats.job_summaries(user)
+        ],
+        columns=JOB_COLUMNS,
+    )
+    if job_id in (None, ""):
+        empty = pd.DataFrame({"annotator": [], "items": []})
+        return jobs_table, empty, pd.DataFrame({"label": [], "count": []}), "Pick a job to see its agreement."
+    per_annotator = pd.DataFrame(stats.annotator_progress(job_id, user), columns=["annotator", "items"])
+    distribution = pd.DataFrame(stats.label_distribution(job_id, user), columns=["label", "count"])
+    return jobs_table, per_annotator, distribution, agreement_text(stats.job_agreement(job_id, user))
+
+
+def build() -> Dashboard:
+    with gr.Tab("Dashboard", id="labeling-dashboard", visible=False) as tab:
+        with gr.Row():
+            job = job_dropdown("labeling-dashboard-job")
+            refresh = gr.Button("Refresh", scale=1)
+        jobs_table = gr.Dataframe(interactive=False, elem_id="labeling-jobs")
+        agreement = gr.Markdown(elem_id="labeling-agreement")
+        with gr.Row():
+            per_annotator = gr.BarPlot(
+                x="annotator", y="items", title="Items labeled per annotator", y_lim=[0, None]
+            )
+            distribution = gr.BarPlot(
+                x="label", y="count", title="Label distribution", sort="-y", y_lim=[0, None]
+            )
+    refresh.click(
+        dashboard,
+        inputs=job,
+        outputs=[jobs_table, per_annotator, distribution, agreement],
+        api_name="labeling_dashboard",
+    )
+    return Dashboard(tab, job)

@@ -1,0 +1,37 @@
+"""What the Labeling sub-tabs share: who is labeling, the job pickers, item numbers from the browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from mmdemo import accounts
+from mmdemo.labeling import jobs, queue
+from mmdemo.ui.common import current_user, friendly
+
+
+def worker(request: gr.Request) -> str:
+    """The signed-in user, or the anonymous visitor told apart by their browser session."""
+    return queue.labeler_id(current_user(request), getattr(request, "session_hash", None))
+
+
+def as_int(value: float | str | None) -> int | None:
+    return None if value in (None, "") else int(value)  # type: ignore[arg-type]
+
+
+def job_choices(user: str) -> list[tuple[str, int]]:
+    return [(f"{job.name} · {job.task} · overlap {job.overlap}", job.id) for job in jobs.jobs(user)]
+
+
+@friendly
+def list_jobs(request: gr.Request) -> tuple[Any, Any, Any]:
+    """The same choices for the three job pickers (Annotate, Review, Dashboard)."""
+    user = worker(request)
+    choices = job_choices(user) if accounts.has_role(user, accounts.ANNOTATOR) else []
+    update = gr.update(choices=choices)
+    return update, update, update
+
+
+def job_dropdown(elem_id: str) -> gr.Dropdown:
+    return gr.Dropdown(label="Job", choices=[], allow_custom_value=True, scale=3, elem_id=elem_id)

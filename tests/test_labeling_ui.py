@@ -1,0 +1,88 @@
+"""The Labeling sub-tabs' handlers, called as the browser calls them (no server): named outputs, the
+Markdown they show, and the role checks they pass on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from mmdemo.data import default_store
+from mmdemo.labeling import queue
+from mmdemo.ui.labeling import annotate, dashboard, review
+from tests.labeling_helpers import add_accounts, fake_predictor, make_images, make_job
+
+
+@dataclass
+class Request:
+    username: str
+    session_hash: str = "browser-session"
+
+
+@pytest.fixture(autouse=True)
+def no_models(monkeypatch):
+    monkeypatch.setattr(queue, "predict", fake_predictor)  # the handlers pre-fill through `queue.predict`
+
+
+@pytest.fixture
+def disputed_job(tmp_path):
+    store = default_store()
+    job = make_job(store, make_images(tmp_path / "imgs", 2), task="video", labels=("indoor", "outdoor"))
+    add_accounts(store, {"ann1": "annotator", "ann2": "annotator", "rev": "reviewer"})
+    for user, values in {"ann1": ["indoor", "indoor"], "ann2": ["indoor", "outdoor"]}.items():
+        shown = annotate.next_item(job.id, Request(user))
+        for value in values:
+            shown = annotate.submit(job.id, shown.item, "", value, Request(user))
+    return job
+
+
+def test_annotate_shows_a_label_set_item_and_the_progress(tmp_path):
+    store = default_store()
+    job = make_job(
+        store, make_images(tmp_path / "imgs", 2), task="video", labels=("indoor", "outdoor"), overlap=1
+    )
+    add_accounts(store, {"ann": "annotator"})
+    shown = annotate.next_item(job.id, Request("ann"))
+    assert isinstance(shown, annotate.ItemShown) and len(shown) == 8
+    assert shown.choice["visible"] and shown.choice["choices"] == ["indoor", "outdoor"]
+    assert not shown.text["visible"] and shown.prompt == ""
+    assert shown.note.startswith("Pre-filled by **fake captioner**")
+    assert shown.progress == "**0 / 2** labeled by you · 0 skipped · job: 0 / 2 complete"
+    shown = annotate.skip(job.id, shown.item, Request("ann"))
+    assert shown.progress.startswith("**0 / 2** labeled by you · 1 skipped")
+    for _ in range(2):
+        shown = annotate.submit(job.id, shown.item, "", "outdoor", Request("ann"))
+    assert shown.note == annotate.DONE and shown.progress.endswith("job: 2 / 2 complete")
+
+
+def test_a_vqa_item_shows_its_question(tmp_path):
+    store = default_store()
+    job = make_job(store, make_images(tmp_path / "imgs", 1), task="vqa", prompts=("what colour?",), overlap=1)
+    add_accounts(store, {"ann": "annotator"})
+    shown = annotate.next_item(job.id, Request("ann"))
+    assert shown.prompt == "**Question:** what colour?" and shown.text["visible"]
+
+
+def test_review_and_dashboard_show_the_disagreement_and_the_agreement(disputed_job):
+    table = review.show_disagreements(disputed_job.id, Request("rev"))
+    assert list(table.columns) == review.DISPUTE_COLUMNS and len(table) == 1
+    assert table.iloc[0]["labels"] == "ann1: indoor | ann2: outdoor"
+    item_id = int(table.iloc[0]["item"])
+    _, prompt, candidates, written = review.open_disagreement(disputed_job.id, item_id, Request("rev"))
+    assert candidates["choices"] == ["indoor", "outdoor"] and (prompt, written) == ("", "")
+    jobs_table, per_annotator, distribution, agreement = dashboard.dashboard(disputed_job.id, Request("rev"))
+    assert jobs_table.iloc[0]["open disagreements"] == 1 and jobs_table.iloc[0]["complete"] == "2 / 2"
+    assert per_annotator.values.tolist() == [["ann1", 2], ["ann2", 2]]
+    assert distribution.values.tolist() == [["indoor", 3], ["outdoor", 1]]
+    assert agreement.startswith("**Fleiss' kappa:** ") and "| ann1 · ann2 | 2 |" in agreement
+    assert "Cohen's kappa" in agreement
+
+    message, table = review.save_decision(disputed_job.id, item_id, "outdoor", "", Request("rev"))
+    assert message == f"Saved the final label of item #{item_id}: **outdoor**" and table.empty
+    with pytest.raises(Exception, match="needs the reviewer role"):
+        review.show_disagreements(disputed_job.id, Request("ann1"))
+
+
+def test_no_agreement_before_two_labels():
+    summary = dashboard.stats.AgreementSummary("exact match", "exact match", None, 0, [])
+    assert dashboard.agreement_text(summary) == "**exact match:** not yet — no item has two labels."
