@@ -26,7 +26,7 @@ jobs_app = typer.Typer(name="jobs", help="labeling jobs", no_args_is_help=True)
 
 @users_app.command("add")
 def add_user(
-    name: str,
+    name: Annotated[str, typer.Argument(metavar="NAME")],
     role: Role,
     password: Annotated[
         str | None, typer.Option(help="asked for when left out (better: stays out of shell history)")
@@ -57,8 +57,8 @@ def list_users() -> None:
 
 @users_app.command("set-role")
 def set_role(
-    name: str,
-    role: Annotated[str, typer.Argument(callback=choice(*ROLES), metavar=metavar(*ROLES))],
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    role: Annotated[str, typer.Argument(callback=choice(*ROLES), metavar="ROLE", help=" | ".join(ROLES))],
 ) -> None:
     """Change an account's role."""
     from mmdemo import accounts
