@@ -14,7 +14,8 @@ finetune_app = typer.Typer(
     name="finetune", help="train a new model version from the stored labels", no_args_is_help=True
 )
 
-# The options every run shares (the run harness's `RunConfig`); each kind has its own defaults.
+# The options every run shares (the run harness's `RunConfig`, read by `_train` from the parsed
+# `ctx.params`); each kind declares them with its own defaults.
 Steps = Annotated[int, typer.Option(help="training steps")]
 BatchSize = Annotated[int, typer.Option(help="examples per step")]
 LearningRate = Annotated[float, typer.Option(help="AdamW learning rate")]
@@ -35,41 +36,31 @@ AcceptAdapter = Annotated[
 ]
 
 
-def _run_config(
-    task: str,
-    options: dict[str, Any],
-    *,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
-    validation_fraction: float,
-    accept_always: bool,
-) -> Any:
-    from mmdemo.finetune.runs import RunConfig
-
-    return RunConfig(
-        task=task,
-        steps=steps,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        accept="always" if accept_always else "if_better",
-        options=options,
-    )
-
-
-def _train(run: Callable[..., Any], config: Any, as_json: bool, **extra: Any) -> None:
-    """Run `run(config, registry=..., store=..., user=CLI_USER)` and print the version it made."""
+def _train(
+    ctx: typer.Context, kind: str, run: Callable[..., Any], options: dict[str, Any], **extra: Any
+) -> None:
+    """Run `run(config, registry=..., store=..., user=CLI_USER)` with the shared run options the command
+    parsed (`ctx.params`) and print the version it made."""
     from mmdemo.data import store
+    from mmdemo.finetune.runs import RunConfig
     from mmdemo.serving import registry
 
+    given = ctx.params
+    config = RunConfig(
+        task=kind,
+        steps=given["steps"],
+        batch_size=given["batch_size"],
+        learning_rate=given["learning_rate"],
+        seed=given["seed"],
+        validation_fraction=given["validation_fraction"],
+        accept="always" if given["accept_always"] else "if_better",
+        options=options,
+    )
     with chatter_to_stderr():
         outcome = run(
             config, registry=registry.default_registry(), store=store.default_store(), user=CLI_USER, **extra
         )
-    if as_json:
+    if given["as_json"]:
         print_json(asdict(outcome.version))
     else:
         print(outcome.report)
@@ -78,6 +69,7 @@ def _train(run: Callable[..., Any], config: Any, as_json: bool, **extra: Any) ->
 
 def _blip_command(kind: str) -> Callable[..., None]:
     def command(
+        ctx: typer.Context,
         steps: Steps = 200,
         batch_size: BatchSize = 8,
         learning_rate: LearningRate = 1e-4,
@@ -89,24 +81,32 @@ def _blip_command(kind: str) -> Callable[..., None]:
     ) -> None:
         from mmdemo.finetune import blip_lora
 
-        options = {"rank": lora_rank, "alpha": 2 * lora_rank}
-        config = _run_config(
-            kind,
-            options,
-            steps=steps,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            validation_fraction=validation_fraction,
-            accept_always=accept_always,
-        )
-        _train(blip_lora.finetune, config, as_json)
+        _train(ctx, kind, blip_lora.finetune, {"rank": lora_rank, "alpha": 2 * lora_rank})
 
     command.__doc__ = f"LoRA fine-tuning of BLIP {kind} (GPU; tiny on CPU)."
     return command
 
 
+def finetune_retrieval(
+    ctx: typer.Context,
+    steps: Steps = 300,
+    batch_size: BatchSize = 16,
+    learning_rate: LearningRate = 1e-3,
+    seed: Seed = 0,
+    validation_fraction: ValidationFraction = 0.2,
+    accept_always: AcceptAdapter = False,
+    as_json: JsonFlag = False,
+    temperature: Annotated[float, typer.Option(help="InfoNCE temperature")] = 0.05,
+    patience: Patience = 5,
+) -> None:
+    """Train an adapter of the embedder on the relevance judgements (contrastive)."""
+    from mmdemo.finetune import retrieval_adapter
+
+    _train(ctx, "retrieval", retrieval_adapter.finetune, {"temperature": temperature, "patience": patience})
+
+
 def finetune_video(
+    ctx: typer.Context,
     steps: Steps = 300,
     batch_size: BatchSize = 16,
     learning_rate: LearningRate = 1e-2,
@@ -123,46 +123,7 @@ def finetune_video(
     """A fusion head (frames + sound) on frozen features, from the stored video labels."""
     from mmdemo.finetune import video_head
 
-    options = {"frames": frames, "patience": patience}
-    config = _run_config(
-        "video",
-        options,
-        steps=steps,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        accept_always=accept_always,
-    )
-    _train(video_head.finetune, config, as_json, job_id=job)
-
-
-def finetune_retrieval(
-    steps: Steps = 300,
-    batch_size: BatchSize = 16,
-    learning_rate: LearningRate = 1e-3,
-    seed: Seed = 0,
-    validation_fraction: ValidationFraction = 0.2,
-    accept_always: AcceptAdapter = False,
-    as_json: JsonFlag = False,
-    temperature: Annotated[float, typer.Option(help="InfoNCE temperature")] = 0.05,
-    patience: Patience = 5,
-) -> None:
-    """Train an adapter of the embedder on the relevance judgements (contrastive)."""
-    from mmdemo.finetune import retrieval_adapter
-
-    options = {"temperature": temperature, "patience": patience}
-    config = _run_config(
-        "retrieval",
-        options,
-        steps=steps,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        accept_always=accept_always,
-    )
-    _train(retrieval_adapter.finetune, config, as_json)
+    _train(ctx, "video", video_head.finetune, {"frames": frames, "patience": patience}, job_id=job)
 
 
 def versions(
