@@ -97,6 +97,21 @@ def test_tables_are_plain_text_for_scripts():
     assert all(line == line.rstrip() and line.isascii() for line in lines)
 
 
+def test_the_cli_offers_the_choices_the_code_accepts():
+    from mmdemo import accounts, export, labeling
+    from mmdemo.cli import index as index_commands
+    from mmdemo.cli import labeling as labeling_commands
+    from mmdemo.cli import predict as predict_commands
+    from mmdemo.search import index
+    from mmdemo.tasks import captioning
+
+    assert labeling_commands.ROLES == accounts.ROLES
+    assert labeling_commands.TASKS == labeling.TASKS
+    assert labeling_commands.FORMATS == export.FORMATS
+    assert index_commands.INDEX_TYPES == index.INDEX_TYPES
+    assert predict_commands.STRATEGIES == captioning.STRATEGIES
+
+
 def test_help_loads_no_model_library():
     probe = "import sys; from mmdemo.cli import main; code = main(['--help']); print(code, *sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

@@ -11,7 +11,7 @@ import typer
 from mmdemo import config
 from mmdemo.cli.common import UserError, chatter_to_stderr, choice, metavar, print_json, print_table
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")  # search.index.INDEX_TYPES, without importing FAISS
 
 IndexName = Annotated[str, typer.Option("--index", help="index name")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]

@@ -11,6 +11,8 @@ import typer
 
 from mmdemo.cli.common import UserError, chatter_to_stderr, choice, metavar, print_table
 
+# The same as accounts.ROLES, labeling.TASKS and export.FORMATS (a test keeps them so), spelled out here so
+# that `mmdemo --help` imports no data layer.
 ROLES = ("annotator", "reviewer", "admin")
 TASKS = ("caption", "vqa", "video", "retrieval")
 FORMATS = ("jsonl", "parquet", "hf")

@@ -9,7 +9,7 @@ import typer
 
 from mmdemo.cli.common import CLI_USER, chatter_to_stderr, choice, metavar, print_json
 
-STRATEGIES = ("beam", "sample")
+STRATEGIES = ("beam", "sample")  # captioning.STRATEGIES, without importing the models
 
 
 def _notes(notes: list[str]) -> None:
