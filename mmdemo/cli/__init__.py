@@ -11,7 +11,7 @@ import typer
 
 from mmdemo import __version__, config
 from mmdemo.cli import finetune, index, labeling, models, predict, serve
-from mmdemo.cli.common import CLI_USER, UserError, apply_profile, choice, format_table, metavar, run
+from mmdemo.cli.common import CLI_USER, UserError, apply_profile, choice_option, format_table, run
 
 __all__ = ["CLI_USER", "UserError", "app", "format_table", "main"]
 
@@ -35,10 +35,9 @@ def _show_version(value: bool) -> None:
 def _root(
     profile: Annotated[
         str | None,
-        typer.Option(
-            callback=choice(*config.PROFILES),
-            metavar=metavar(*config.PROFILES),
-            help="model profile (default: $MMDEMO_PROFILE or auto); may also follow the command",
+        choice_option(
+            config.PROFILES,
+            help_text="model profile (default: $MMDEMO_PROFILE or auto); may also follow the command",
         ),
     ] = None,
     version: Annotated[

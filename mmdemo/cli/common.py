@@ -25,19 +25,25 @@ class UserError(ValueError):
 
 
 # -- options ---------------------------------------------------------------------------------------------
-def choice(*choices: str) -> Callable[[str | None], str | None]:
-    """An option callback that refuses values outside `choices`, in argparse's words (scripts match them)."""
-
+def _refuse_others(choices: Sequence[str]) -> Callable[[str | None], str | None]:
     def check(value: str | None) -> str | None:
         if value is not None and value not in choices:
+            # argparse's words, which scripts (and tests) match
             raise typer.BadParameter(f"invalid choice: {value!r} (choose from {', '.join(choices)})")
         return value
 
     return check
 
 
-def metavar(*choices: str) -> str:
-    return "[" + "|".join(choices) + "]"
+def choice_option(choices: Sequence[str], *flags: str, help_text: str | None = None) -> Any:
+    """A `typer.Option` that takes one of `choices`."""
+    metavar = "[" + "|".join(choices) + "]"
+    return typer.Option(*flags, callback=_refuse_others(choices), metavar=metavar, help=help_text)
+
+
+def choice_argument(choices: Sequence[str], metavar: str) -> Any:
+    """A `typer.Argument` that takes one of `choices`."""
+    return typer.Argument(callback=_refuse_others(choices), metavar=metavar, help=" | ".join(choices))
 
 
 def apply_profile(profile: str | None) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from mmdemo import config
-from mmdemo.cli.common import UserError, chatter_to_stderr, choice, metavar, print_json, print_table
+from mmdemo.cli.common import UserError, chatter_to_stderr, choice_option, print_json, print_table
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")  # search.index.INDEX_TYPES, without importing FAISS
 
@@ -31,7 +31,7 @@ def add(
     index: IndexName = "default",
     index_type: Annotated[
         str,
-        typer.Option(callback=choice(*INDEX_TYPES), metavar=metavar(*INDEX_TYPES), help="for a new index"),
+        choice_option(INDEX_TYPES, help_text="for a new index"),
     ] = "auto",
     batch_size: Annotated[int, typer.Option(help="images embedded at once")] = 16,
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mmdemo.cli.common import UserError, chatter_to_stderr, choice, metavar, print_table
+from mmdemo.cli.common import UserError, chatter_to_stderr, choice_argument, choice_option, print_table
 
 # The same as accounts.ROLES, labeling.TASKS and export.FORMATS (a test keeps them so), spelled out here so
 # that `mmdemo --help` imports no data layer.
@@ -17,8 +17,8 @@ ROLES = ("annotator", "reviewer", "admin")
 TASKS = ("caption", "vqa", "video", "retrieval")
 FORMATS = ("jsonl", "parquet", "hf")
 
-Role = Annotated[str, typer.Option(callback=choice(*ROLES), metavar=metavar(*ROLES))]
-Task = Annotated[str, typer.Option(callback=choice(*TASKS), metavar=metavar(*TASKS))]
+Role = Annotated[str, choice_option(ROLES)]
+Task = Annotated[str, choice_option(TASKS)]
 
 users_app = typer.Typer(
     name="users", help="local accounts and their roles (annotator, reviewer, admin)", no_args_is_help=True
@@ -60,7 +60,7 @@ def list_users() -> None:
 @users_app.command("set-role")
 def set_role(
     name: Annotated[str, typer.Argument(metavar="NAME")],
-    role: Annotated[str, typer.Argument(callback=choice(*ROLES), metavar="ROLE", help=" | ".join(ROLES))],
+    role: Annotated[str, choice_argument(ROLES, "ROLE")],
 ) -> None:
     """Change an account's role."""
     from mmdemo import accounts
@@ -118,9 +118,7 @@ def list_jobs() -> None:
 def export(
     task: Task,
     out: Annotated[str, typer.Option(help="output folder (train and validation files)")],
-    format_: Annotated[
-        str, typer.Option("--format", callback=choice(*FORMATS), metavar=metavar(*FORMATS))
-    ] = "jsonl",
+    format_: Annotated[str, choice_option(FORMATS, "--format")] = "jsonl",
     include_anonymous: Annotated[
         bool, typer.Option("--include-anonymous", help="keep labels by anonymous visitors")
     ] = False,

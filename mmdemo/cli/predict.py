@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mmdemo.cli.common import CLI_USER, chatter_to_stderr, choice, metavar, print_json
+from mmdemo.cli.common import CLI_USER, chatter_to_stderr, choice_option, print_json
 
 STRATEGIES = ("beam", "sample")  # captioning.STRATEGIES, without importing the models
 
@@ -20,9 +20,7 @@ def _notes(notes: list[str]) -> None:
 def caption(
     images: Annotated[list[str], typer.Argument(metavar="IMAGE...", help="image files")],
     as_json: Annotated[bool, typer.Option("--json", help='print [{"path", "caption", "model"}]')] = False,
-    strategy: Annotated[
-        str, typer.Option(callback=choice(*STRATEGIES), metavar=metavar(*STRATEGIES), help="decoding")
-    ] = "beam",
+    strategy: Annotated[str, choice_option(STRATEGIES, help_text="decoding")] = "beam",
     beams: Annotated[int, typer.Option(help="beams for beam search")] = 3,
     max_length: Annotated[int, typer.Option(help="most new tokens in a caption")] = 30,
     prefix: Annotated[str, typer.Option(help="text the caption starts with (conditional)")] = "",
