@@ -73,7 +73,7 @@ def test_a_user_error_is_one_line_and_exit_2_and_debug_shows_the_traceback(capsy
     assert err.startswith("Traceback") and "IndexNotFound: no index named 'nope'" in err
 
 
-def test_an_unexpected_error_is_one_line_and_exit_1(capsys, monkeypatch, tmp_path):
+def test_an_unexpected_error_is_one_line_and_exit_1_and_ctrl_c_130(capsys, monkeypatch, tmp_path):
     from mmdemo.search import index
 
     def broken(root):
@@ -85,6 +85,13 @@ def test_an_unexpected_error_is_one_line_and_exit_1(capsys, monkeypatch, tmp_pat
     assert main(["index", "info"]) == 1
     err = capsys.readouterr().err
     assert err == "mmdemo: RuntimeError: disk on fire second line (set MMDEMO_DEBUG=1 for details)\n"
+
+    def interrupted(root):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index, "list_indexes", interrupted)
+    assert main(["index", "info"]) == 130
+    assert capsys.readouterr().err == "mmdemo: interrupted\n"
 
 
 def test_tables_are_plain_text_for_scripts():

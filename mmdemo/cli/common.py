@@ -18,6 +18,7 @@ from mmdemo import config
 CLI_USER = "cli"  # who is recorded for what is done from the command line (predictions, runs, rollbacks)
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
 
 
 class UserError(ValueError):
@@ -157,17 +158,16 @@ def _message(error: BaseException) -> str:
 
 
 def report(error: Exception) -> int:
-    """One line on stderr and the exit code: 2 for a user error, 1 for anything else."""
+    """One line on stderr (a traceback with MMDEMO_DEBUG=1); the exit code: 2 for a user error, else 1."""
+    user_error = isinstance(error, _user_errors())
     if config.env_flag("MMDEMO_DEBUG"):
         traceback.print_exception(error)
-        return EXIT_USAGE if isinstance(error, _user_errors()) else EXIT_FAILED
-    if isinstance(error, _user_errors()):
+    elif user_error:
         print(f"mmdemo: {_message(error)}", file=sys.stderr)
-        return EXIT_USAGE
-    print(
-        f"mmdemo: {type(error).__name__}: {_message(error)} (set MMDEMO_DEBUG=1 for details)", file=sys.stderr
-    )
-    return EXIT_FAILED
+    else:
+        hint = "(set MMDEMO_DEBUG=1 for details)"
+        print(f"mmdemo: {type(error).__name__}: {_message(error)} {hint}", file=sys.stderr)
+    return EXIT_USAGE if user_error else EXIT_FAILED
 
 
 def run(app: typer.Typer, argv: Sequence[str] | None) -> int:
@@ -177,6 +177,8 @@ def run(app: typer.Typer, argv: Sequence[str] | None) -> int:
         # standalone: usage errors (a bad option, an unknown profile) are printed by click and exit 2
         command.main(args=profile_first(sys.argv[1:] if argv is None else argv), prog_name="mmdemo")
     except SystemExit as done:
+        if done.code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into this exit code
+            print("mmdemo: interrupted", file=sys.stderr)
         return done.code if isinstance(done.code, int) else (0 if done.code is None else EXIT_FAILED)
     except Exception as error:
         return report(error)
