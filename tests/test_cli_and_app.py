@@ -6,8 +6,8 @@ import sys
 import time
 import urllib.request
 
-from mmdemo.cli import main
-from tests.conftest import free_port, served
+from mmdemo.cli import CLI_USER, format_table, main
+from tests.conftest import ASSETS, free_port, served
 
 
 def test_models_json_shows_lite_offline_and_why(capsys):
@@ -46,6 +46,99 @@ def test_bad_profile_is_a_usage_error():
         timeout=120,
     )
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_profile_with_an_equals_sign_after_the_subcommand(capsys):
+    assert main(["models", "--json", "--profile=tiny"]) == 0
+    assert {row["profile"] for row in json.loads(capsys.readouterr().out)} == {"tiny"}
+
+
+def test_a_bad_option_is_a_usage_error(capsys):
+    assert main(["models", "--bogus"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "No such option: --bogus" in captured.err
+
+
+def test_a_user_error_is_one_line_and_exit_2_and_debug_shows_the_traceback(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("MMDEMO_INDEX_DIR", str(tmp_path))
+    monkeypatch.delenv("MMDEMO_DEBUG", raising=False)
+    argv = ["index", "rm", "--all", "--index", "nope"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"mmdemo: no index named 'nope' in {tmp_path}\n"
+
+    monkeypatch.setenv("MMDEMO_DEBUG", "1")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "IndexNotFound: no index named 'nope'" in err
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1_and_ctrl_c_130(capsys, monkeypatch, tmp_path):
+    from mmdemo.search import index
+
+    def broken(root):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setenv("MMDEMO_INDEX_DIR", str(tmp_path))
+    monkeypatch.delenv("MMDEMO_DEBUG", raising=False)
+    monkeypatch.setattr(index, "list_indexes", broken)
+    assert main(["index", "info"]) == 1
+    err = capsys.readouterr().err
+    assert err == "mmdemo: RuntimeError: disk on fire second line (set MMDEMO_DEBUG=1 for details)\n"
+
+    def interrupted(root):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index, "list_indexes", interrupted)
+    assert main(["index", "info"]) == 130
+    assert capsys.readouterr().err == "mmdemo: interrupted\n"
+
+
+def test_tables_are_plain_text_for_scripts():
+    long_path = "/very/long/" + "x" * 300 + ".jpg"
+    lines = format_table(["rank", "path [x]"], [[1, "[bold]a[/bold]"], [2, long_path]]).splitlines()
+    assert lines[0].split() == ["rank", "path", "[x]"]
+    assert set(lines[1]) == {"-", " "}
+    assert lines[2].split() == ["1", "[bold]a[/bold]"]  # cells are text, not rich markup
+    assert lines[3].split() == ["2", long_path]  # never cut or wrapped
+    assert all(line == line.rstrip() and line.isascii() for line in lines)
+
+
+def test_the_cli_offers_the_choices_the_code_accepts():
+    from mmdemo import accounts
+    from mmdemo.cli import index as index_commands
+    from mmdemo.cli import labeling as labeling_commands
+    from mmdemo.cli import predict as predict_commands
+    from mmdemo.labeling import export
+    from mmdemo.search import index
+    from mmdemo.tasks import captioning
+
+    assert labeling_commands.ROLES == accounts.ROLES
+    assert labeling_commands.FORMATS == export.FORMATS
+    assert index_commands.INDEX_TYPES == index.INDEX_TYPES
+    assert predict_commands.STRATEGIES == captioning.STRATEGIES
+
+
+def test_help_loads_no_model_library():
+    probe = "import sys; from mmdemo.cli import main; code = main(['--help']); print(code, *sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: mmdemo" in result.stdout and "classify-video" in result.stdout
+    modules = result.stdout.splitlines()[-1].split()
+    assert modules[0] == "0" and not {"torch", "gradio", "faiss", "transformers"} & set(modules)
+
+
+def test_predictions_from_the_cli_are_recorded_as_the_cli_user(capsys, monkeypatch):
+    from mmdemo.data import default_store
+    from mmdemo.serving import registry
+
+    monkeypatch.delenv("MMDEMO_PROFILE", raising=False)
+    monkeypatch.setattr(registry, "_default", None)
+    cat = str(ASSETS / "cat.jpg")
+    assert main(["--profile", "tiny", "caption", cat, "--max-length", "3"]) == 0
+    assert capsys.readouterr().out.startswith(f"{cat}\t")
+    [prediction] = default_store().predictions("caption")
+    assert prediction.user == CLI_USER == "cli"
 
 
 def test_app_serves_http_200_and_the_status_api(tmp_path):

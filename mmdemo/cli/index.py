@@ -1,0 +1,126 @@
+"""`mmdemo index add|info|rm|rebuild` and `mmdemo search`: named vector indexes of images."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+
+from mmdemo import config
+from mmdemo.cli.common import UserError, chatter_to_stderr, choice_option, print_json, print_table
+
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")  # search.index.INDEX_TYPES, without importing FAISS
+
+IndexName = Annotated[str, typer.Option("--index", help="index name")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+index_app = typer.Typer(name="index", help="build and manage vector indexes of images", no_args_is_help=True)
+
+
+def _print_ingest(report: Any) -> None:
+    for _, why in report.failed:
+        print(f"mmdemo: skipped {why}", file=sys.stderr)
+    print(report.summary())
+
+
+@index_app.command("add")
+def add(
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="image files and folders")],
+    index: IndexName = "default",
+    index_type: Annotated[
+        str,
+        choice_option(INDEX_TYPES, help_text="for a new index"),
+    ] = "auto",
+    batch_size: Annotated[int, typer.Option(help="images embedded at once")] = 16,
+) -> None:
+    """Embed the images under files/folders into an index."""
+    from mmdemo.search import retrieval
+
+    with chatter_to_stderr():
+        report = retrieval.ingest(paths, index, index_type=index_type, batch_size=batch_size, show_bar=True)
+    _print_ingest(report)
+
+
+@index_app.command("info")
+def info(
+    index: Annotated[str | None, typer.Option("--index", help="one index (default: all)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the manifest and counts of indexes."""
+    from mmdemo.search import index as vector_index
+
+    root = config.index_dir()
+    names = [index] if index else vector_index.list_indexes(root)
+    if not names:
+        print(f"no indexes in {root} yet; `mmdemo index add PATH` or `mmdemo search` builds one")
+        return
+    manifests = [asdict(vector_index.read_manifest(name, root)) for name in names]
+    if as_json:
+        print_json(manifests)
+        return
+    for manifest in manifests:
+        print(f"{root / manifest['name']}")
+        print_table(["field", "value"], [[key, value] for key, value in manifest.items()])
+
+
+@index_app.command("rm")
+def remove(
+    paths: Annotated[list[str] | None, typer.Argument(metavar="[PATH]...", help="images or folders")] = None,
+    index: IndexName = "default",
+    remove_all: Annotated[bool, typer.Option("--all", help="delete the whole index")] = False,
+) -> None:
+    """Remove images (by content) or a whole index."""
+    from mmdemo.search import index as vector_index
+    from mmdemo.search import retrieval
+
+    if remove_all:
+        vector_index.remove_index(index, config.index_dir())
+        print(f"removed index {index!r}")
+        return
+    if not paths:
+        raise UserError("name the images (or folders) to remove, or --all to remove the whole index")
+    with chatter_to_stderr():
+        removed, absent = retrieval.remove(paths, index)
+    for path in absent:
+        print(f"mmdemo: not in the index: {path}", file=sys.stderr)
+    print(f"removed {removed} item(s) from index {index!r}")
+
+
+@index_app.command("rebuild")
+def rebuild(index: IndexName = "default") -> None:
+    """Re-embed an index with the active embedder."""
+    from mmdemo.search import retrieval
+
+    with chatter_to_stderr():
+        report = retrieval.rebuild(index, show_bar=True)
+    _print_ingest(report)
+
+
+def search(
+    text: Annotated[str | None, typer.Option(help="what to look for")] = None,
+    image: Annotated[str | None, typer.Option(help="an image file to find similar images to")] = None,
+    index: IndexName = "default",
+    k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help='print [{"path", "score", "rank"}, ...]')] = False,
+) -> None:
+    """Search an index by text or by image."""
+    from mmdemo.search import retrieval
+
+    if (text is None) == (image is None):
+        raise UserError("give one of --text or --image")
+    if k < 1:
+        raise UserError("-k must be at least 1")
+    with chatter_to_stderr():
+        found = retrieval.search(text=text, image=image, k=k, name=index)
+    rows = [{"path": r.path, "score": round(r.score, 4), "rank": r.rank} for r in found.results]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(["rank", "score", "path"], [[r["rank"], f"{r['score']:.4f}", r["path"]] for r in rows])
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(index_app)
+    app.command()(search)
