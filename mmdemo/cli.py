@@ -35,7 +35,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def cmd_models(args: argparse.Namespace) -> int:
     from mmdemo.serving import registry
 
-    statuses = registry.status()
+    statuses = registry.default_registry().status()
     if args.json:
         print(json.dumps([asdict(s) for s in statuses], indent=2))
     else:
@@ -52,9 +52,9 @@ def _print_ingest(report: Any) -> None:
 
 
 def cmd_index_add(args: argparse.Namespace) -> int:
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
 
-    report = retrieval.ingest(
+    report = default_services().index.ingest(
         args.paths, args.index, index_type=args.index_type, batch_size=args.batch_size, show_bar=True
     )
     _print_ingest(report)
@@ -62,9 +62,9 @@ def cmd_index_add(args: argparse.Namespace) -> int:
 
 
 def cmd_index_rebuild(args: argparse.Namespace) -> int:
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
 
-    _print_ingest(retrieval.rebuild(args.index, show_bar=True))
+    _print_ingest(default_services().index.rebuild(args.index, show_bar=True))
     return 0
 
 
@@ -87,7 +87,8 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 
 
 def cmd_index_rm(args: argparse.Namespace) -> int:
-    from mmdemo.search import index, retrieval
+    from mmdemo.search import index
+    from mmdemo.services import default_services
 
     if args.all:
         index.remove_index(args.index, config.index_dir())
@@ -95,7 +96,7 @@ def cmd_index_rm(args: argparse.Namespace) -> int:
         return 0
     if not args.paths:
         raise CliError("name the images (or folders) to remove, or --all to remove the whole index")
-    removed, absent = retrieval.remove(args.paths, args.index)
+    removed, absent = default_services().index.remove(args.paths, args.index)
     for path in absent:
         print(f"mmdemo: not in the index: {path}", file=sys.stderr)
     print(f"removed {removed} item(s) from index {args.index!r}")
@@ -103,11 +104,11 @@ def cmd_index_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
-    found = retrieval.search(text=args.text, image=args.image, k=args.k, name=args.index)
+    found = default_services().index.search(text=args.text, image=args.image, k=args.k, name=args.index)
     rows = [{"path": r.path, "score": round(r.score, 4), "rank": r.rank} for r in found.results]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -34,6 +34,7 @@ from mmdemo.data.store import (
 from mmdemo.media.files import MediaError, is_image_path, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.search import retrieval
+from mmdemo.services import default_services
 from mmdemo.serving.hub import ModelUnavailable
 from mmdemo.tasks import captioning, video_classify, vqa
 
@@ -220,13 +221,13 @@ def items_from(
         return ItemSource([Path(f) for f in files], "upload")
     name = index_name or retrieval.DEFAULT_INDEX
     if query is None:
-        paths = retrieval.indexed_paths(name, store=store)
+        paths = default_services().index.indexed_paths(name, store=store)
         if not paths:
             raise LabelingError(f"index {name!r} holds no items")
         return ItemSource([Path(p) for p in paths], f"index {name}")
     if not 1 <= int(k) <= MAX_ITEMS:
         raise LabelingError(f"take between 1 and {MAX_ITEMS} results of the query, not {k}")
-    found = retrieval.search(text=query, k=int(k), name=name, store=store)
+    found = default_services().index.search(text=query, k=int(k), name=name, store=store)
     if not found.results:
         raise LabelingError(f"the query {query!r} found nothing in index {name!r}")
     paths = [Path(result.path) for result in found.results]
@@ -328,7 +329,7 @@ def predict(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
 
 
 def _judge_relevance(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
-    score, model = retrieval.similarity(item.prompt, media.path)
+    score, model = default_services().index.similarity(item.prompt, media.path)
     label = job.labels[0] if score >= RELEVANCE_THRESHOLD else job.labels[1]
     return store.record_prediction(
         "retrieval",

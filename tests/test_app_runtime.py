@@ -58,13 +58,14 @@ def tab_of(block: gr.blocks.Block) -> str | None:
 def test_building_the_app_and_its_page_load_reads_load_no_model(monkeypatch):
     built: list[str] = []
     monkeypatch.setattr(Registry, "_build", lambda self, spec, dtype=None: built.append(spec.name))
-    active = registry.configure()  # the default (auto) profile, as `python app.py` starts
+    from mmdemo.services import Services
     from mmdemo.ui import status
     from mmdemo.ui.app import build_app
 
-    build_app()
-    status.status_view()  # what the page asks for when it loads
-    assert active.loaded_names() == [] and built == []
+    services = Services.create()  # the default (auto) profile, as `python app.py` starts
+    build_app(services)
+    status.status_view(services.registry)  # what the page asks for when it loads
+    assert services.registry.loaded_names() == [] and built == []
 
 
 def test_model_calls_share_one_group_per_tab_and_cheap_events_have_their_own(demo, monkeypatch):

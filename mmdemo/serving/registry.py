@@ -444,7 +444,8 @@ _default_lock = threading.Lock()
 
 
 def default_registry() -> Registry:
-    """The process-wide registry shared by the UI, the CLI and training."""
+    """The process's registry, for entry points only (`mmdemo.services.default_services`, the CLI): library
+    code takes a `Registry` argument."""
     global _default
     with _default_lock:
         if _default is None:
@@ -453,21 +454,21 @@ def default_registry() -> Registry:
 
 
 def configure(profile: str | None = None, **options: Any) -> Registry:
-    """Replace the process-wide registry (the CLI's `--profile`, tests)."""
+    """Replace the process's registry with a new one (the CLI's `--profile`); the old one unloads."""
+    with _default_lock:
+        previous = _default
+    if previous is not None:
+        previous.unload()
+    return set_default_registry(Registry(profile, **options))
+
+
+def set_default_registry(registry: Registry | None) -> Registry:
+    """Make `registry` the process's (None: a fresh one on next use); returns it. Tests use this to hand
+    the CLI or the app a registry they built."""
     global _default
     with _default_lock:
-        if _default is not None:
-            _default.unload()
-        _default = Registry(profile, **options)
-        return _default
-
-
-def get(task: str) -> Any:
-    return default_registry().get(task)
-
-
-def status() -> list[ModelStatus]:
-    return default_registry().status()
+        _default = registry
+    return registry  # type: ignore[return-value]
 
 
 STATUS_COLUMNS = (
