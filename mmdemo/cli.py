@@ -33,14 +33,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from mmdemo.serving import registry
+    from mmdemo.serving import registry, reporting
 
     statuses = registry.default_registry().status()
     if args.json:
         print(json.dumps([asdict(s) for s in statuses], indent=2))
     else:
         print(f"profile: {registry.default_registry().profile}  device: {registry.default_registry().device}")
-        print(format_table(registry.STATUS_COLUMNS, registry.status_rows(statuses)))
+        print(format_table(reporting.STATUS_COLUMNS, reporting.status_rows(statuses)))
     return 0
 
 
@@ -118,6 +118,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry() -> Any:
+    from mmdemo.services import default_services
+
+    return default_services().registry
+
+
 def cmd_caption(args: argparse.Namespace) -> int:
     from mmdemo.tasks import captioning
 
@@ -129,7 +135,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     with contextlib.redirect_stdout(sys.stderr):  # keep model-loading chatter out of the output
-        results, _ = captioning.caption_images(args.images, options, user=CLI_USER)
+        results, _ = captioning.caption_images(args.images, options, user=CLI_USER, registry=_registry())
     for note in [*notes, *(note for result in results for note in result.notes)]:
         print(f"mmdemo: note: {note}", file=sys.stderr)
     if args.json:
@@ -149,7 +155,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from mmdemo.tasks import vqa
 
     with contextlib.redirect_stdout(sys.stderr):  # keep model-loading chatter out of the output
-        result = vqa.ask(args.image, args.question, user=CLI_USER, top_k=args.top_k)
+        result = vqa.ask(args.image, args.question, user=CLI_USER, top_k=args.top_k, registry=_registry())
     for note in result.notes:
         print(f"mmdemo: note: {note}", file=sys.stderr)
     if args.json:
@@ -171,7 +177,9 @@ def cmd_classify_video(args: argparse.Namespace) -> int:
     }
     frames = DEFAULT_FRAMES if args.frames is None else args.frames
     with contextlib.redirect_stdout(sys.stderr):  # model libraries print while loading; stdout is ours
-        result = classify_video(args.video, args.labels.split(","), weights, n_frames=frames, user=args.user)
+        result = classify_video(
+            args.video, args.labels.split(","), weights, n_frames=frames, user=args.user, registry=_registry()
+        )
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
         return 0
@@ -331,14 +339,14 @@ def cmd_finetune_retrieval(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from mmdemo.serving import registry
+    from mmdemo.serving import registry, reporting
 
     active = registry.default_registry()
     versions = active.versions(args.task)
     if args.json:
         print(json.dumps([asdict(v) for v in versions], indent=2))
     else:
-        print(format_table(registry.VERSION_COLUMNS, registry.version_rows(active, versions)))
+        print(format_table(reporting.VERSION_COLUMNS, reporting.version_rows(active, versions)))
     return 0
 
 

@@ -315,14 +315,14 @@ def _item(job: Job, item_id: int | str | None, store: Store) -> JobItem:
 def predict(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
     """Make and record the model's prediction for an item (asked on behalf of the job's creator); returns
     the prediction's id."""
-    user = job.created_by
+    user, registry = job.created_by, default_services().registry
     if job.task == "caption":
-        return captioning.caption_image(media.path, user=user, store=store).prediction_id
+        return captioning.caption_image(media.path, user=user, store=store, registry=registry).prediction_id
     if job.task == "vqa":
-        return vqa.ask(media.path, item.prompt, user=user, store=store).prediction_id
+        return vqa.ask(media.path, item.prompt, user=user, store=store, registry=registry).prediction_id
     if job.task == "video":  # a clip, or a photo standing for a one-frame clip
         prediction_id = video_classify.classify_video(
-            media.path, job.labels, user=user, store=store
+            media.path, job.labels, user=user, store=store, registry=registry
         ).prediction_id
         return int(prediction_id)  # type: ignore[arg-type]
     return _judge_relevance(job, item, media, store)

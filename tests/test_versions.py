@@ -9,7 +9,8 @@ import pytest
 from mmdemo.cli import main
 from mmdemo.data.store import SCHEMA_VERSION, Store, StoreError
 from mmdemo.serving.models.base import ModelSpec
-from mmdemo.serving.registry import Registry, UnknownTask, version_rows
+from mmdemo.serving.registry import Registry, UnknownTask
+from mmdemo.serving.reporting import version_rows
 from tests.finetune_helpers import isolated_cli  # noqa: F401
 
 BUILDS: list[tuple[str, str]] = []

@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from mmdemo import config
-from mmdemo.serving import registry
+from mmdemo.serving.devices import gpu_expected
 from mmdemo.serving.registry import Registry, spec_key
 
 
@@ -21,7 +21,7 @@ def model_queue(tab: str) -> dict[str, Any]:
     behind a model call."""
     return {
         "concurrency_id": f"{tab}-model",
-        "concurrency_limit": config.model_concurrency(registry.gpu_expected()),
+        "concurrency_limit": config.model_concurrency(gpu_expected()),
     }
 
 

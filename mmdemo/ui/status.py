@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from mmdemo import accounts
-from mmdemo.serving import registry
+from mmdemo.serving import reporting
 from mmdemo.serving.models.base import PUBLIC_TASKS
 from mmdemo.serving.registry import Registry
 from mmdemo.ui.common import current_user, friendly
@@ -15,11 +15,11 @@ from mmdemo.ui.runtime import bind
 
 def status_view(active: Registry) -> tuple[str, list[list[object]]]:
     summary = f"**Profile:** `{active.profile}` · **device:** `{active.device}`"
-    return summary, registry.status_rows(active.status())
+    return summary, reporting.status_rows(active.status())
 
 
 def versions_view(active: Registry) -> list[list[object]]:
-    return registry.version_rows(active, active.versions())
+    return reporting.version_rows(active, active.versions())
 
 
 @friendly
@@ -55,7 +55,7 @@ def build(demo: gr.Blocks, active: Registry) -> None:
         )
         summary = gr.Markdown()
         table = read_only_table(
-            registry.STATUS_COLUMNS,
+            reporting.STATUS_COLUMNS,
             ["7%", "15%", "8%", "15%", "6%", "7%", "6%", "6%", "9%", "21%"],
             elem_id="status-table",
             max_height=900,
@@ -67,7 +67,7 @@ def build(demo: gr.Blocks, active: Registry) -> None:
                 "of a task is served at once, without a restart; rolling back serves the one before it."
             )
             versions = read_only_table(
-                registry.VERSION_COLUMNS,
+                reporting.VERSION_COLUMNS,
                 ["7%", "8%", "9%", "8%", "17%", "8%", "6%", "17%", "7%", "13%"],
                 elem_id="versions-table",
                 max_height=500,
