@@ -317,3 +317,23 @@ def test_each_service_keeps_its_own_loaded_indexes(folder, embedder, store, serv
     other = IndexService(tiny, root=index_root)
     assert other.load("photos") is not service.load("photos")
     assert other.load("photos").ids == service.load("photos").ids
+
+
+def test_a_search_answers_while_images_are_embedded_into_the_same_index(folder, embedder, store, service):
+    gated = Gated(embedder)
+    service.ingest([folder / "trip"], "photos", embedder=gated, store=store)
+    before = service.search(text="a cat", k=5, name="photos", embedder=gated, store=store)
+    gated.closed.set()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        adding = pool.submit(service.ingest, [folder], "photos", embedder=gated, store=store)
+        try:
+            assert gated.waiting.wait(60)
+            during = pool.submit(
+                service.search, text="a cat", k=5, name="photos", embedder=gated, store=store
+            ).result(timeout=30)
+            assert not adding.done()
+        finally:
+            gated.release.set()
+        report = adding.result(timeout=60)
+    assert len(during.results) == len(before.results) == 2 and during.index_version == before.index_version
+    assert len(report.added) == 3 and len(service.load("photos")) == 5
