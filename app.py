@@ -2,9 +2,10 @@
 
 import os
 
+from mmdemo.services import default_services
 from mmdemo.ui.app import build_app, launch_options
 
-demo = build_app()
+demo = build_app(default_services())  # the services of this process, created once
 
 if __name__ == "__main__":
     demo.launch(

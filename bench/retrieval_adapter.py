@@ -61,12 +61,12 @@ KS = (1, 5, 10)
 
 def recall(pairs: list[tuple[str, str]]) -> tuple[dict[str, float], str, float]:
     """Recall@k of real searches (relevant = the domain's photos), the version that ranked, ms per search."""
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
 
     found_at = {k: 0.0 for k in KS}
     started, version = time.perf_counter(), ""
     for text, domain in pairs:
-        found = retrieval.search(text=text, k=max(KS))
+        found = default_services().index.search(text=text, k=max(KS))
         version = found.adapter_version
         ranked = [Path(result.path).stem for result in found.results]
         for k in KS:
@@ -81,14 +81,20 @@ def main() -> None:
         MMDEMO_DATA_DIR=str(folder / "data"), MMDEMO_INDEX_DIR=str(folder / "index"), MMDEMO_PROFILE="lite"
     )
     from mmdemo.cli import main as cli
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
     from tests.retrieval_finetune_helpers import judge_like_a_user
 
-    retrieval.default_index()
+    default_services().index.default_index()
     judged = [(p, domain) for domain, phrases in PHRASES.items() for p in phrases[:-HELD_OUT]]
     held_out = [(p, domain) for domain, phrases in PHRASES.items() for p in phrases[-HELD_OUT:]]
     for text, domain in judged:
-        judge_like_a_user(text, {f"{stem}.jpg" for stem in GROUPS[domain]}, index="default", user="bench")
+        judge_like_a_user(
+            default_services().index,
+            text,
+            {f"{stem}.jpg" for stem in GROUPS[domain]},
+            index="default",
+            user="bench",
+        )
     recall(held_out)  # warm the models and the index
     before, base, base_ms = recall(held_out)
     output, started = io.StringIO(), time.perf_counter()

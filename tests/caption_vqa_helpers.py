@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from mmdemo.serving import registry
-
 
 @pytest.fixture(autouse=True)
 def profile_flag_does_not_leak(monkeypatch):
@@ -18,11 +16,3 @@ def not_an_image(tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_text("this is text with an image suffix")
     return str(path)
-
-
-@pytest.fixture
-def tiny_process_registry():
-    """The process-wide registry (what the tabs use) on the tiny profile, for one test."""
-    registry.configure("tiny", device="cpu")
-    yield
-    registry.configure()

@@ -46,6 +46,20 @@ def served(demo):
         demo.close()
 
 
+@contextlib.contextmanager
+def process_services(services):
+    """Make `services` the process's for a block (what the CLI and the labeling tab look up), then put the
+    previous ones back."""
+    from mmdemo.services import default_services, use_services
+
+    previous = default_services()
+    use_services(services)
+    try:
+        yield services
+    finally:
+        use_services(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny():
     from mmdemo.serving.registry import Registry

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from mmdemo.data import Store
-from mmdemo.serving import registry
 from mmdemo.serving.models.base import ModelInfo
-from tests.conftest import ASSETS
+from tests.conftest import ASSETS, process_services
 
 TINY_MODEL = ModelInfo(name="tiny BLIP", version="base", profile="tiny", source="random init (built in code)")
 
@@ -53,7 +54,8 @@ def store_answer_corrections(store: Store) -> None:
 
 
 @pytest.fixture
-def isolated_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+def isolated_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """`main(["--profile", ...])` sets MMDEMO_PROFILE and the process registry; undo both after the test."""
     monkeypatch.delenv("MMDEMO_PROFILE", raising=False)
-    monkeypatch.setattr(registry, "_default", None)
+    with process_services(None):  # the CLI builds its own from the flag
+        yield

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from mmdemo.search import retrieval
+from mmdemo.search.service import IndexService
 from mmdemo.serving.models.base import LoadContext, ModelSpec, l2_normalize
 from mmdemo.serving.registry import Registry
 
@@ -101,10 +102,15 @@ def queries(fillers: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def judge_like_a_user(
-    text: str, relevant_names: set[str], hard_negatives: int = 5, index: str = INDEX, user: str = "ana"
+    service: IndexService,
+    text: str,
+    relevant_names: set[str],
+    hard_negatives: int = 5,
+    index: str = INDEX,
+    user: str = "ana",
 ) -> None:
     """Search the whole index, mark every relevant result (by file name) and the top irrelevant ones."""
-    found = retrieval.search(text=text, k=100, name=index)
+    found = service.search(text=text, k=100, name=index)
     irrelevant = 0
     for result in found.results:
         relevant = Path(result.path).name in relevant_names
@@ -113,11 +119,13 @@ def judge_like_a_user(
             irrelevant += not relevant
 
 
-def recall_at_5(pairs: list[tuple[str, str]], by_concept: dict[str, set[str]]) -> tuple[float, set[str]]:
+def recall_at_5(
+    service: IndexService, pairs: list[tuple[str, str]], by_concept: dict[str, set[str]]
+) -> tuple[float, set[str]]:
     """Mean recall@5 of real searches of (query, concept) pairs, and the adapter versions that ranked."""
     scores, versions = [], set()
     for text, concept in pairs:
-        found = retrieval.search(text=text, k=5, name=INDEX)
+        found = service.search(text=text, k=5, name=INDEX)
         versions.add(found.adapter_version)
         names = {Path(result.path).name for result in found.results}
         scores.append(len(names & by_concept[concept]) / PER_CONCEPT)

@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from mmdemo import config
-from mmdemo.serving import registry
+from mmdemo.serving.devices import gpu_expected
 from mmdemo.serving.registry import Registry
 from mmdemo.ui import runtime
 from tests.conftest import ROOT
@@ -58,13 +58,14 @@ def tab_of(block: gr.blocks.Block) -> str | None:
 def test_building_the_app_and_its_page_load_reads_load_no_model(monkeypatch):
     built: list[str] = []
     monkeypatch.setattr(Registry, "_build", lambda self, spec, dtype=None: built.append(spec.name))
-    active = registry.configure()  # the default (auto) profile, as `python app.py` starts
+    from mmdemo.services import Services
     from mmdemo.ui import status
     from mmdemo.ui.app import build_app
 
-    build_app()
-    status.status_view()  # what the page asks for when it loads
-    assert active.loaded_names() == [] and built == []
+    services = Services.create()  # the default (auto) profile, as `python app.py` starts
+    build_app(services)
+    status.status_view(services.registry)  # what the page asks for when it loads
+    assert services.registry.loaded_names() == [] and built == []
 
 
 def test_model_calls_share_one_group_per_tab_and_cheap_events_have_their_own(demo, monkeypatch):
@@ -72,7 +73,7 @@ def test_model_calls_share_one_group_per_tab_and_cheap_events_have_their_own(dem
     for group, names in MODEL_EVENTS.items():
         for name in names:
             assert by_api[name].concurrency_id == group, name
-            assert by_api[name].concurrency_limit == config.model_concurrency(registry.gpu_expected())
+            assert by_api[name].concurrency_limit == config.model_concurrency(gpu_expected())
     model_groups = set(MODEL_EVENTS)
     assert not {by_api[name].concurrency_id for name in CHEAP_EVENTS} & model_groups
 
@@ -82,11 +83,11 @@ def test_model_concurrency_suits_the_hardware_and_the_env_overrides_it(monkeypat
         monkeypatch.delenv(name, raising=False)
     assert config.model_concurrency(gpu=False) == 2
     assert config.model_concurrency(gpu=True) == 1
-    assert registry.gpu_expected(tmp_path) is False
+    assert gpu_expected(tmp_path) is False
     (tmp_path / "nvidia0").touch()
-    assert registry.gpu_expected(tmp_path) is True
+    assert gpu_expected(tmp_path) is True
     monkeypatch.setenv("MMDEMO_DEVICE", "cpu")
-    assert registry.gpu_expected(tmp_path) is False
+    assert gpu_expected(tmp_path) is False
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert config.model_concurrency(gpu=False) == 1
     monkeypatch.setenv("MMDEMO_CONCURRENCY", "3")

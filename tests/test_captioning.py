@@ -18,7 +18,6 @@ from tests.conftest import ASSETS
 CAT, COFFEE = str(ASSETS / "cat.jpg"), str(ASSETS / "coffee.jpg")
 profile_flag_does_not_leak = helpers.profile_flag_does_not_leak
 not_an_image = helpers.not_an_image
-tiny_process_registry = helpers.tiny_process_registry
 
 
 @pytest.fixture
@@ -158,35 +157,37 @@ def test_decoding_options_are_checked():
 # -- the tab's handlers (what a click runs) --------------------------------------------------------
 
 
-def test_tab_handlers_caption_correct_and_label(tiny_process_registry, not_an_image):
-    caption, about, prediction_id, saved = captioning_tab.caption_one(CAT, "beam", 2, 8, 1.0, "", None)
+def test_tab_handlers_caption_correct_and_label(tiny, not_an_image):
+    caption, about, prediction_id, saved = captioning_tab.caption_one(tiny, CAT, "beam", 2, 8, 1.0, "", None)
     assert caption and "tiny BlipForConditionalGeneration" in about and "ms" in about
     assert "baseline" not in about and saved == ""
     message = captioning_tab.save_correction(prediction_id, "a cat on a sofa", None)
     correction = default_store().latest_correction(prediction_id)
     assert message.startswith(f"✔ saved as correction #{correction.id}")
-    gallery, table, about, _ = captioning_tab.caption_many([CAT, COFFEE], "sample", 1, 5, 0.8, "", None)
+    gallery, table, about, _ = captioning_tab.caption_many(tiny, [CAT, COFFEE], "sample", 1, 5, 0.8, "", None)
     assert len(gallery) == len(table) == 2 and table[1][1] == "coffee.jpg" and "Skipped" not in about
     table[1][2] = "a cup of coffee"
     assert captioning_tab.save_batch_corrections(table, None).startswith("✔ saved as correction #")
     assert captioning_tab.save_batch_corrections(table, None).startswith("no caption was changed")
     with pytest.warns(UserWarning, match=r"skipped notes\.jpg"):  # gr.Warning, outside a running app
-        _, table, about, _ = captioning_tab.caption_many([not_an_image, CAT], "beam", 1, 5, 1.0, "", None)
+        _, table, about, _ = captioning_tab.caption_many(
+            tiny, [not_an_image, CAT], "beam", 1, 5, 1.0, "", None
+        )
     assert [row[1] for row in table] == ["cat.jpg"] and "Skipped notes.jpg: not an image" in about
 
 
-def test_tab_handlers_turn_bad_input_into_messages(not_an_image, corrupt_jpeg):
+def test_tab_handlers_turn_bad_input_into_messages(tiny, not_an_image, corrupt_jpeg):
     for image, message in [
         (None, "no image given"),
         (not_an_image, "not an image"),
         (corrupt_jpeg, "corrupt"),
     ]:
         with pytest.raises(gr.Error, match=message):
-            captioning_tab.caption_one(image, "beam", 3, 30, 1.0, "", None)
+            captioning_tab.caption_one(tiny, image, "beam", 3, 30, 1.0, "", None)
     with pytest.raises(gr.Error, match="no image given"):
-        captioning_tab.caption_many([], "beam", 3, 30, 1.0, "", None)
+        captioning_tab.caption_many(tiny, [], "beam", 3, 30, 1.0, "", None)
     with pytest.raises(gr.Error, match="no usable image"):
-        captioning_tab.caption_many([not_an_image, corrupt_jpeg], "beam", 3, 30, 1.0, "", None)
+        captioning_tab.caption_many(tiny, [not_an_image, corrupt_jpeg], "beam", 3, 30, 1.0, "", None)
     with pytest.raises(gr.Error, match="caption an image first"):
         captioning_tab.save_correction(None, "a cat", None)
 

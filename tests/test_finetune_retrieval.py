@@ -11,7 +11,8 @@ from mmdemo.cli import main
 from mmdemo.data import default_store
 from mmdemo.search import retrieval
 from mmdemo.search.index import VectorIndex
-from mmdemo.serving import registry
+from mmdemo.services import Services
+from tests.conftest import process_services
 from tests.finetune_helpers import isolated_cli  # noqa: F401
 from tests.retrieval_finetune_helpers import (
     HELD_OUT_FILLERS,
@@ -28,12 +29,19 @@ pytestmark = pytest.mark.usefixtures("isolated_cli")
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
-    """The synthetic embedder serves `embed`; its images are in the index `synthetic`."""
+def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The synthetic embedder serves `embed`, in this test's services, which the CLI uses too (after
+    `isolated_cli`, which every test here uses)."""
     monkeypatch.setenv("MMDEMO_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setattr(registry, "_default", synthetic_registry())
+    with process_services(Services.create(synthetic_registry())) as services:
+        yield services
+
+
+@pytest.fixture
+def world(services: Services, tmp_path: Path) -> dict[str, set[str]]:
+    """The synthetic world's images, in the index `synthetic`."""
     by_concept = write_images(tmp_path / "images")
-    report = retrieval.ingest([tmp_path / "images"], INDEX)
+    report = services.index.ingest([tmp_path / "images"], INDEX)
     assert not report.failed and len(report.added) == 40
     return by_concept
 
@@ -42,11 +50,11 @@ def finetune(*extra: str) -> int:
     return main(["finetune", "retrieval", "--steps", "150", "--json", *extra])
 
 
-def test_the_adapter_improves_recall_on_held_out_queries_and_is_served_at_once(world, capsys):
+def test_the_adapter_improves_recall_on_held_out_queries_and_is_served_at_once(services, world, capsys):
     for text, concept in queries(TRAIN_FILLERS):
-        judge_like_a_user(text, world[concept])
+        judge_like_a_user(services.index, text, world[concept])
     held_out = queries(HELD_OUT_FILLERS)  # phrasings never judged nor trained on
-    base_recall, ranked_by = recall_at_5(held_out, world)
+    base_recall, ranked_by = recall_at_5(services.index, held_out, world)
     assert ranked_by == {"base"}
 
     assert finetune() == 0
@@ -62,45 +70,45 @@ def test_the_adapter_improves_recall_on_held_out_queries_and_is_served_at_once(w
     }
 
     # The same process serves it at once (hot swap), and the judgements say which version ranked.
-    adapted_recall, ranked_by = recall_at_5(held_out, world)
+    adapted_recall, ranked_by = recall_at_5(services.index, held_out, world)
     assert ranked_by == {"v1"}
     assert adapted_recall > base_recall + 0.3
-    found = retrieval.search(text=held_out[0][0], k=5, name=INDEX)
+    found = services.index.search(text=held_out[0][0], k=5, name=INDEX)
     assert retrieval.judge(found, 1, True, user="ana").adapter_version == "v1"
     assert default_store().judgements()[0].adapter_version == "base"
 
     assert main(["rollback", "retrieval"]) == 0
     assert "now serving base" in capsys.readouterr().out
-    rolled_back, ranked_by = recall_at_5(held_out, world)
+    rolled_back, ranked_by = recall_at_5(services.index, held_out, world)
     assert ranked_by == {"base"} and rolled_back == pytest.approx(base_recall)
 
 
-def test_the_stored_vectors_are_mapped_not_re_embedded(world, monkeypatch):
+def test_the_stored_vectors_are_mapped_not_re_embedded(services, world, monkeypatch):
     for text, concept in queries(TRAIN_FILLERS)[:6]:
-        judge_like_a_user(text, world[concept])
+        judge_like_a_user(services.index, text, world[concept])
     assert finetune("--accept-always") == 0
-    embedder = registry.get("embed")
+    embedder = services.registry.get("embed")
 
     def no_images(images):
         raise AssertionError("an image was embedded again")
 
     monkeypatch.setattr(embedder, "encode_images", no_images)
-    assert retrieval.search(text="photo of apple", k=3, name=INDEX).adapter_version == "v1"
+    assert services.index.search(text="photo of apple", k=3, name=INDEX).adapter_version == "v1"
 
 
-def test_images_added_after_training_are_mapped_alone_and_found(world, monkeypatch, tmp_path):
+def test_images_added_after_training_are_mapped_alone_and_found(services, world, monkeypatch, tmp_path):
     for text, concept in queries(TRAIN_FILLERS)[:6]:
-        judge_like_a_user(text, world[concept])
+        judge_like_a_user(services.index, text, world[concept])
     assert finetune("--accept-always") == 0
     full_maps = []
     whole = VectorIndex.mapped
     monkeypatch.setattr(VectorIndex, "mapped", lambda self, *a: full_maps.append(1) or whole(self, *a))
-    retrieval.search(text="photo of apple", k=3, name=INDEX)
+    services.index.search(text="photo of apple", k=3, name=INDEX)
     extra = tmp_path / "more" / "001-99.png"
     extra.parent.mkdir()
     Image.new("RGB", (16, 16), (1, 99, 7)).save(extra)  # one more image of the first concept
-    assert retrieval.ingest([extra], INDEX).added
-    found = retrieval.search(text="photo of apple", k=41, name=INDEX)
+    assert services.index.ingest([extra], INDEX).added
+    found = services.index.search(text="photo of apple", k=41, name=INDEX)
     assert full_maps == [1]  # the new image was mapped by itself, not the whole index again
     assert "001-99.png" in {result.name for result in found.results} and len(found.results) == 41
 
@@ -108,32 +116,38 @@ def test_images_added_after_training_are_mapped_alone_and_found(world, monkeypat
 @pytest.mark.parametrize(
     ("judge", "message"),
     [
-        (lambda world: None, "no relevance judgements yet"),
-        (lambda world: judge_like_a_user("photo of apple", world["apple"]), "at least 2 different queries"),
-        (lambda world: judge_like_a_user("photo of apple", set()), "none of the 5 judged results"),
+        (lambda index, world: None, "no relevance judgements yet"),
+        (
+            lambda index, world: judge_like_a_user(index, "photo of apple", world["apple"]),
+            "at least 2 different queries",
+        ),
+        (
+            lambda index, world: judge_like_a_user(index, "photo of apple", set()),
+            "none of the 5 judged results",
+        ),
     ],
     ids=["no judgements", "one query", "only negatives"],
 )
-def test_too_few_judgements_are_one_clear_line(world, capsys, judge, message):
-    judge(world)
+def test_too_few_judgements_are_one_clear_line(services, world, capsys, judge, message):
+    judge(services.index, world)
     assert finetune() == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1 and "Traceback" not in error
     assert default_store().model_versions("retrieval") == []
 
 
-def test_the_retrieval_tab_says_which_version_ranked_and_judgements_record_it(world):
+def test_the_retrieval_tab_says_which_version_ranked_and_judgements_record_it(services, world):
     from gradio_client import Client
 
     from mmdemo.ui.app import build_app
     from tests.conftest import served
 
-    with served(build_app()) as url:
+    with served(build_app(services)) as url:
         client = Client(url, verbose=False)
         _, summary, *_ = client.predict("photo of apple", 4, api_name="/search_text")
         assert "ranked by the base embeddings" in summary
         for text, concept in queries(TRAIN_FILLERS)[:6]:
-            judge_like_a_user(text, world[concept])
+            judge_like_a_user(services.index, text, world[concept])
         assert finetune("--accept-always") == 0  # as if from a terminal beside the running app
         _, summary, *_ = client.predict("photo of apple", 4, api_name="/search_text")
         assert "ranked by retrieval adapter `v1`" in summary
@@ -181,31 +195,31 @@ def test_judgements_made_before_the_migration_were_ranked_by_the_base(tmp_path):
     assert judgement.adapter_version == "base" and judgement.query_text == "a cat"
 
 
-def test_image_queries_train_too_whether_or_not_the_query_image_is_indexed(world, tmp_path, capsys):
+def test_image_queries_train_too_whether_or_not_the_query_image_is_indexed(services, world, tmp_path, capsys):
     from PIL import Image
 
     images = tmp_path / "images"
     outside = tmp_path / "query-not-indexed.png"
     Image.new("RGB", (16, 16), (1, 40, 7)).save(outside)  # a boat no index holds
     for query, concept in [(images / "000-00.png", "apple"), (outside, "boat")]:
-        found = retrieval.search(image=query, k=100, name=INDEX)
+        found = services.index.search(image=query, k=100, name=INDEX)
         for result in found.results[:8]:
             retrieval.judge(found, result.rank, Path(result.path).name in world[concept], user="ana")
-    judge_like_a_user("photo of cloud", world["cloud"])
+    judge_like_a_user(services.index, "photo of cloud", world["cloud"])
     assert finetune("--accept-always", "--validation-fraction", "0.34") == 0
     metrics = json.loads(capsys.readouterr().out)["metrics"]
     assert metrics["train_queries"] + metrics["validation_queries"] == 3
 
 
-def test_early_stopping_keeps_the_best_weights(world, tmp_path):
+def test_early_stopping_keeps_the_best_weights(services, world, tmp_path):
     from dataclasses import replace
 
     from mmdemo.finetune.retrieval_adapter import prepare, train
     from mmdemo.finetune.runs import RunConfig, RunContext
 
     for text, concept in queries(TRAIN_FILLERS)[:12]:  # 3 concepts, 4 phrasings each
-        judge_like_a_user(text, world[concept])
-    examples, data = prepare(default_store(), registry.get("embed"))
+        judge_like_a_user(services.index, text, world[concept])
+    examples, data = prepare(default_store(), services.registry.get("embed"))
     shift = len(TRAIN_FILLERS)
     # Validation that contradicts training (each query gets the relevant results of another concept):
     # the more the adapter learns, the worse it gets, so it stops and keeps its starting weights.
@@ -214,7 +228,7 @@ def test_early_stopping_keeps_the_best_weights(world, tmp_path):
     ]
     run_config = RunConfig("retrieval", steps=200, learning_rate=1e-2, options={"patience": 2})
     context = RunContext(
-        run_config, examples, contradicting, tmp_path / "v1" / "model", registry.default_registry(), "base"
+        run_config, examples, contradicting, tmp_path / "v1" / "model", services.registry, "base"
     )
     result = train(context, data)
     assert result.details["stopped_early"] and result.details["steps_run"] < 200

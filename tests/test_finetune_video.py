@@ -77,7 +77,7 @@ def test_trained_head_beats_zero_shot_and_is_served_then_rolled_back(labelled_cl
     assert main(["rollback", "video", "--profile", "lite"]) == 2  # nothing trained yet
     assert "nothing to roll back" in capsys.readouterr().err
     served = registry.default_registry()
-    before = vc.classify_video(labelled_clips["a tractor"], labels, n_frames=2)
+    before = vc.classify_video(labelled_clips["a tractor"], labels, n_frames=2, registry=served)
     assert before.model.version == "base" and "zero-shot" in notes_text(before)
     capsys.readouterr()  # model libraries print while loading
 
@@ -100,7 +100,9 @@ def test_trained_head_beats_zero_shot_and_is_served_then_rolled_back(labelled_cl
     assert Image.open(folder / "confusion.png").size[0] > 200
 
     # the same process, the same registry: the new version is used without a restart
-    after = vc.classify_video(labelled_clips["a tractor"], list(reversed(labels)), n_frames=2)
+    after = vc.classify_video(
+        labelled_clips["a tractor"], list(reversed(labels)), n_frames=2, registry=served
+    )
     assert registry.default_registry() is served
     assert after.model.version == "v1" and "fine-tuned v1" in notes_text(after)
     assert after.weights == pytest.approx(metrics["fusion_weights"])
@@ -113,12 +115,12 @@ def test_trained_head_beats_zero_shot_and_is_served_then_rolled_back(labelled_cl
         in capsys.readouterr().out
     )
     # other labels than the head learned: zero-shot, and the note says why
-    other = vc.classify_video(labelled_clips["a tractor"], [*labels, "a rocket"], n_frames=2)
+    other = vc.classify_video(labelled_clips["a tractor"], [*labels, "a rocket"], n_frames=2, registry=served)
     assert other.model.version == "base" and any("trained on the labels" in n for n in other.notes)
 
     assert main(["rollback", "video", "--profile", "lite"]) == 0
     assert capsys.readouterr().out.strip() == "video: now serving base"
-    rolled_back = vc.classify_video(labelled_clips["a tractor"], labels, n_frames=2)
+    rolled_back = vc.classify_video(labelled_clips["a tractor"], labels, n_frames=2, registry=served)
     assert rolled_back.model.version == "base"
     assert not any("fusion head" in name or "@v1" in name for name in served.loaded_names())
 

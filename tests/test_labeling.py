@@ -142,12 +142,14 @@ def test_sixteen_concurrent_annotators_never_exceed_the_overlap_or_lose_a_label(
 
 
 @pytest.fixture
-def tiny_registry(tiny, monkeypatch):
-    """The session's tiny registry as the process default, so models loaded by other tests are reused."""
-    from mmdemo.serving import registry
+def tiny_registry(tiny):
+    """Services over the session's tiny registry as the process's, so models loaded by other tests are
+    reused."""
+    from mmdemo.services import Services
+    from tests.conftest import process_services
 
-    monkeypatch.setattr(registry, "_default", tiny)
-    return tiny
+    with process_services(Services.create(tiny)) as services:
+        yield services
 
 
 def test_every_task_is_prefilled_by_the_tabs_services_through_the_registry(tiny_registry, store, tmp_path):
@@ -239,10 +241,8 @@ def job_from(user, name, task, *, prompts=(), store, **source):
 
 
 def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, store, tmp_path, index_root):
-    from mmdemo.search import retrieval
-
-    retrieval.ingest([make_images(tmp_path / "imgs", 4)], "squares", store=store)
-    retrieval.ingest([], "empty", store=store)
+    tiny_registry.index.ingest([make_images(tmp_path / "imgs", 4)], "squares", store=store)
+    tiny_registry.index.ingest([], "empty", store=store)
     add_accounts(store, {"root": "admin", "ann": "annotator"})
 
     everything = job_from("root", "all", "caption", index_name="squares", store=store)
@@ -252,7 +252,7 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
         "root", "rel", "retrieval", query=" a red square ", k=3, index_name="squares", store=store
     )
     items = store.job_items(relevance.id)
-    found = retrieval.search(text="a red square", k=3, name="squares", store=store)
+    found = tiny_registry.index.search(text="a red square", k=3, name="squares", store=store)
     assert relevance.prompts == ["a red square"] and {item.prompt for item in items} == {"a red square"}
     assert [store.media(item.media_id).path for item in items] == [r.path for r in found.results]
 
@@ -290,10 +290,9 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
 
 def test_cli_creates_jobs_from_an_index_or_a_query(tiny_registry, tmp_path, index_root, capsys):
     from mmdemo.cli import main
-    from mmdemo.search import retrieval
 
     folder = make_images(tmp_path / "imgs", 3)
-    retrieval.ingest([folder], "squares")
+    tiny_registry.index.ingest([folder], "squares")
     create = ["jobs", "create", "--task", "retrieval"]
     assert main([*create, "--name", "a", "--index", "squares"]) == 2
     assert "needs queries" in capsys.readouterr().err

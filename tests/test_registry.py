@@ -6,8 +6,9 @@ import time
 import pytest
 
 from mmdemo.serving import hub
+from mmdemo.serving.devices import pick_device
 from mmdemo.serving.models.base import ModelSpec
-from mmdemo.serving.registry import Registry, UnknownTask, pick_device
+from mmdemo.serving.registry import Registry, UnknownTask
 
 LOADS: list[str] = []
 LOAD_LOCK = threading.Lock()
@@ -112,7 +113,7 @@ def test_device_selection(override, cuda, mps, expected):
 def test_half_precision_only_on_cuda_for_models_that_allow_it():
     import torch
 
-    from mmdemo.serving.registry import pick_dtype
+    from mmdemo.serving.devices import pick_dtype
 
     assert pick_dtype("cuda", _spec("embed", half=True)) == torch.float16
     assert pick_dtype("cuda", _spec("embed", half=False)) == torch.float32
@@ -121,7 +122,7 @@ def test_half_precision_only_on_cuda_for_models_that_allow_it():
 
 
 def test_env_override_picks_the_device(monkeypatch):
-    from mmdemo.serving.registry import detect_device
+    from mmdemo.serving.devices import detect_device
 
     monkeypatch.setenv("MMDEMO_DEVICE", "cpu")
     assert detect_device() == "cpu"

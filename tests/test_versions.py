@@ -9,7 +9,8 @@ import pytest
 from mmdemo.cli import main
 from mmdemo.data import SCHEMA_VERSION, Store, StoreError
 from mmdemo.serving.models.base import ModelSpec
-from mmdemo.serving.registry import Registry, UnknownTask, version_rows
+from mmdemo.serving.registry import Registry, UnknownTask
+from mmdemo.serving.reporting import version_rows
 from tests.finetune_helpers import isolated_cli  # noqa: F401
 
 BUILDS: list[tuple[str, str]] = []
@@ -205,13 +206,13 @@ def test_cli_versions_and_rollback(data_dir, capsys):
 def test_status_tab_lists_versions_and_rolls_back_over_the_api(data_dir, monkeypatch):
     from gradio_client import Client
 
-    from mmdemo.serving import registry as registry_module
+    from mmdemo.services import Services
     from mmdemo.ui.app import build_app
     from tests.conftest import served
 
-    monkeypatch.setattr(registry_module, "_default", Registry("tiny", device="cpu"))
+    services = Services.create(Registry("tiny", device="cpu"))
     add_version(Store(data_dir / "mmdemo.db"), base_model="tiny BlipForConditionalGeneration")
-    with served(build_app()) as url:
+    with served(build_app(services)) as url:
         client = Client(url, verbose=False)
         rows = client.predict(api_name="/versions")["data"]
         assert [row[:4] for row in rows] == [["caption", "v1", "accepted", "yes"]]

@@ -10,7 +10,7 @@ from PIL import Image
 from mmdemo.cli import main
 from mmdemo.data import StoreError, default_store
 from mmdemo.media.files import MAX_SIDE, MediaError
-from mmdemo.serving import registry
+from mmdemo.serving.registry import Registry
 from mmdemo.tasks import vqa
 from mmdemo.ui import vqa as vqa_tab
 from tests import caption_vqa_helpers as helpers
@@ -19,7 +19,6 @@ from tests.conftest import ASSETS, served
 CAT, COFFEE = str(ASSETS / "cat.jpg"), str(ASSETS / "coffee.jpg")
 profile_flag_does_not_leak = helpers.profile_flag_does_not_leak
 not_an_image = helpers.not_an_image
-tiny_process_registry = helpers.tiny_process_registry
 LONG_QUESTION = "is there " + "a very " * 100 + "small cat?"
 
 
@@ -108,11 +107,11 @@ def test_a_huge_image_is_downscaled_with_a_note(tiny, tmp_path):
 # -- the tab's handlers ---------------------------------------------------------------------------
 
 
-def test_tab_handlers_ask_correct_and_show_history(tiny_process_registry):
-    answer, top, about, prediction_id, saved, history = vqa_tab.ask(CAT, "what is this?", None)
+def test_tab_handlers_ask_correct_and_show_history(tiny):
+    answer, top, about, prediction_id, saved, history = vqa_tab.ask(tiny, CAT, "what is this?", None)
     assert answer in top and abs(sum(top.values()) - 1) < 1e-4 and "latency" in about
     assert saved == "" and [row[0] for row in history] == [prediction_id]
-    vqa_tab.ask(CAT, "is it a cat?", None)
+    vqa_tab.ask(tiny, CAT, "is it a cat?", None)
     message, history = vqa_tab.save_correction(prediction_id, "a cat", CAT, None)
     assert message.startswith("✔ saved as correction #") and len(history) == 2
     assert history[1][0] == prediction_id and history[1][3] == "a cat" and history[0][3] == ""
@@ -120,15 +119,15 @@ def test_tab_handlers_ask_correct_and_show_history(tiny_process_registry):
     assert vqa_tab.new_image(None)[-1] == []
 
 
-def test_tab_handlers_turn_bad_input_into_messages(not_an_image):
+def test_tab_handlers_turn_bad_input_into_messages(tiny, not_an_image):
     with pytest.raises(gr.Error, match="question is empty"):
-        vqa_tab.ask(CAT, "", None)
+        vqa_tab.ask(tiny, CAT, "", None)
     with pytest.raises(gr.Error, match="no image given"):
-        vqa_tab.ask(None, "what is this?", None)
+        vqa_tab.ask(tiny, None, "what is this?", None)
     with pytest.raises(gr.Error, match="no image given"):  # the missing image is the first thing to fix
-        vqa_tab.ask(None, "", None)
+        vqa_tab.ask(tiny, None, "", None)
     with pytest.raises(gr.Error, match="not an image"):
-        vqa_tab.ask(not_an_image, "what is this?", None)
+        vqa_tab.ask(tiny, not_an_image, "what is this?", None)
     with pytest.raises(gr.Error, match="ask a question first"):
         vqa_tab.save_correction(None, "a cat", CAT, None)
 
@@ -165,10 +164,10 @@ def test_cli_ask_plain_prints_the_answer_and_notes_truncation(capsys):
 
 # -- the served app, through gradio_client ------------------------------------------------------------
 def test_both_tabs_through_gradio_client_by_api_name():
+    from mmdemo.services import Services
     from mmdemo.ui.app import build_app
 
-    registry.configure("auto")  # lite offline, as a visitor gets it
-    with served(build_app()) as url:
+    with served(build_app(Services.create(Registry("auto")))) as url:  # lite offline, as a visitor gets it
         client = Client(url, verbose=False)
         caption, about, prediction_id, saved = client.predict(
             handle_file(CAT), "beam", 3, 20, 1.0, "", api_name="/caption"

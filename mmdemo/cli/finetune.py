@@ -131,14 +131,14 @@ def versions(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """List fine-tuned model versions and which are served."""
-    from mmdemo.serving import registry
+    from mmdemo.serving import registry, reporting
 
     active = registry.default_registry()
     found = active.versions(task)
     if as_json:
         print_json([asdict(v) for v in found])
     else:
-        print_table(registry.VERSION_COLUMNS, registry.version_rows(active, found))
+        print_table(reporting.VERSION_COLUMNS, reporting.version_rows(active, found))
 
 
 def rollback(

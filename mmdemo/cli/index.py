@@ -36,10 +36,12 @@ def add(
     batch_size: Annotated[int, typer.Option(help="images embedded at once")] = 16,
 ) -> None:
     """Embed the images under files/folders into an index."""
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
 
     with chatter_to_stderr():
-        report = retrieval.ingest(paths, index, index_type=index_type, batch_size=batch_size, show_bar=True)
+        report = default_services().index.ingest(
+            paths, index, index_type=index_type, batch_size=batch_size, show_bar=True
+        )
     _print_ingest(report)
 
 
@@ -73,7 +75,7 @@ def remove(
 ) -> None:
     """Remove images (by content) or a whole index."""
     from mmdemo.search import index as vector_index
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
 
     if remove_all:
         vector_index.remove_index(index, config.index_dir())
@@ -82,7 +84,7 @@ def remove(
     if not paths:
         raise UserError("name the images (or folders) to remove, or --all to remove the whole index")
     with chatter_to_stderr():
-        removed, absent = retrieval.remove(paths, index)
+        removed, absent = default_services().index.remove(paths, index)
     for path in absent:
         print(f"mmdemo: not in the index: {path}", file=sys.stderr)
     print(f"removed {removed} item(s) from index {index!r}")
@@ -91,10 +93,10 @@ def remove(
 @index_app.command("rebuild")
 def rebuild(index: IndexName = "default") -> None:
     """Re-embed an index with the active embedder."""
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
 
     with chatter_to_stderr():
-        report = retrieval.rebuild(index, show_bar=True)
+        report = default_services().index.rebuild(index, show_bar=True)
     _print_ingest(report)
 
 
@@ -106,14 +108,14 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help='print [{"path", "score", "rank"}, ...]')] = False,
 ) -> None:
     """Search an index by text or by image."""
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
 
     if (text is None) == (image is None):
         raise UserError("give one of --text or --image")
     if k < 1:
         raise UserError("-k must be at least 1")
     with chatter_to_stderr():
-        found = retrieval.search(text=text, image=image, k=k, name=index)
+        found = default_services().index.search(text=text, image=image, k=k, name=index)
     rows = [{"path": r.path, "score": round(r.score, 4), "rank": r.rank} for r in found.results]
     if as_json:
         print_json(rows)

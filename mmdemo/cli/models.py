@@ -14,15 +14,15 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of a 
 
 def models(as_json: JsonFlag = False) -> None:
     """List the models of the active profile and whether they are loaded."""
-    from mmdemo.serving import registry
+    from mmdemo.serving import registry, reporting
 
-    statuses = registry.status()
+    statuses = registry.default_registry().status()
     if as_json:
         print_json([asdict(s) for s in statuses])
         return
     active = registry.default_registry()
     print(f"profile: {active.profile}  device: {active.device}")
-    print_table(registry.STATUS_COLUMNS, registry.status_rows(statuses))
+    print_table(reporting.STATUS_COLUMNS, reporting.status_rows(statuses))
 
 
 def register(app: typer.Typer) -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mmdemo.cli.common import CLI_USER, chatter_to_stderr, choice_option, print_json
 
 STRATEGIES = ("beam", "sample")  # captioning.STRATEGIES, without importing the models
+
+
+def _registry() -> Any:
+    from mmdemo.services import default_services
+
+    return default_services().registry
 
 
 def _notes(notes: list[str]) -> None:
@@ -33,7 +39,7 @@ def caption(
         strategy=strategy, num_beams=beams, max_length=max_length, prefix=prefix, seed=seed
     )
     with chatter_to_stderr():
-        results, _ = captioning.caption_images(images, options, user=CLI_USER)
+        results, _ = captioning.caption_images(images, options, user=CLI_USER, registry=_registry())
     _notes([*notes, *(note for result in results for note in result.notes)])
     if as_json:
         print_json(
@@ -58,7 +64,7 @@ def ask(
     from mmdemo.tasks import vqa
 
     with chatter_to_stderr():
-        result = vqa.ask(image, question, user=CLI_USER, top_k=top_k)
+        result = vqa.ask(image, question, user=CLI_USER, top_k=top_k, registry=_registry())
     _notes(result.notes)
     if as_json:
         top = [{"answer": answer, "score": round(score, 4)} for answer, score in result.top]
@@ -95,7 +101,9 @@ def classify_video(
     }
     n_frames = DEFAULT_FRAMES if frames is None else frames
     with chatter_to_stderr():
-        result = classify(video, labels.split(","), weights, n_frames=n_frames, user=user)
+        result = classify(
+            video, labels.split(","), weights, n_frames=n_frames, user=user, registry=_registry()
+        )
     if as_json:
         print_json(result.as_json())
         return

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmdemo import config
 from mmdemo.data import Store
 from mmdemo.data.labels import Label
 from mmdemo.finetune.data import relevance_judgements
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
 from mmdemo.media.files import MediaError, load_image
-from mmdemo.search import retrieval
 from mmdemo.search.index import EmbedderMismatch, IndexNotFound, VectorIndex
 from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo, batched
 from mmdemo.serving.models.embedding_adapter import AdapterMeta, EmbeddingAdapter, ResidualMap, save
@@ -132,7 +132,7 @@ def prepare(
     indexes: dict[str, VectorIndex] = {}
     for name in sorted({query.index_name for query in judged}):
         try:
-            indexes[name] = retrieval.load(name, root, embedder.info)
+            indexes[name] = VectorIndex.load(name, root or config.index_dir(), embedder.info)
         except (IndexNotFound, EmbedderMismatch):
             continue  # judgements of a deleted index, or of one another embedder built: not these vectors
     data = JudgedVectors(embedder.info, int(embedder.dim), {}, {}, indexes)

@@ -15,6 +15,7 @@ from mmdemo.data import Job, JobItem, MediaItem, Store, default_store
 from mmdemo.media.files import MediaError, is_video_path, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.search import retrieval
+from mmdemo.services import default_services
 from mmdemo.tasks import table
 from mmdemo.tasks.table import Task
 
@@ -162,13 +163,13 @@ def items_from(
         return ItemSource([Path(f) for f in files], "upload")
     name = index_name or retrieval.DEFAULT_INDEX
     if query is None:
-        paths = retrieval.indexed_paths(name, store=store)
+        paths = default_services().index.indexed_paths(name, store=store)
         if not paths:
             raise LabelingError(f"index {name!r} holds no items")
         return ItemSource([Path(p) for p in paths], f"index {name}")
     if not 1 <= int(k) <= MAX_ITEMS:
         raise LabelingError(f"take between 1 and {MAX_ITEMS} results of the query, not {k}")
-    found = retrieval.search(text=query, k=int(k), name=name, store=store)
+    found = default_services().index.search(text=query, k=int(k), name=name, store=store)
     if not found.results:
         raise LabelingError(f"the query {query!r} found nothing in index {name!r}")
     paths = [Path(result.path) for result in found.results]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from mmdemo import config
 from mmdemo.serving import hub, zerogpu
 from mmdemo.serving.catalog import PROFILE_TABLES
+from mmdemo.serving.devices import detect_device, pick_dtype
 from mmdemo.serving.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec
 
 if TYPE_CHECKING:
@@ -69,38 +70,6 @@ class ModelStatus:
     load_seconds: float | None
     parameters: int | None
     why: str
-
-
-def pick_device(override: str | None, cuda_available: bool, mps_available: bool) -> str:
-    """CUDA, else Apple MPS, else CPU; an explicit override (`MMDEMO_DEVICE`) wins."""
-    if override:
-        return override
-    if cuda_available:
-        return "cuda"
-    if mps_available:
-        return "mps"
-    return "cpu"
-
-
-def detect_device() -> str:
-    import torch
-
-    mps = getattr(torch.backends, "mps", None)
-    return pick_device(config.device_override(), torch.cuda.is_available(), bool(mps and mps.is_available()))
-
-
-def gpu_expected(device_nodes: Path = Path("/dev")) -> bool:
-    """Whether models will run on a GPU, guessed without importing torch (the app is built before any model
-    loads): `MMDEMO_DEVICE`, a ZeroGPU Space, or the NVIDIA driver's device files."""
-    if override := config.device_override():
-        return not override.startswith("cpu")
-    return config.on_zero_gpu() or any(device_nodes.glob("nvidia[0-9]*"))
-
-
-def pick_dtype(device: str, spec: ModelSpec) -> Any:
-    import torch
-
-    return torch.float16 if device.startswith("cuda") and spec.half else torch.float32
 
 
 class Registry:
@@ -444,7 +413,8 @@ _default_lock = threading.Lock()
 
 
 def default_registry() -> Registry:
-    """The process-wide registry shared by the UI, the CLI and training."""
+    """The process's registry, for entry points only (`mmdemo.services.default_services`, the CLI): library
+    code takes a `Registry` argument."""
     global _default
     with _default_lock:
         if _default is None:
@@ -453,94 +423,18 @@ def default_registry() -> Registry:
 
 
 def configure(profile: str | None = None, **options: Any) -> Registry:
-    """Replace the process-wide registry (the CLI's `--profile`, tests)."""
+    """Replace the process's registry with a new one (the CLI's `--profile`); the old one unloads."""
+    with _default_lock:
+        previous = _default
+    if previous is not None:
+        previous.unload()
+    return set_default_registry(Registry(profile, **options))
+
+
+def set_default_registry(registry: Registry | None) -> Registry:
+    """Make `registry` the process's (None: a fresh one on next use); returns it. Tests use this to hand
+    the CLI or the app a registry they built."""
     global _default
     with _default_lock:
-        if _default is not None:
-            _default.unload()
-        _default = Registry(profile, **options)
-        return _default
-
-
-def get(task: str) -> Any:
-    return default_registry().get(task)
-
-
-def status() -> list[ModelStatus]:
-    return default_registry().status()
-
-
-STATUS_COLUMNS = (
-    "task",
-    "model",
-    "profile",
-    "source",
-    "device",
-    "dtype",
-    "loaded",
-    "load s",
-    "parameters",
-    "why",
-)
-
-
-def status_rows(statuses: list[ModelStatus]) -> list[list[Any]]:
-    """Status as table rows (the CLI and the Status tab show the same columns)."""
-    return [
-        [
-            s.task,
-            s.name,
-            s.profile,
-            s.source,
-            s.device,
-            s.dtype,
-            "yes" if s.loaded else "no",
-            "" if s.load_seconds is None else f"{s.load_seconds:.2f}",
-            "" if s.parameters is None else f"{s.parameters:,}",
-            s.why,
-        ]
-        for s in statuses
-    ]
-
-
-VERSION_COLUMNS = (
-    "task",
-    "version",
-    "status",
-    "serving",
-    "base model",
-    "profile",
-    "from",
-    "metrics",
-    "by",
-    "created",
-)
-
-
-def _metric_summary(metrics: dict[str, Any]) -> str:
-    before, after = metrics.get("before", {}), metrics.get("after", {})
-    return ", ".join(f"{name} {before[name]:.4g}→{after[name]:.4g}" for name in before if name in after)
-
-
-def version_rows(registry: Registry, versions: list[ModelVersion]) -> list[list[Any]]:
-    """Versions as table rows, marking the ones this registry serves (the CLI and the Status tab)."""
-    served: dict[str, str | None] = {}
-    for version in versions:
-        if version.task not in served:
-            active = registry.active_version(version.task)
-            served[version.task] = active.version if active is not None else None
-    return [
-        [
-            v.task,
-            v.version,
-            v.status,
-            "yes" if served[v.task] == v.version else "",
-            v.base_model,
-            v.profile,
-            v.parent_version,
-            _metric_summary(v.metrics) or v.metrics.get("error", ""),
-            v.user,
-            v.created_at[:19].replace("T", " "),
-        ]
-        for v in versions
-    ]
+        _default = registry
+    return registry  # type: ignore[return-value]

@@ -12,7 +12,6 @@ from typing import Any
 from mmdemo.data import Store, default_store
 from mmdemo.media.files import ImageSource
 from mmdemo.media.images import remember_images
-from mmdemo.serving import registry as registry_module
 from mmdemo.serving.models.base import CaptionOptions, ModelInfo
 from mmdemo.serving.registry import Registry
 from mmdemo.tasks.corrections import CONFIRMED, corrected_text, prediction_to_correct
@@ -91,7 +90,7 @@ def caption_images(
     *,
     user: str | None = None,
     skip_bad: bool = False,
-    registry: Registry | None = None,
+    registry: Registry,
     store: Store | None = None,
 ) -> tuple[list[CaptionResult], list[str]]:
     """Caption images in one batched model call and record each caption as a prediction.
@@ -101,7 +100,7 @@ def caption_images(
     store = store or default_store()
     options = options or CaptionOptions()
     inputs, skipped = remember_images(sources, store, skip_bad=skip_bad)
-    captioner = (registry or registry_module.default_registry()).get(TASK)
+    captioner = registry.get(TASK)
     started = time.perf_counter()
     captions = captioner.caption([item.image for item in inputs], options)
     latency_ms = (time.perf_counter() - started) * 1000
@@ -138,7 +137,7 @@ def caption_image(
     options: CaptionOptions | None = None,
     *,
     user: str | None = None,
-    registry: Registry | None = None,
+    registry: Registry,
     store: Store | None = None,
 ) -> CaptionResult:
     results, _ = caption_images(

@@ -14,29 +14,42 @@ if TYPE_CHECKING:
 RELEVANCE_THRESHOLD = 0.3
 
 
+def _registry() -> Any:
+    """The labeling tab's pre-fills run with the process's services (the tab's entry point)."""
+    from mmdemo.services import default_services
+
+    return default_services().registry
+
+
 def predict_caption(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
     from mmdemo.tasks import captioning
 
-    return captioning.caption_image(media.path, user=job.created_by, store=store).prediction_id
+    return captioning.caption_image(
+        media.path, user=job.created_by, store=store, registry=_registry()
+    ).prediction_id
 
 
 def predict_answer(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
     from mmdemo.tasks import vqa
 
-    return vqa.ask(media.path, item.prompt, user=job.created_by, store=store).prediction_id
+    return vqa.ask(
+        media.path, item.prompt, user=job.created_by, store=store, registry=_registry()
+    ).prediction_id
 
 
 def predict_video_label(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
     from mmdemo.tasks import video_classify
 
-    result = video_classify.classify_video(media.path, job.labels, user=job.created_by, store=store)
+    result = video_classify.classify_video(
+        media.path, job.labels, user=job.created_by, store=store, registry=_registry()
+    )
     return int(result.prediction_id)  # type: ignore[arg-type]
 
 
 def predict_relevance(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
-    from mmdemo.search import retrieval
+    from mmdemo.services import default_services
 
-    score, model = retrieval.similarity(item.prompt, media.path)
+    score, model = default_services().index.similarity(item.prompt, media.path)
     label = job.labels[0] if score >= RELEVANCE_THRESHOLD else job.labels[1]
     return store.record_prediction(
         "retrieval",

@@ -25,7 +25,7 @@ from mmdemo.media.video import ClipInfo, SampledClip, sample_clip
 from mmdemo.serving.hub import ModelUnavailable
 from mmdemo.serving.models.base import ModelInfo
 from mmdemo.serving.models.fusion_head import FusionHead
-from mmdemo.serving.registry import Registry, UnknownTask, default_registry
+from mmdemo.serving.registry import Registry, UnknownTask
 from mmdemo.tasks import fusion
 from mmdemo.tasks.corrections import CONFIRMED, corrected_text, prediction_to_correct
 from mmdemo.tasks.fusion import AUDIO, VISUAL
@@ -263,7 +263,7 @@ def classify_video(
     n_frames: int = DEFAULT_FRAMES,
     user: str | None = None,
     *,
-    registry: Registry | None = None,
+    registry: Registry,
     store: Store | None = None,
     record: bool = True,
 ) -> VideoClassification:
@@ -273,7 +273,6 @@ def classify_video(
     path = Path(path)
     labels = clean_labels(labels)
     requested = dict(fusion.DEFAULT_WEIGHTS if weights is None else weights)
-    registry = registry or default_registry()
     started = time.perf_counter()
     head_notes: list[str] = []
     head = serving_head(registry, labels, head_notes)

@@ -10,7 +10,6 @@ from typing import Any
 from mmdemo.data import Store, default_store
 from mmdemo.media.files import ImageSource
 from mmdemo.media.images import media_id_of, remember_image
-from mmdemo.serving import registry as registry_module
 from mmdemo.serving.models.base import ModelInfo
 from mmdemo.serving.registry import Registry
 from mmdemo.tasks.captioning import model_label
@@ -63,7 +62,7 @@ def ask_questions(
     *,
     user: str | None = None,
     top_k: int = TOP_K,
-    registry: Registry | None = None,
+    registry: Registry,
     store: Store | None = None,
 ) -> list[AnswerResult]:
     """Answer several questions about one image in one batched model call; each answer is recorded."""
@@ -74,7 +73,7 @@ def ask_questions(
     cleaned = [clean_question(question) for question in questions]
     if not cleaned:
         raise QuestionError("no question given: type a question about the image")
-    answerer = (registry or registry_module.default_registry()).get(TASK)
+    answerer = registry.get(TASK)
     started = time.perf_counter()
     answers = answerer.answer([item.image] * len(cleaned), [text for text, _ in cleaned], top_k=top_k)
     latency_ms = (time.perf_counter() - started) * 1000
@@ -113,7 +112,7 @@ def ask(
     *,
     user: str | None = None,
     top_k: int = TOP_K,
-    registry: Registry | None = None,
+    registry: Registry,
     store: Store | None = None,
 ) -> AnswerResult:
     return ask_questions(source, [question or ""], user=user, top_k=top_k, registry=registry, store=store)[0]

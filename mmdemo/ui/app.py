@@ -8,6 +8,7 @@ import gradio as gr
 
 from mmdemo import __version__, accounts
 from mmdemo.search.retrieval import Search
+from mmdemo.services import Services, default_services
 from mmdemo.ui import captioning, labeling, retrieval, status, video, vqa
 
 CHEAP_CONCURRENCY = 4  # database reads and corrections: short, and never queued behind a model call
@@ -20,19 +21,20 @@ INTRO = (
 )
 
 
-def build_app() -> gr.Blocks:
-    """The app with its queue set up: model events are limited per tab (`mmdemo.ui.runtime.model_queue`);
-    other events run up to `CHEAP_CONCURRENCY` at once each."""
+def build_app(services: Services | None = None) -> gr.Blocks:
+    """The app over `services` (the process's when None), with its queue set up: model events are limited per
+    tab (`mmdemo.ui.runtime.model_queue`); other events run up to `CHEAP_CONCURRENCY` at once each."""
+    services = services if services is not None else default_services()
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         labeling.build_header(demo)
         with gr.Tabs() as tabs:
-            found = retrieval.build(demo)
-            caption_image = captioning.build(demo)
-            vqa_image = vqa.build(demo)
-            video.build(demo)
-            labeling.build(demo)
-            status.build(demo)
+            found = retrieval.build(demo, services.index)
+            caption_image = captioning.build(demo, services.registry)
+            vqa_image = vqa.build(demo, services.registry)
+            video.build(demo, services.registry)
+            labeling.build(demo)  # still looks the process's services up (`mmdemo.services.default_services`)
+            status.build(demo, services.registry)
         send_picked_result(found, caption_image, vqa_image, tabs)
     return demo.queue(default_concurrency_limit=CHEAP_CONCURRENCY)
 
@@ -60,4 +62,4 @@ def launch_options() -> dict[str, object]:
 
 
 def launch(host: str = "0.0.0.0", port: int = 7860, share: bool = False) -> None:
-    build_app().launch(server_name=host, server_port=port, share=share, **launch_options())
+    build_app(default_services()).launch(server_name=host, server_port=port, share=share, **launch_options())

@@ -8,9 +8,10 @@ from typing import Any
 import gradio as gr
 
 from mmdemo.serving.models.base import ModelInfo
+from mmdemo.serving.registry import Registry
 from mmdemo.tasks import captioning
 from mmdemo.ui.common import current_user, friendly
-from mmdemo.ui.runtime import model_queue, prepare_models
+from mmdemo.ui.runtime import bind, model_queue, prepare_models
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "images"
 EXAMPLES = ("cat", "coffee", "motorcycle", "rocket", "flower", "astronaut", "clock", "coins")
@@ -67,6 +68,7 @@ def _options(
 
 @friendly
 def caption_one(
+    registry: Registry,
     image: str | None,
     strategy: str,
     beams: float,
@@ -79,8 +81,8 @@ def caption_one(
     """Caption, model description, prediction id, and a cleared "saved" line."""
     options, notes = _options(strategy, beams, max_length, temperature, prefix)
     if image:  # no image gets its message without a model load first
-        prepare_models(progress, [captioning.TASK])
-    result = captioning.caption_image(image, options, user=current_user(request))
+        prepare_models(progress, [captioning.TASK], registry)
+    result = captioning.caption_image(image, options, user=current_user(request), registry=registry)
     notes = [*notes, *result.notes]
     for note in notes:
         gr.Warning(note)
@@ -96,6 +98,7 @@ def save_correction(prediction_id: int | None, caption: str, request: gr.Request
 
 @friendly
 def caption_many(
+    registry: Registry,
     files: list[str] | None,
     strategy: str,
     beams: float,
@@ -108,9 +111,11 @@ def caption_many(
     """Gallery, editable table of captions, model description, and a cleared "saved" line."""
     options, notes = _options(strategy, beams, max_length, temperature, prefix)
     if files:
-        prepare_models(progress, [captioning.TASK])
+        prepare_models(progress, [captioning.TASK], registry)
     paths = [str(file) for file in files or []]
-    results, skipped = captioning.caption_images(paths, options, user=current_user(request), skip_bad=True)
+    results, skipped = captioning.caption_images(
+        paths, options, user=current_user(request), skip_bad=True, registry=registry
+    )
     for message in skipped:
         gr.Warning(f"skipped {message}")
     notes = [*notes, *(f"{r.name}: {note}" for r in results for note in r.notes)]
@@ -131,8 +136,9 @@ def save_batch_corrections(table: list[list[Any]] | None, request: gr.Request) -
     return "✔ saved as correction " + ", ".join(f"#{i}" for i in saved)
 
 
-def build(demo: gr.Blocks) -> gr.Image:
-    """The tab; returns its image input, which the Retrieval tab can fill."""
+def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
+    """The tab, captioning with `registry`'s model; returns its image input, which the Retrieval tab can
+    fill."""
     with gr.Tab("Captioning", id="captioning"):
         gr.Markdown(
             "Describe an image in words. Upload, paste or take a photo, or pick an example, then "
@@ -200,12 +206,16 @@ def build(demo: gr.Blocks) -> gr.Image:
     options = [strategy, beams, max_length, temperature, prefix]
     queue = model_queue("captioning")
     run.click(
-        caption_one, [image, *options], [caption, about, prediction, saved], api_name="caption", **queue
+        bind(caption_one, registry),
+        [image, *options],
+        [caption, about, prediction, saved],
+        api_name="caption",
+        **queue,
     )
     save.click(save_correction, [prediction, caption], [saved], api_name="correct_caption")
     image.change(cleared, outputs=[caption, about, prediction, saved], api_name="caption_new_image")
     run_batch.click(
-        caption_many,
+        bind(caption_many, registry),
         [files, *options],
         [gallery, table, batch_about, batch_saved],
         api_name="caption_batch",

@@ -14,8 +14,9 @@ from PIL import Image
 from mmdemo.media.files import MediaError, load_image, write_once
 from mmdemo.search import retrieval
 from mmdemo.search.retrieval import Result, Search
+from mmdemo.search.service import IndexService
 from mmdemo.ui.common import current_user, friendly
-from mmdemo.ui.runtime import model_queue, prepare_models
+from mmdemo.ui.runtime import bind, model_queue, prepare_models
 
 DEFAULT_K = 8
 TEXT_EXAMPLES = ["a cup of coffee", "a cat", "a motorcycle", "the moon", "a rocket launch", "a flower"]
@@ -69,40 +70,44 @@ def _show(found: Search, note: str = "") -> tuple[Gallery, str, Search, dict[int
     return gallery_value(found, {}), describe(found, note), found, {}, None, PICK_HINT
 
 
-def _ensure_index() -> str:
-    return retrieval.default_index()[1]
+def _ensure_index(service: IndexService) -> str:
+    return service.default_index()[1]
 
 
 @friendly
 def search_by_text(
+    service: IndexService,
     query: str,
     k: float,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
 ) -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
     retrieval.check_query(query)  # before a first search builds the index
-    prepare_models(progress, [EMBED_TASK])
-    note = _ensure_index()
-    return _show(retrieval.search(text=query, k=int(k)), note)
+    prepare_models(progress, [EMBED_TASK], service.registry)
+    note = _ensure_index(service)
+    return _show(service.search(text=query, k=int(k)), note)
 
 
 @friendly
 def search_by_image(
+    service: IndexService,
     image: str | None,
     k: float,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
 ) -> tuple[Any, ...]:
     if not image:
         return (gr.skip(),) * 6  # the image was cleared: keep what is shown
-    prepare_models(progress, [EMBED_TASK])
-    note = _ensure_index()
+    prepare_models(progress, [EMBED_TASK], service.registry)
+    note = _ensure_index(service)
     kept = retrieval.keep_uploads([image])[0]
-    return _show(retrieval.search(image=kept, k=int(k)), note)
+    return _show(service.search(image=kept, k=int(k)), note)
 
 
 @friendly
-def search_by_result(found: Search | None, rank: float | None, k: float) -> tuple[Any, ...]:
+def search_by_result(
+    service: IndexService, found: Search | None, rank: float | None, k: float
+) -> tuple[Any, ...]:
     result = picked(found, rank)
-    return _show(retrieval.search(image=result.path, k=int(k)))
+    return _show(service.search(image=result.path, k=int(k)))
 
 
 def picked(found: Search | None, rank: float | None) -> Result:
@@ -184,15 +189,19 @@ def judge_not_relevant(
 
 
 @friendly
-def add_images(files: list[str] | None, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+def add_images(
+    service: IndexService,
+    files: list[str] | None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
+) -> str:
     if not files:
         raise gr.Error("Choose one or more images to add.", print_exception=False)
-    _ensure_index()
+    _ensure_index(service)
     kept = retrieval.keep_uploads(files)
-    report = retrieval.ingest(
+    report = service.ingest(
         kept, progress=lambda done, total: progress((done, total), desc="Embedding images", unit="images")
     )
-    size = len(retrieval.open_index())
+    size = len(service.open_index())
     message = (
         f"Added {len(report.added)} image(s); already in the index: {len(report.already_indexed)}; "
         f"could not be read: {len(report.failed)}. The index now holds {size} images."
@@ -204,7 +213,8 @@ def add_images(files: list[str] | None, progress: gr.Progress = gr.Progress()) -
     return message
 
 
-def build(demo: gr.Blocks) -> Handoff:
+def build(demo: gr.Blocks, service: IndexService) -> Handoff:
+    """The tab, searching `service`'s indexes; returns what other tabs take from it."""
     samples = retrieval.SAMPLES_DIR
     with gr.Tab("Retrieval", id="retrieval"):
         gr.Markdown(
@@ -277,11 +287,14 @@ def build(demo: gr.Blocks) -> Handoff:
         return gr.Gallery(selected_index=None)
 
     queue = model_queue("retrieval")
+    by_text = bind(search_by_text, service)
     for event in (
-        text_button.click(search_by_text, [text, k], shown, api_name="search_text", **queue),
-        text.submit(search_by_text, [text, k], shown, api_name="search_text_submit", **queue),
-        image.change(search_by_image, [image, k], shown, api_name="search_image", **queue),
-        by_result.click(search_by_result, [found, rank, k], shown, api_name="search_by_result", **queue),
+        text_button.click(by_text, [text, k], shown, api_name="search_text", **queue),
+        text.submit(by_text, [text, k], shown, api_name="search_text_submit", **queue),
+        image.change(bind(search_by_image, service), [image, k], shown, api_name="search_image", **queue),
+        by_result.click(
+            bind(search_by_result, service), [found, rank, k], shown, api_name="search_by_result", **queue
+        ),
     ):
         event.success(unselect, None, gallery, api_name=False, queue=False)
     gallery.select(pick_result, [found], [rank, selection], api_name="pick_result")
@@ -291,5 +304,5 @@ def build(demo: gr.Blocks) -> Handoff:
     not_relevant.click(
         judge_not_relevant, [found, rank, judged], [gallery, judged, selection], api_name="judge_not_relevant"
     )
-    add.click(add_images, [files], [added], api_name="add_images", **queue)
+    add.click(bind(add_images, service), [files], [added], api_name="add_images", **queue)
     return Handoff(found=found, rank=rank, caption_this=caption_this, ask_about_this=ask_about_this)

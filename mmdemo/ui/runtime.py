@@ -3,13 +3,15 @@ while a model loads on its first use (start-up loads nothing)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gradio as gr
 
 from mmdemo import config
-from mmdemo.serving import registry
+from mmdemo.serving.devices import gpu_expected
 from mmdemo.serving.registry import Registry, spec_key
 
 
@@ -19,17 +21,30 @@ def model_queue(tab: str) -> dict[str, Any]:
     behind a model call."""
     return {
         "concurrency_id": f"{tab}-model",
-        "concurrency_limit": config.model_concurrency(registry.gpu_expected()),
+        "concurrency_limit": config.model_concurrency(gpu_expected()),
     }
 
 
-def prepare_models(progress: gr.Progress, tasks: Sequence[str], active: Registry | None = None) -> None:
+def prepare_models(progress: gr.Progress, tasks: Sequence[str], active: Registry) -> None:
     """Load the models for `tasks` that are not loaded yet, saying so ("loading <model> (first use)…"), then
     announce the run itself."""
-    active = active or registry.default_registry()
     for step, task in enumerate(tasks):
         spec = active.serving_spec(task)
         if spec_key(spec) not in active.loaded_names():
             progress(step / (2 * len(tasks)), desc=f"loading {spec.name} (first use)…")
             active.get(task)
     progress(0.5, desc="running…")
+
+
+def bind(function: Callable[..., Any], service: object) -> Callable[..., Any]:
+    """`function` with its first argument (the tab's registry or index service) given, as a Gradio event
+    handler. Not `functools.partial`: Gradio reads the handler's signature and type hints to inject
+    `gr.Request` and `gr.Progress`, and finds no type hints on a partial."""
+
+    @functools.wraps(function)
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        return function(service, *args, **kwargs)
+
+    parameters = list(inspect.signature(function).parameters.values())[1:]
+    handler.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return handler

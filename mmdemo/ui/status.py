@@ -6,32 +6,32 @@ from __future__ import annotations
 import gradio as gr
 
 from mmdemo import accounts
-from mmdemo.serving import registry
+from mmdemo.serving import reporting
 from mmdemo.serving.models.base import PUBLIC_TASKS
+from mmdemo.serving.registry import Registry
 from mmdemo.tasks.table import TASK_NAMES
 from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.runtime import bind
 
 
-def status_view() -> tuple[str, list[list[object]]]:
-    active = registry.default_registry()
+def status_view(active: Registry) -> tuple[str, list[list[object]]]:
     summary = f"**Profile:** `{active.profile}` · **device:** `{active.device}`"
-    return summary, registry.status_rows(active.status())
+    return summary, reporting.status_rows(active.status())
 
 
-def versions_view() -> list[list[object]]:
-    active = registry.default_registry()
-    return registry.version_rows(active, active.versions())
+def versions_view(active: Registry) -> list[list[object]]:
+    return reporting.version_rows(active, active.versions())
 
 
 @friendly
-def rollback_version(task: str, to_version: str, request: gr.Request | None = None) -> str:
+def rollback_version(active: Registry, task: str, to_version: str, request: gr.Request | None = None) -> str:
     """Stop serving a task's newest version (or go back to `to_version`); admins only once accounts or
     MMDEMO_ADMINS exist (`accounts.may_roll_back`)."""
     user = current_user(request)
     accounts.require_roll_back(user)
     if not task:
         raise gr.Error("pick the task to roll back")
-    serving = registry.default_registry().rollback(task, to_version.strip() or None, user=user)
+    serving = active.rollback(task, to_version.strip() or None, user=user)
     return f"**{task}** now serves `{serving}` (rolled back by {user})."
 
 
@@ -48,14 +48,15 @@ def read_only_table(
     )
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks, active: Registry) -> None:
+    status_of, versions_of = bind(status_view, active), bind(versions_view, active)
     with gr.Tab("Status", id="status"):
         gr.Markdown(
             "Models load on first use. Each row says which model serves a task and why it was chosen."
         )
         summary = gr.Markdown()
         table = read_only_table(
-            registry.STATUS_COLUMNS,
+            reporting.STATUS_COLUMNS,
             ["7%", "15%", "8%", "15%", "6%", "7%", "6%", "6%", "9%", "21%"],
             elem_id="status-table",
             max_height=900,
@@ -67,7 +68,7 @@ def build(demo: gr.Blocks) -> None:
                 "of a task is served at once, without a restart; rolling back serves the one before it."
             )
             versions = read_only_table(
-                registry.VERSION_COLUMNS,
+                reporting.VERSION_COLUMNS,
                 ["7%", "8%", "9%", "8%", "17%", "8%", "6%", "17%", "7%", "13%"],
                 elem_id="versions-table",
                 max_height=500,
@@ -82,13 +83,16 @@ def build(demo: gr.Blocks) -> None:
                 rollback = gr.Button("Roll back", variant="stop", elem_id="rollback-button")
                 refresh_versions = gr.Button("Refresh versions", size="sm")
             rollback_message = gr.Markdown()
-    refresh.click(status_view, outputs=[summary, table], api_name="status")
-    refresh_versions.click(versions_view, outputs=versions, api_name="versions")
+    refresh.click(status_of, outputs=[summary, table], api_name="status")
+    refresh_versions.click(versions_of, outputs=versions, api_name="versions")
     # The tables refresh after the rollback either way; a failed rollback leaves them showing, not blanked.
     rollback.click(
-        rollback_version, inputs=[task, to_version], outputs=rollback_message, api_name="rollback"
-    ).then(versions_view, outputs=versions, api_name=False).then(
-        status_view, outputs=[summary, table], api_name=False
+        bind(rollback_version, active),
+        inputs=[task, to_version],
+        outputs=rollback_message,
+        api_name="rollback",
+    ).then(versions_of, outputs=versions, api_name=False).then(
+        status_of, outputs=[summary, table], api_name=False
     )
-    demo.load(status_view, outputs=[summary, table], api_name=False)
-    demo.load(versions_view, outputs=versions, api_name=False)
+    demo.load(status_of, outputs=[summary, table], api_name=False)
+    demo.load(versions_of, outputs=versions, api_name=False)

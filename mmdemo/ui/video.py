@@ -9,6 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from mmdemo.media.video import MAX_DURATION_S
+from mmdemo.serving.registry import Registry
 from mmdemo.tasks.fusion import AUDIO, DEFAULT_WEIGHTS, VISUAL
 from mmdemo.tasks.video_classify import (
     DEFAULT_FRAMES,
@@ -24,7 +25,7 @@ from mmdemo.tasks.video_classify import (
     save_label_set,
 )
 from mmdemo.ui.common import current_user, friendly
-from mmdemo.ui.runtime import model_queue, prepare_models
+from mmdemo.ui.runtime import bind, model_queue, prepare_models
 
 SAMPLE_CLIPS = Path(__file__).resolve().parents[2] / "assets" / "videos"
 PLOT_COLUMNS = ["time (s)", "score", "label"]
@@ -80,6 +81,7 @@ def notes_text(result: VideoClassification) -> str:
 
 @friendly
 def classify(
+    registry: Registry,
     video: str | None,
     labels_text: str,
     visual_weight: float,
@@ -90,13 +92,14 @@ def classify(
 ) -> tuple[Any, ...]:
     labels = labels_from_text(labels_text)  # a bad label list gets its message without a model load first
     if video:
-        prepare_models(progress, ["embed", "audio"] if audio_weight > 0 else ["embed"])
+        prepare_models(progress, ["embed", "audio"] if audio_weight > 0 else ["embed"], registry)
     result = classify_video(
         video,
         labels,
         {VISUAL: visual_weight, AUDIO: audio_weight},
         n_frames=int(frames),
         user=current_user(request),
+        registry=registry,
     )
     return (
         _scores(result.fused),
@@ -140,7 +143,8 @@ def refresh_label_sets() -> Any:
     return gr.Dropdown(choices=label_set_names())
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks, registry: Registry) -> None:
+    """The tab, classifying with `registry`'s models."""
     with gr.Tab("Video", id="video"):
         gr.Markdown(HELP)
         with gr.Row():
@@ -201,7 +205,7 @@ def build(demo: gr.Blocks) -> None:
         correction_message = gr.Markdown(elem_id="video-correction-message")
 
     run.click(
-        classify,
+        bind(classify, registry),
         inputs=[video, labels, visual_weight, audio_weight, frames],
         outputs=[
             fused,

@@ -6,10 +6,11 @@ from typing import Any
 
 import gradio as gr
 
+from mmdemo.serving.registry import Registry
 from mmdemo.tasks import vqa
 from mmdemo.ui.captioning import ASSETS, describe, image_input
 from mmdemo.ui.common import current_user, friendly
-from mmdemo.ui.runtime import model_queue, prepare_models
+from mmdemo.ui.runtime import bind, model_queue, prepare_models
 
 EXAMPLES = (
     ("cat", "What is this?"),
@@ -25,6 +26,7 @@ def example_questions() -> list[list[str]]:
 
 @friendly
 def ask(
+    registry: Registry,
     image: str | None,
     question: str,
     request: gr.Request,
@@ -32,8 +34,8 @@ def ask(
 ) -> tuple[str, dict[str, float], str, int, str, list[list[Any]]]:
     """Answer, top answers, model description, prediction id, a cleared "saved" line, and the history."""
     if image and (question or "").strip():  # bad input gets its message without a model load first
-        prepare_models(progress, [vqa.TASK])
-    result = vqa.ask(image, question, user=current_user(request))
+        prepare_models(progress, [vqa.TASK], registry)
+    result = vqa.ask(image, question, user=current_user(request), registry=registry)
     for note in result.notes:
         gr.Warning(note)
     about = describe(result.model, result.latency_ms, result.notes)
@@ -57,8 +59,9 @@ def new_image(image: str | None) -> tuple[str, None, str, None, str, list[list[A
     return "", None, "", None, "", vqa.question_history(image)
 
 
-def build(demo: gr.Blocks) -> gr.Image:
-    """The tab; returns its image input, which the Retrieval tab can fill."""
+def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
+    """The tab, answering with `registry`'s model; returns its image input, which the Retrieval tab can
+    fill."""
     with gr.Tab("VQA", id="vqa"):
         gr.Markdown(
             "Ask a question about an image. Ask as many as you like: each one is kept in the history below. "
@@ -102,7 +105,7 @@ def build(demo: gr.Blocks) -> gr.Image:
 
     gr.on(
         [run.click, question.submit],
-        ask,
+        bind(ask, registry),
         [image, question],
         [answer, top, about, prediction, saved, table],
         api_name="ask",

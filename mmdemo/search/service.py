@@ -1,0 +1,400 @@
+"""The index service: the process's named indexes, loaded once, each with its own locks.
+
+One `IndexService` is created per process (`mmdemo.services`) and passed to whoever searches or ingests.
+Each index folder has two locks: `write` lets one writer (ingest, rebuild, remove) at a time change it, and
+`live` guards the loaded copy that searches read. Embedding happens under `write` only, so searches go on
+while images are embedded; a rebuild embeds into a staging index and swaps the new generation in under a
+short `live` lock, so searches of the live generation keep answering until the swap.
+
+Ingestion records media first and saves the index after every batch, so an interrupted run leaves the index a
+subset of the store, and re-running embeds only what the index lacks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mmdemo import config
+from mmdemo.data import Store, default_store
+from mmdemo.media.files import MediaError, file_hash, is_image_path, load_image
+from mmdemo.search import index
+from mmdemo.search.index import VectorIndex
+from mmdemo.search.retrieval import (
+    BATCH_SIZE,
+    DEFAULT_INDEX,
+    SAMPLES_DIR,
+    IngestReport,
+    Progress,
+    Result,
+    Search,
+    active_adapter,
+    check_query,
+    results_of,
+    similarity,
+    walk,
+)
+from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo, batched
+from mmdemo.serving.models.embedding_adapter import EmbeddingAdapter
+from mmdemo.serving.registry import BASE_VERSION, Registry
+
+
+@dataclass
+class IndexSlot:
+    """One index folder's locks and its copies in memory."""
+
+    write: threading.RLock = field(default_factory=threading.RLock)  # one writer at a time
+    live: threading.RLock = field(default_factory=threading.RLock)  # the loaded copy: searches, changes, swap
+    loaded: VectorIndex | None = None
+    mapped: tuple[tuple[int, str], VectorIndex] | None = None  # (index version, adapter version) -> copy
+
+
+class IndexService:
+    """Named vector indexes under one root, embedded by the registry's `embed` model."""
+
+    def __init__(self, registry: Registry, *, root: Path | None = None, store: Store | None = None) -> None:
+        self.registry = registry
+        self._root = Path(root) if root is not None else None  # None: `config.index_dir()` at each call
+        self._store = store  # None: the process-wide store at each call
+        self._guard = threading.Lock()  # the slot table only
+        self._slots: dict[Path, IndexSlot] = {}
+
+    @property
+    def root(self) -> Path:
+        return self._root if self._root is not None else config.index_dir()
+
+    def embedder(self, embedder: ImageTextEmbedder | None = None) -> ImageTextEmbedder:
+        return embedder if embedder is not None else self.registry.get("embed")
+
+    def _store_or_default(self, store: Store | None) -> Store:
+        return store or self._store or default_store()
+
+    def _slot(self, name: str) -> IndexSlot:
+        folder = (self.root / name).resolve()
+        with self._guard:
+            return self._slots.setdefault(folder, IndexSlot())
+
+    def _forget(self, name: str) -> None:
+        with self._guard:
+            self._slots.pop((self.root / name).resolve(), None)
+
+    # -- loading ----------------------------------------------------------------------------------------
+    def load(self, name: str, embedder: ModelInfo | None = None) -> VectorIndex:
+        """A saved index, kept in memory while its manifest says it is unchanged (the CLI may write it
+        too)."""
+        slot = self._slot(name)
+        with slot.live:
+            manifest = index.read_manifest(name, self.root)
+            if embedder is not None:
+                index.check_embedder(manifest, embedder)
+            if slot.loaded is None or slot.loaded.manifest != manifest:
+                slot.loaded = VectorIndex.load(name, self.root, embedder)
+            return slot.loaded
+
+    def open_or_create(
+        self, name: str, embedder: ImageTextEmbedder, *, expected_count: int = 0, index_type: str = "auto"
+    ) -> tuple[VectorIndex, bool]:
+        """The named index, refused if another embedder built it; a new one when there is none yet."""
+        if index.exists(name, self.root):
+            return self.load(name, embedder.info), False
+        chosen = index.choose_index_type(expected_count) if index_type == "auto" else index_type
+        return VectorIndex.create(name, self.root, embedder.info, embedder.dim, chosen), True
+
+    def default_index(
+        self,
+        *,
+        embedder: ImageTextEmbedder | None = None,
+        store: Store | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[VectorIndex, str]:
+        """The default index, built from `assets/` on first use and rebuilt when the embedder changed.
+
+        Returns the index and a note of what was done ("" when it was simply loaded)."""
+        embedder = self.embedder(embedder)
+        try:
+            return self.load(DEFAULT_INDEX, embedder.info), ""  # the common case takes no writer's lock
+        except (index.IndexNotFound, index.EmbedderMismatch):
+            pass
+        with self._slot(DEFAULT_INDEX).write:  # another caller may have built it meanwhile: look again
+            if not index.exists(DEFAULT_INDEX, self.root):
+                report = self.ingest(
+                    [SAMPLES_DIR], DEFAULT_INDEX, embedder=embedder, store=store, progress=progress
+                )
+                note = f"Built the default index of {len(report.added)} sample photos."
+            else:
+                try:
+                    return self.load(DEFAULT_INDEX, embedder.info), ""
+                except index.EmbedderMismatch:
+                    report = self.rebuild(DEFAULT_INDEX, embedder=embedder, store=store, progress=progress)
+                    note = f"Rebuilt the default index ({len(report.added)} images) for the active embedder."
+            return self.load(DEFAULT_INDEX, embedder.info), note
+
+    def open_index(
+        self,
+        name: str = DEFAULT_INDEX,
+        *,
+        embedder: ImageTextEmbedder | None = None,
+        store: Store | None = None,
+    ) -> VectorIndex:
+        """A named index for searching; the default one is built or rebuilt as needed."""
+        if name == DEFAULT_INDEX:
+            return self.default_index(embedder=embedder, store=store)[0]
+        return self.load(name, self.embedder(embedder).info)
+
+    def indexed_paths(self, name: str = DEFAULT_INDEX, *, store: Store | None = None) -> list[str]:
+        """The files of every item in a saved index, in the order they were added (a labeling job's items).
+
+        The default index is built from the sample photos first if it does not exist yet."""
+        store = self._store_or_default(store)
+        vectors = self.open_index(name, store=store) if name == DEFAULT_INDEX else self.load(name)
+        return [item.path for media_id in vectors.ids if (item := store.media(media_id)) is not None]
+
+    # -- writing ----------------------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        name: str = DEFAULT_INDEX,
+        *,
+        embedder: ImageTextEmbedder | None = None,
+        store: Store | None = None,
+        index_type: str = "auto",
+        batch_size: int = BATCH_SIZE,
+        progress: Progress | None = None,
+        show_bar: bool = False,
+    ) -> IngestReport:
+        """Embed every image under `paths` that the index lacks, in batches; unreadable files are reported."""
+        embedder, store = self.embedder(embedder), self._store_or_default(store)
+        files, failed = walk(paths)
+        slot = self._slot(name)
+        with slot.write:
+            vectors, built = self.open_or_create(
+                name, embedder, expected_count=len(files), index_type=index_type
+            )
+            report = IngestReport(index_name=name, failed=failed, built=built)
+            pending = _pending(files, vectors, report)
+            bar = tqdm(total=len(pending), unit="img", desc=f"indexing into {name}", disable=not show_bar)
+            if progress:
+                progress(0, len(pending))
+            for done, batch in enumerate(batched(pending, batch_size), start=1):
+                images, ids, kept = [], [], []
+                for path, media_id in batch:
+                    try:
+                        loaded = load_image(path)
+                    except MediaError as error:
+                        report.failed.append((str(path), str(error)))
+                        continue
+                    store.add_media(
+                        path.resolve(), "image", width=loaded.image.width, height=loaded.image.height
+                    )
+                    images.append(loaded.image)
+                    ids.append(media_id)
+                    kept.append(str(path))
+                if images:
+                    embedded = embedder.encode_images(images)  # outside the live lock: searches go on
+                    self._add_and_save(
+                        slot, vectors, ids, embedded
+                    )  # every batch: an interrupted run keeps it
+                    report.added.extend(kept)
+                bar.update(len(batch))
+                if progress:
+                    progress(min(done * batch_size, len(pending)), len(pending))
+            bar.close()
+            if built and not index.exists(name, vectors.root):
+                self._add_and_save(slot, vectors, [], None)  # an empty index still records its embedder
+        return report
+
+    def _add_and_save(
+        self, slot: IndexSlot, vectors: VectorIndex, ids: list[str], embedded: np.ndarray | None
+    ) -> None:
+        _change_and_save(slot, vectors, lambda: vectors.add(ids, embedded) if ids else 0)  # type: ignore[arg-type]
+
+    def rebuild(
+        self,
+        name: str = DEFAULT_INDEX,
+        *,
+        embedder: ImageTextEmbedder | None = None,
+        store: Store | None = None,
+        progress: Progress | None = None,
+        show_bar: bool = False,
+    ) -> IngestReport:
+        """Re-embed every item of an index with the active embedder (after the embedder changed).
+
+        The items are embedded into a staging index while searches of the live generation go on; the new
+        vectors then become the index's next generation, swapped in under a short lock."""
+        root, store = self.root, self._store_or_default(store)
+        slot = self._slot(name)
+        with slot.write:
+            manifest = index.read_manifest(name, root)
+            old = VectorIndex.load(name, root)  # no embedder check: that is why it is being rebuilt
+            paths = [item.path for media_id in old.ids if (item := store.media(media_id)) is not None]
+            if name == DEFAULT_INDEX:
+                paths.insert(0, str(SAMPLES_DIR))
+            staging = f".{name}.rebuild"
+            if index.exists(staging, root):
+                index.remove_index(staging, root)
+            report = self.ingest(
+                paths,
+                staging,
+                embedder=embedder,
+                store=store,
+                index_type=manifest.index_type,
+                progress=progress,
+                show_bar=show_bar,
+            )
+            # The manifest switch of `save` is the one commit point: a crash leaves the old generation or the
+            # new one, never neither. A search that reads the new manifest first loads it from disk.
+            rebuilt = VectorIndex.load(staging, root)
+            rebuilt.manifest.name, rebuilt.manifest.generation = name, old.version
+            rebuilt.save()
+            with slot.live:
+                slot.loaded, slot.mapped = rebuilt, None
+            index.remove_index(staging, root)
+            self._forget(staging)
+        report.index_name = name
+        return report
+
+    def remove(self, paths: Sequence[str | Path], name: str = DEFAULT_INDEX) -> tuple[int, list[str]]:
+        """Remove the images under `paths` from an index (by content). Returns (removed, not found)."""
+        files, missing = walk(paths)
+        ids = {}
+        for path in files:
+            try:
+                ids[file_hash(path)] = str(path)
+            except OSError:
+                missing.append((str(path), str(path)))
+        slot = self._slot(name)
+        with slot.write:
+            vectors = self.load(name)
+            absent = [path for media_id, path in ids.items() if media_id not in vectors]
+            removed = _change_and_save(slot, vectors, lambda: vectors.remove(list(ids)))
+        return removed, absent + [path for path, _ in missing]
+
+    # -- search -----------------------------------------------------------------------------------------
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        image: str | Path | None = None,
+        k: int = 10,
+        name: str = DEFAULT_INDEX,
+        embedder: ImageTextEmbedder | None = None,
+        store: Store | None = None,
+    ) -> Search:
+        """Search by `text` or by an `image` file (exactly one). A query image is recorded in the store, so
+        judgements can point at it."""
+        if (text is None) == (image is None):
+            raise ValueError("search by a text or by an image, not both or neither")
+        embedder, store = self.embedder(embedder), self._store_or_default(store)
+        if text is not None:
+            query = check_query(text)
+            vectors = self.open_index(name, embedder=embedder, store=store)
+            results, adapter = self._ranked(
+                vectors, embedder.encode_texts([query]), "text", k, store, embedder
+            )
+            return Search(
+                results,
+                embedder.info,
+                vectors.name,
+                vectors.version,
+                query_text=query,
+                adapter_version=adapter,
+            )
+        loaded = load_image(image)
+        size = {"width": loaded.image.width, "height": loaded.image.height}
+        item = store.add_media(Path(image).resolve(), "image", **size)  # type: ignore[arg-type]
+        vectors = self.open_index(name, embedder=embedder, store=store)
+        results, adapter = self._ranked(
+            vectors, embedder.encode_images([loaded.image]), "image", k, store, embedder
+        )
+        return Search(
+            results,
+            embedder.info,
+            vectors.name,
+            vectors.version,
+            query_media_id=item.id,
+            query_path=str(image),
+            adapter_version=adapter,
+        )
+
+    def similarity(
+        self, text: str, image: str | Path, *, embedder: ImageTextEmbedder | None = None
+    ) -> tuple[float, ModelInfo]:
+        """The cosine of a text query and one image, as search scores them, and the embedder that did it."""
+        return similarity(text, image, self.embedder(embedder))
+
+    def _ranked(
+        self,
+        vectors: VectorIndex,
+        query: np.ndarray,
+        modality: str,
+        k: int,
+        store: Store,
+        embedder: ImageTextEmbedder,
+    ) -> tuple[list[Result], str]:
+        """Results of a query vector, through the active adapter when there is one; and its version."""
+        slot = self._slot(vectors.name)
+        adapter = active_adapter(self.registry, embedder)
+        if adapter is None:
+            with slot.live:  # a concurrent add or remove changes the FAISS index and its id map in place
+                slot.mapped = None  # rolled back: free the mapped copy
+                hits = vectors.search(query, k)[0]
+            return results_of(hits, store), BASE_VERSION
+        with slot.live:
+            hits = self.mapped_index(vectors, adapter).search(adapter.adapt(query, modality), k)[0]
+        return results_of(hits, store), adapter.info.version
+
+    def mapped_index(self, vectors: VectorIndex, adapter: EmbeddingAdapter) -> VectorIndex:
+        """The index's stored vectors through the adapter's image map, kept until the index or adapter
+        changes."""
+        key, slot = (vectors.version, adapter.info.version), self._slot(vectors.name)
+        with slot.live:
+            cached = slot.mapped
+            if cached is not None and cached[0] == key and len(cached[1]) == len(vectors):
+                return cached[1]
+            mapped = cached[1] if cached is not None and cached[0][1] == key[1] else None
+            if mapped is not None and vectors.ids[: len(mapped)] == mapped.ids:  # only grew: map the new ones
+                new_ids = vectors.ids[len(mapped) :]
+                mapped.add(new_ids, adapter.adapt_images(vectors.vectors(new_ids)))
+            else:  # a removal, or another adapter: map everything again
+                mapped = vectors.mapped(adapter.adapt_images, adapter.label)
+            slot.mapped = (key, mapped)
+            return mapped
+
+
+def _pending(files: list[Path], vectors: VectorIndex, report: IngestReport) -> list[tuple[Path, str]]:
+    """The image files the index lacks, each once, with their content hash; the others go in the report."""
+    pending: list[tuple[Path, str]] = []
+    queued: set[str] = set()
+    for path in files:
+        if not is_image_path(path):
+            report.failed.append((str(path), f"{path.name}: not an image file"))
+            continue
+        try:
+            media_id = file_hash(path)
+        except OSError as error:
+            report.failed.append((str(path), f"{path.name}: cannot be read ({error.strerror})"))
+            continue
+        if media_id in vectors or media_id in queued:
+            report.already_indexed.append(str(path))
+        else:
+            pending.append((path, media_id))
+            queued.add(media_id)
+    return pending
+
+
+def _change_and_save(slot: IndexSlot, vectors: VectorIndex, change: Callable[[], int]) -> int:
+    with slot.live:
+        try:
+            changed = change()
+            if changed or not index.exists(vectors.name, vectors.root):
+                vectors.save()
+        except BaseException:
+            slot.loaded = None  # the copy in memory may be ahead of the disk: reload it next time
+            raise
+        slot.loaded = vectors
+        return changed
