@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from mmdemo.data import Store
+import pytest
+
+from mmdemo.data import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from mmdemo.data.migrations import NAMES, SCHEMA
 from tests.conftest import ROOT
 from tests.labeling_helpers import add_accounts, make_images, make_job
 
@@ -97,3 +102,89 @@ def test_eight_processes_write_to_one_database_and_every_acknowledged_write_land
     assert all(s.value == f"{s.user} labels {s.item_id}" for s in submissions)
     # Every item was pre-filled, and the prediction it names is stored.
     assert all(check.prediction(item.prediction_id) is not None for item in check.job_items(job.id))
+
+
+def _hold_write_lock(db: Path) -> sqlite3.Connection:
+    """Another process's write in progress: a second connection holding SQLite's write lock."""
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute(
+        "INSERT INTO label_sets (name, labels, user, created_at, updated_at) "
+        "VALUES ('x', '[]', 'o', 't', 't')"
+    )
+    return other
+
+
+def test_a_write_that_reads_first_waits_for_another_process_to_commit(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    other = _hold_write_lock(store.path)
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    started = time.monotonic()
+    # Reads the row first, then writes: a deferred transaction failed here at once ("database is locked").
+    store.save_label_set("birds", ["owl"], user="ana")
+    assert time.monotonic() - started >= 0.4
+    assert store.label_set("birds") == ["owl"] and store.label_set("x") == []
+    other.close()
+
+
+def test_a_write_gives_up_after_the_busy_timeout_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMDEMO_DB_BUSY_TIMEOUT_S", "0.3")
+    store = Store(tmp_path / "db.sqlite")
+    other = _hold_write_lock(store.path)
+    started = time.monotonic()
+    with pytest.raises(
+        StoreError, match=r"locked by another process's write for 0.3 s.*MMDEMO_DB_BUSY_TIMEOUT_S"
+    ):
+        store.save_label_set("birds", ["owl"])
+    assert 0.25 <= time.monotonic() - started < 10
+    other.execute("ROLLBACK")
+    other.close()
+    store.save_label_set("birds", ["owl"])  # nothing was left half-open
+    assert store.label_set_names() == ["birds"]
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
+def test_the_busy_timeout_setting_is_checked(monkeypatch, value):
+    from mmdemo import config
+
+    monkeypatch.setenv("MMDEMO_DB_BUSY_TIMEOUT_S", value)
+    with pytest.raises(ValueError, match=r"MMDEMO_DB_BUSY_TIMEOUT_S=.*must be a number of seconds"):
+        config.db_busy_timeout_s()
+    monkeypatch.setenv("MMDEMO_DB_BUSY_TIMEOUT_S", "")
+    assert config.db_busy_timeout_s() == 30
+
+
+def test_connections_opening_a_new_database_at_once_set_it_up_once(tmp_path):
+    """Each thread's Store is its own connection and file-lock handle, as a process's would be."""
+    path = tmp_path / "fresh" / "mmdemo.db"
+    barrier = threading.Barrier(8)
+    errors: list[str] = []
+
+    def open_and_write(n: int) -> None:
+        barrier.wait()
+        try:
+            Store(path).save_label_set(f"set{n}", [f"label{n}"], user=f"user{n}")
+        except Exception as error:
+            errors.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=open_and_write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    store = Store(path)
+    assert [step.name for step in SCHEMA.applied(store.db)] == NAMES
+    assert store.schema_version == SCHEMA_VERSION and store.db.journal_mode == "wal"
+    assert store.label_set_names() == [f"set{n}" for n in range(8)]
+
+
+def test_every_migration_step_can_run_again(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    with store._write() as db:  # a step re-run (by a process that did not see it applied) changes nothing
+        for step in MIGRATIONS:
+            step(db)
+    assert store.schema_version == SCHEMA_VERSION
+    assert sorted(store.db["media"].columns_dict) == sorted(
+        Store(tmp_path / "db.sqlite").db["media"].columns_dict
+    )
