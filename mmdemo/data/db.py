@@ -1,5 +1,9 @@
 """The database core: one SQLite connection shared by threads, its lock, transactions and row mapping.
 
+Several processes may use one database file at once (the app, CLI commands, workers): writes take SQLite's
+write lock up front and wait their turn, reads run beside them (WAL), and setting up a new database or
+migrating an old one happens in one process at a time, under `<database>.lock`.
+
 Every record module (`media`, `predictions`, ...) is a mixin over `StoreCore`; `store.Store` joins them.
 A dataclass field typed `Any`, `dict[...]` or `list[...]` is a JSON text column, one typed `bool` is 0/1.
 """
