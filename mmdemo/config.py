@@ -46,6 +46,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mmdemo"
 
 
+def db_busy_timeout_s() -> float:
+    """How long a database write waits while another process writes (`MMDEMO_DB_BUSY_TIMEOUT_S`, default
+    30 seconds) before it gives up with "locked"."""
+    value = os.environ.get("MMDEMO_DB_BUSY_TIMEOUT_S", "").strip()
+    if not value:
+        return 30.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 86400:  # also refuses nan and inf
+        raise ValueError(f"MMDEMO_DB_BUSY_TIMEOUT_S={value!r} must be a number of seconds from 0 to 86400")
+    return seconds
+
+
 def max_loaded() -> int:
     return int(os.environ.get("MMDEMO_MAX_LOADED", "6"))
 

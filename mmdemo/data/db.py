@@ -1,5 +1,9 @@
 """The database core: one SQLite connection shared by threads, its lock, transactions and row mapping.
 
+Several processes may use one database file at once (the app, CLI commands, workers): writes take SQLite's
+write lock up front and wait their turn, reads run beside them (WAL), and setting up a new database or
+migrating an old one happens in one process at a time, under `<database>.lock`.
+
 Every record module (`media`, `predictions`, ...) is a mixin over `StoreCore`; `store.Store` joins them.
 A dataclass field typed `Any`, `dict[...]` or `list[...]` is a JSON text column, one typed `bool` is 0/1.
 """
@@ -18,8 +22,10 @@ from pathlib import Path
 from typing import Any, TypeVar, get_origin, get_type_hints
 
 import sqlite_utils
+from filelock import FileLock, Timeout
 from sqlite_utils.db import NotFoundError
 
+from mmdemo import config
 from mmdemo.data import migrations
 
 ANONYMOUS = "anonymous"
@@ -70,20 +76,30 @@ def from_row(cls: type[R], row: Mapping[str, Any]) -> R:
 
 
 class StoreCore:
-    """The connection (WAL, foreign keys, 30 s busy timeout), the lock and the schema. Safe to share
-    between threads; one writer at a time."""
+    """The connection (WAL, foreign keys, busy timeout), the lock and the schema. Safe to share between
+    threads, and between processes on one database file: each write takes SQLite's write lock up front,
+    waiting up to `MMDEMO_DB_BUSY_TIMEOUT_S` for another process's write to finish; reads run alongside."""
 
     def __init__(self, path: str | Path, *, migrate_to: int = migrations.SCHEMA_VERSION) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self.busy_timeout_s = config.db_busy_timeout_s()
+        connection = sqlite3.connect(self.path, check_same_thread=False, timeout=self.busy_timeout_s)
         self.db = sqlite_utils.Database(connection)
         self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.enable_wal()
         # Reads hold the lock too: a read on the shared connection while another thread commits breaks
         # sqlite-utils' savepoints ("no such savepoint") under many concurrent annotators.
         self._lock = threading.RLock()
-        self.migrate(migrate_to)
+        # Processes opening one database at once switch it to WAL and migrate it one at a time.
+        self._setup_lock = FileLock(f"{self.path}.lock", timeout=self.busy_timeout_s)
+        if not self._is_set_up(migrate_to):
+            self.migrate(migrate_to)
+
+    def _is_set_up(self, target: int) -> bool:
+        """Whether the database is in WAL mode with its schema at `target` already, so that opening it
+        takes no lock (the usual case: every process after the first)."""
+        with self._lock:
+            return self.db.journal_mode == "wal" and migrations.is_current(self.db, target)
 
     @property
     def schema_version(self) -> int:
@@ -91,14 +107,33 @@ class StoreCore:
             return migrations.schema_version(self.db)
 
     def migrate(self, target: int = migrations.SCHEMA_VERSION) -> None:
-        with self._lock:
+        """Switch to WAL and apply the pending steps up to `target`, all in one transaction, holding the
+        file lock beside the database: a process that waited for another re-reads what that one applied,
+        so no step ever runs twice."""
+        with self._lock, self._holding(self._setup_lock):
+            self.db.enable_wal()  # outside any transaction, and no other process is setting it up
             try:
-                migrations.migrate(self.db, target)
+                with self._write() as db:
+                    migrations.migrate(db, target)
             except migrations.NewerSchema as newer:
                 raise StoreError(
                     f"{self.path} has schema version {newer.found}, newer than this mmdemo knows "
                     f"({migrations.SCHEMA_VERSION}); upgrade mmdemo"
                 ) from None
+
+    @contextmanager
+    def _holding(self, lock: FileLock) -> Iterator[None]:
+        try:
+            lock.acquire()
+        except Timeout:
+            raise StoreError(
+                f"another process has been setting up {self.path} for over {self.busy_timeout_s:g} s; "
+                "try again (or raise MMDEMO_DB_BUSY_TIMEOUT_S)"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def close(self) -> None:
         self.db.close()
@@ -110,8 +145,32 @@ class StoreCore:
     # -- for the record modules ---------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite_utils.Database]:
-        with self._lock, self.db.atomic():  # every statement of one write commits together, or none does
-            yield self.db
+        """One write transaction: every statement in it commits together, or none does.
+
+        `BEGIN IMMEDIATE` takes SQLite's write lock before the first statement, waiting out the busy timeout
+        while another process writes. A deferred `BEGIN` would read first and then fail at once with
+        "database is locked" when it asked for the write lock, never waiting. A write inside a write
+        becomes a savepoint of the outer transaction."""
+        with self._lock:
+            if self.db.conn.in_transaction:
+                with self.db.atomic():
+                    yield self.db
+                return
+            try:
+                self.db.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                raise StoreError(
+                    f"{self.path} stayed locked by another process's write for {self.busy_timeout_s:g} s; "
+                    "try again (or raise MMDEMO_DB_BUSY_TIMEOUT_S)"
+                ) from None
+            try:
+                yield self.db
+                self.db.conn.execute("COMMIT")
+            except BaseException:
+                self.db.rollback()  # a no-op when the error already ended the transaction
+                raise
 
     def _get(self, table: str, pk: Any) -> dict[str, Any] | None:
         """The row with primary key `pk` (a tuple for a compound key), or None."""

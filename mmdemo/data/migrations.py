@@ -4,6 +4,9 @@ A step's function name is its identity in the `_sqlite_migrations` table: never 
 step that has shipped, only append new ones. Databases written before `Migrations` was used counted their
 steps in `PRAGMA user_version`; on first open their first N steps are recorded as applied. The count is
 still written to `PRAGMA user_version` so that an older mmdemo refuses a database newer than it knows.
+
+`Store` runs `migrate` in one `BEGIN IMMEDIATE` transaction under a file lock, so two processes never apply
+a step at once; the steps are idempotent all the same (a column or table that exists is left as it is).
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ def _append_only(db: sqlite_utils.Database, table: str) -> None:
             f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
             f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
         )
+
+
+def _add_columns(db: sqlite_utils.Database, table: str, columns: dict[str, type]) -> None:
+    """Add the columns `table` lacks: a step that is re-run never fails with "duplicate column name"."""
+    existing = db[table].columns_dict
+    for name, kind in columns.items():
+        if name not in existing:
+            db[table].add_column(name, kind)
 
 
 def create_initial_tables(db: sqlite_utils.Database) -> None:
@@ -64,14 +75,9 @@ def create_initial_tables(db: sqlite_utils.Database) -> None:
 
 def add_provenance(db: sqlite_utils.Database) -> None:
     """Model version, device and who asked on predictions; media size; a note on corrections; append-only."""
-    db["media"].add_column("width", int)
-    db["media"].add_column("height", int)
-    db["media"].add_column("duration_s", float)
-    db["predictions"].add_column("model_version", str)
-    db["predictions"].add_column("model_source", str)
-    db["predictions"].add_column("device", str)
-    db["predictions"].add_column("user", str)
-    db["corrections"].add_column("note", str)
+    _add_columns(db, "media", {"width": int, "height": int, "duration_s": float})
+    _add_columns(db, "predictions", {"model_version": str, "model_source": str, "device": str, "user": str})
+    _add_columns(db, "corrections", {"note": str})
     db.execute("UPDATE predictions SET model_version = 'base' WHERE model_version IS NULL")
     # A literal, not `db.ANONYMOUS`: a step that has shipped never changes.
     db.execute("UPDATE predictions SET user = 'anonymous' WHERE user IS NULL")
@@ -234,7 +240,8 @@ def add_media_names(db: sqlite_utils.Database) -> None:
 def add_judgement_adapter(db: sqlite_utils.Database) -> None:
     """Which retrieval adapter version ranked a judged result ("base": none). A column with a default,
     so the append-only judgements are never updated."""
-    db["judgements"].add_column("adapter_version", str, not_null_default="base")
+    if "adapter_version" not in db["judgements"].columns_dict:
+        db["judgements"].add_column("adapter_version", str, not_null_default="base")
 
 
 def rewrite_moved_builders(db: sqlite_utils.Database) -> None:
@@ -287,6 +294,13 @@ def _adopt_numbered(db: sqlite_utils.Database, version: int) -> None:
         db[SCHEMA.migrations_table].insert_all(
             {"migration_set": SCHEMA.name, "name": name, "applied_at": stamp} for name in NAMES[:version]
         )
+
+
+def is_current(db: sqlite_utils.Database, target: int = SCHEMA_VERSION) -> bool:
+    """Whether `migrate(db, target)` has nothing to do: `target` steps or more applied, all of them known
+    to this mmdemo, and `PRAGMA user_version` in step. Only reads."""
+    done = applied(db)
+    return len(done) >= target and set(done) <= set(NAMES) and _user_version(db) == len(done)
 
 
 def migrate(db: sqlite_utils.Database, target: int = SCHEMA_VERSION) -> None:

@@ -29,7 +29,8 @@ class Store(
     JobRecords,
     VersionRecords,
 ):
-    """Typed access to the database. Safe to share between threads; one writer at a time."""
+    """Typed access to the database. Safe to share between threads, and to open in several processes at
+    once; one writer at a time."""
 
     def __init__(self, path: str | Path | None = None, *, migrate_to: int = SCHEMA_VERSION) -> None:
         super().__init__(path if path is not None else default_path(), migrate_to=migrate_to)
