@@ -13,8 +13,8 @@ import time
 import traceback
 from pathlib import Path
 
-from mmdemo import labeling
 from mmdemo.data import Store
+from mmdemo.labeling import queue
 from tests.labeling_helpers import FAKE_MODEL, fake_predictor
 
 
@@ -35,9 +35,9 @@ def main(db: str, job_id: int, user: str, rounds: int, ready: Path, go: Path) ->
             done["predictions"].append(prediction.id)
             correction = store.add_correction(prediction.id, f"{user} corrects {i}", user=user)
             done["corrections"].append(correction.id)
-            view = labeling.next_item(job_id, user, predictor=fake_predictor, store=store)
+            view = queue.next_item(job_id, user, predictor=fake_predictor, store=store)
             if view is not None:
-                label = labeling.submit(
+                label = queue.submit(
                     job_id, view.item.id, user, f"{user} labels {view.item.id}", store=store
                 )
                 done["submissions"].append(label.id)
