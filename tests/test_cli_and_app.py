@@ -130,12 +130,13 @@ def test_help_loads_no_model_library():
 
 def test_predictions_from_the_cli_are_recorded_as_the_cli_user(capsys, monkeypatch):
     from mmdemo.data import default_store
-    from mmdemo.serving import registry
+    from mmdemo.services import default_services
+    from tests.conftest import process_services
 
     monkeypatch.delenv("MMDEMO_PROFILE", raising=False)
-    monkeypatch.setattr(registry, "_default", None)
     cat = str(ASSETS / "cat.jpg")
-    assert main(["--profile", "tiny", "caption", cat, "--max-length", "3"]) == 0
+    with process_services(default_services()):  # the CLI's --profile replaces them; put them back after
+        assert main(["--profile", "tiny", "caption", cat, "--max-length", "3"]) == 0
     assert capsys.readouterr().out.startswith(f"{cat}\t")
     [prediction] = default_store().predictions("caption")
     assert prediction.user == CLI_USER == "cli"
