@@ -121,6 +121,12 @@ def dataset(per_class: int, cache: Path, profile: str) -> tuple[np.ndarray, np.n
     return x, np.asarray(labels), zero_shot, model
 
 
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
@@ -260,7 +266,8 @@ def main() -> None:
     print(
         f"{len(CLASSES)} classes × {args.per_class} items ({pool_size} pool, {len(y) - pool_size} held out), "
         f"features: {model}, {x.shape[1]}-d; head: logistic regression; batch {args.batch}; "
-        f"{args.seeds} seeds; features in {embedded_s:.0f} s, total {time.perf_counter() - started:.0f} s"
+        f"{args.seeds} seeds; features in {embedded_s:.0f} s ({_threads()} torch threads), "
+        f"total {time.perf_counter() - started:.0f} s"
     )
     marks = sorted({s for s in sizes if s % (args.batch * 3) == 0 or s in (8, 16, 24)} | {pool_size})
     rows = [

@@ -262,3 +262,29 @@ def test_retrieval_jobs_labels_become_positives_and_hard_negatives(store, tmp_pa
     assert query.irrelevant == (items[1].media_id,)
     assert set(query.origins) == {f"job {job.id}, agreed"}
     assert judged_queries(relevance_labels(store, LabelSelection(job_ids=()))) == []
+
+
+def test_runs_read_corrections_owner_checked_and_anonymous_ones_only_when_asked(store, tmp_path):
+    from tests.finetune_helpers import ASSETS, TINY_MODEL
+
+    add_accounts(store, {"ann": "annotator", "other": "annotator", "rev": "reviewer"})
+    corrected = {}
+    for stem, (owner, corrector) in {
+        "cat": ("ann", "ann"),  # the prediction's own user
+        "coffee": ("ann", "other"),  # someone else's prediction, by an annotator: left out
+        "rocket": ("ann", "rev"),  # a reviewer may correct anyone's
+        "moon": (None, "other"),  # nobody owns an anonymous prediction
+        "clock": (None, None),  # an anonymous visitor corrects their own prediction
+    }.items():
+        media = store.add_media(ASSETS / f"{stem}.jpg", "image")
+        prediction = store.record_prediction(
+            "caption", media_id=media.id, input={}, output="words", model=TINY_MODEL, user=owner
+        )
+        store.add_correction(prediction.id, f"a {stem}", user=corrector)
+        corrected[stem] = media.id
+    targets = {t.target for t in text_targets(store, "caption", LabelSelection())}
+    assert targets == {"a cat", "a rocket", "a moon"}
+    with_anonymous = {
+        t.target for t in text_targets(store, "caption", LabelSelection(include_anonymous=True))
+    }
+    assert with_anonymous == targets | {"a clock"}
