@@ -22,6 +22,20 @@ class Job:
     source: str
     created_by: str
     created_at: str
+    ordering: str = "position"  # the queue's order: random, uncertainty, diverse; position (creation order)
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """An item's rank score for one order (higher is asked first), and what made it: a model version
+    ("name@version") for uncertainty, the embedder for diverse, a seed for random."""
+
+    item_id: int
+    job_id: int
+    ordering: str
+    score: float
+    made_by: str
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,7 @@ class JobRecords(StoreCore):
         overlap: int,
         source: str,
         created_by: str,
+        ordering: str = "position",
     ) -> Job:
         """A job and its items, `(media_id, prompt)` pairs in order, written in one transaction."""
         stamp = now()
@@ -78,6 +93,7 @@ class JobRecords(StoreCore):
                     "source": source,
                     "created_by": created_by,
                     "created_at": stamp,
+                    "ordering": ordering,
                 }
             )
             job_id = jobs_table.last_pk
@@ -114,6 +130,37 @@ class JobRecords(StoreCore):
         with self._write() as db:
             db.table("job_items").update(item_id, {"prediction_id": prediction_id})
 
+    # -- the queue's order ------------------------------------------------------------------------
+    def set_job_ordering(self, job_id: int, ordering: str) -> Job:
+        with self._write() as db:
+            if self._get("jobs", job_id) is None:
+                raise StoreError(f"no job #{job_id}")
+            db.table("jobs").update(job_id, {"ordering": ordering})
+        return self.job(job_id)  # type: ignore[return-value]
+
+    def save_item_scores(self, job_id: int, ordering: str, scores: dict[int, float], made_by: str) -> None:
+        """Store the items' scores for one order, replacing that order's scores of the same items."""
+        stamp = now()
+        with self._write() as db:
+            db.table("item_scores").upsert_all(
+                (
+                    {
+                        "item_id": item_id,
+                        "job_id": job_id,
+                        "ordering": ordering,
+                        "score": float(score),
+                        "made_by": made_by,
+                        "created_at": stamp,
+                    }
+                    for item_id, score in scores.items()
+                ),
+                pk=("item_id", "ordering"),
+            )
+
+    def item_scores(self, job_id: int, ordering: str) -> dict[int, ItemScore]:
+        rows = self._records(ItemScore, "item_scores", "job_id = ? AND ordering = ?", [job_id, ordering])
+        return {row.item_id: row for row in rows}
+
     # -- the work queue ----------------------------------------------------------------------------
     def assign_next(
         self, job_id: int, user: str, overlap: int, *, release_prefix: str = "", release_before: str = ""
@@ -122,7 +169,8 @@ class JobRecords(StoreCore):
 
         One INSERT ... SELECT under the store's lock and SQLite's write lock: two annotators (threads or
         processes) asking at once can never push an item past its overlap. Items already started by
-        others come first, so that items reach their full overlap (and agreement) early. Open (never
+        others come first, so that items reach their full overlap (and agreement) early; then the job's
+        order: the highest stored score for it (`item_scores`), unscored items last, by position. Open (never
         submitted) assignments of users named `release_prefix`... untouched since `release_before` are
         released first, in the same transaction: a visitor who left does not hold items forever."""
         stamp = now()
@@ -136,10 +184,13 @@ class JobRecords(StoreCore):
             cursor = db.execute(
                 "INSERT INTO assignments (job_id, item_id, user, status, created_at, updated_at) "
                 "SELECT ?, ji.id, ?, 'assigned', ?, ? FROM job_items ji "
+                "JOIN jobs j ON j.id = ji.job_id "
+                "LEFT JOIN item_scores s ON s.item_id = ji.id AND s.ordering = j.ordering "
                 "WHERE ji.job_id = ? "
                 "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = ji.id AND a.user = ?) "
                 "AND (SELECT COUNT(*) FROM assignments a WHERE a.item_id = ji.id) < ? "
-                "ORDER BY (SELECT COUNT(*) FROM assignments a WHERE a.item_id = ji.id) DESC, ji.position "
+                "ORDER BY (SELECT COUNT(*) FROM assignments a WHERE a.item_id = ji.id) DESC, "
+                "s.score IS NULL, s.score DESC, ji.position "
                 "LIMIT 1",
                 [job_id, user, stamp, stamp, job_id, user, overlap],
             )

@@ -16,6 +16,7 @@ from typing import Any
 from mmdemo import accounts
 from mmdemo.accounts import ANNOTATOR
 from mmdemo.data import ANONYMOUS, Job, JobItem, LabelRecord, MediaItem, Prediction, Store
+from mmdemo.labeling import ordering
 from mmdemo.labeling.jobs import clean_label, get_item, get_job, store_or_default
 from mmdemo.media.files import MediaError, keep_file
 from mmdemo.serving.hub import ModelUnavailable
@@ -102,15 +103,24 @@ def progress(job: Job, user: str, *, store: Store | None = None) -> Progress:
 
 
 def next_item(
-    job_id: int | str | None, user: str, *, predictor: Predictor | None = None, store: Store | None = None
+    job_id: int | str | None,
+    user: str,
+    *,
+    predictor: Predictor | None = None,
+    store: Store | None = None,
+    served: Callable[[str], str] = ordering.served_version,
 ) -> ItemView | None:
     """The user's open item, else a newly assigned one, else the oldest item they skipped; None when done.
 
-    `predictor` (the UI passes `predict`) pre-fills the label the first time anyone sees the item."""
+    `predictor` (the UI passes `predict`) pre-fills the label the first time anyone sees the item, and
+    scores a batch of items for the `uncertainty` order when their scores are missing or were made by
+    another model version than the one served (`served`: `ordering.served_version`)."""
     accounts.require_role(user, ANNOTATOR, store=store)
     store = store_or_default(store)
     job = get_job(job_id, store)
     open_items = store.assigned_items(job.id, user, "assigned")
+    if not open_items and job.ordering == "uncertainty" and predictor is not None:
+        ordering.refresh_uncertainty(job, store, predictor, served=served)
     item = (
         open_items[0]
         if open_items
