@@ -109,9 +109,14 @@ def create_job(
 def list_jobs() -> None:
     """List jobs."""
     from mmdemo.data import default_store
+    from mmdemo.labeling.jobs import visible_text
 
     store = default_store()
-    rows = [(j.id, j.name, j.task, len(store.job_items(j.id)), j.overlap, j.created_by) for j in store.jobs()]
+    rows = [
+        (j.id, visible_text(j.name), j.task, len(store.job_items(j.id)), j.overlap, visible_text(by))
+        for j in store.jobs()
+        for by in [j.created_by]
+    ]
     print_table(("id", "name", "task", "items", "overlap", "by"), rows, empty="no jobs yet")
 
 
