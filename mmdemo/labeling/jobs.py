@@ -97,7 +97,8 @@ def record_id(value: Any, what: str) -> int:
         text = str(value).strip()
         number = int(text) if text.isascii() and text.isdigit() else None
     if number is None or not 1 <= number <= MAX_ID:
-        raise LabelingError(f"{visible_text(value)[:40]!r} is not a {what} number")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise LabelingError(f"{visible_text(value)[:40]!r} is not {article} {what} number")
     return number
 
 
