@@ -23,6 +23,19 @@ Seed = Annotated[int, typer.Option(help="random seed (Python, NumPy, torch)")]
 ValidationFraction = Annotated[float, typer.Option(help="share of the data held out for validation")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print the new version as JSON")]
 Patience = Annotated[int, typer.Option(help="validation checks without gain before stopping")]
+# Which labels a run reads (`finetune.data.LabelSelection`), the same rules as `mmdemo export`.
+Jobs = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--job", metavar="ID", help="only these labeling jobs' labels (repeatable; default: every job)"
+    ),
+]
+IncludeUnreviewed = Annotated[
+    bool, typer.Option("--include-unreviewed", help="also the majority label of undecided job items")
+]
+IncludeAnonymous = Annotated[
+    bool, typer.Option("--include-anonymous", help="keep labels by anonymous visitors")
+]
 
 
 AcceptBlip = Annotated[
@@ -54,6 +67,9 @@ def _train(
         seed=given["seed"],
         validation_fraction=given["validation_fraction"],
         accept="always" if given["accept_always"] else "if_better",
+        job_ids=list(given["job"]) if given.get("job") else None,
+        include_unreviewed=given["include_unreviewed"],
+        include_anonymous=given["include_anonymous"],
         options=options,
     )
     with chatter_to_stderr():
@@ -77,6 +93,9 @@ def _blip_command(kind: str) -> Callable[..., None]:
         validation_fraction: ValidationFraction = 0.2,
         accept_always: AcceptBlip = False,
         as_json: JsonFlag = False,
+        job: Jobs = None,
+        include_unreviewed: IncludeUnreviewed = False,
+        include_anonymous: IncludeAnonymous = False,
         lora_rank: Annotated[int, typer.Option(help="LoRA rank (alpha is twice it)")] = 8,
     ) -> None:
         from mmdemo.finetune import blip_lora
@@ -96,10 +115,13 @@ def finetune_retrieval(
     validation_fraction: ValidationFraction = 0.2,
     accept_always: AcceptAdapter = False,
     as_json: JsonFlag = False,
+    job: Jobs = None,
+    include_unreviewed: IncludeUnreviewed = False,
+    include_anonymous: IncludeAnonymous = False,
     temperature: Annotated[float, typer.Option(help="InfoNCE temperature")] = 0.05,
     patience: Patience = 5,
 ) -> None:
-    """Train an adapter of the embedder on the relevance judgements (contrastive)."""
+    """Train an adapter of the embedder on relevance judgements and retrieval jobs' labels (contrastive)."""
     from mmdemo.finetune import retrieval_adapter
 
     _train(ctx, "retrieval", retrieval_adapter.finetune, {"temperature": temperature, "patience": patience})
@@ -114,16 +136,16 @@ def finetune_video(
     validation_fraction: ValidationFraction = 0.2,
     accept_always: AcceptHead = False,
     as_json: JsonFlag = False,
-    job: Annotated[
-        int | None, typer.Option(help="also train on this video labeling job's reviewed labels")
-    ] = None,
+    job: Jobs = None,
+    include_unreviewed: IncludeUnreviewed = False,
+    include_anonymous: IncludeAnonymous = False,
     frames: Annotated[int, typer.Option(help="frames sampled per clip")] = 8,
     patience: Annotated[int, typer.Option(help="epochs without a better loss before stopping")] = 10,
 ) -> None:
     """A fusion head (frames + sound) on frozen features, from the stored video labels."""
     from mmdemo.finetune import video_head
 
-    _train(ctx, "video", video_head.finetune, {"frames": frames, "patience": patience}, job_id=job)
+    _train(ctx, "video", video_head.finetune, {"frames": frames, "patience": patience})
 
 
 def versions(

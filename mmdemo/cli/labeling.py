@@ -16,6 +16,7 @@ from mmdemo.tasks.table import TASK_NAMES
 # `mmdemo --help` imports no data layer. The task table is cheap to import.
 ROLES = ("annotator", "reviewer", "admin")
 FORMATS = ("jsonl", "parquet", "hf")
+ORDERS = ("random", "uncertainty", "diverse")  # labeling.ordering.ORDERS
 
 Role = Annotated[str, choice_option(ROLES)]
 Task = Annotated[str, choice_option(TASK_NAMES)]
@@ -93,16 +94,45 @@ def create_job(
         str | None, typer.Option(help="comma-separated questions (vqa) or queries (retrieval)")
     ] = None,
     overlap: Annotated[int, typer.Option(help="annotators per item")] = 1,
+    order: Annotated[
+        str | None,
+        choice_option(
+            ORDERS, "--order", help_text="queue order (default: uncertainty where a model scores the task)"
+        ),
+    ] = None,
 ) -> None:
     """Create a labeling job over a folder, an index, or a query's results."""
     from mmdemo.labeling import jobs as labeling
 
-    with chatter_to_stderr():  # a query loads the embedder
+    with chatter_to_stderr():  # a query (or the diverse order) loads the embedder
         items = labeling.items_from(None, task, folder=folder, index_name=index, query=query, k=k)
-    job = labeling.create_job_from(
-        None, name, task, items, labels=labels or (), prompts=prompts or (), overlap=overlap
+        job = labeling.create_job_from(
+            None,
+            name,
+            task,
+            items,
+            labels=labels or (),
+            prompts=prompts or (),
+            overlap=overlap,
+            ordering=order,
+        )
+    print(
+        f"job #{job.id} {job.name!r}: {labeling.item_count(job)} items, overlap {job.overlap}, "
+        f"order {job.ordering}"
     )
-    print(f"job #{job.id} {job.name!r}: {labeling.item_count(job)} items, overlap {job.overlap}")
+
+
+@jobs_app.command("order")
+def order_job(
+    job: Annotated[int, typer.Argument(metavar="JOB")],
+    ordering: Annotated[str, choice_argument(ORDERS, "ORDER")],
+) -> None:
+    """Change the order a job's queue hands out items."""
+    from mmdemo.labeling import jobs as labeling
+
+    with chatter_to_stderr():  # the diverse order loads the embedder
+        changed = labeling.set_order(None, job, ordering)
+    print(f"job #{changed.id} {changed.name!r}: order {changed.ordering}")
 
 
 @jobs_app.command("list")
@@ -113,11 +143,19 @@ def list_jobs() -> None:
 
     store = default_store()
     rows = [
-        (j.id, visible_text(j.name), j.task, len(store.job_items(j.id)), j.overlap, visible_text(by))
+        (
+            j.id,
+            visible_text(j.name),
+            j.task,
+            len(store.job_items(j.id)),
+            j.overlap,
+            j.ordering,
+            visible_text(by),
+        )
         for j in store.jobs()
         for by in [j.created_by]
     ]
-    print_table(("id", "name", "task", "items", "overlap", "by"), rows, empty="no jobs yet")
+    print_table(("id", "name", "task", "items", "overlap", "order", "by"), rows, empty="no jobs yet")
 
 
 def export(

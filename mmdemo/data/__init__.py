@@ -6,7 +6,7 @@ adds its dataclasses and methods to `Store`. Import from here: `from mmdemo.data
 """
 
 from mmdemo.data.db import ANONYMOUS, StoreError, now
-from mmdemo.data.jobs import Job, JobItem, LabelRecord
+from mmdemo.data.jobs import ItemScore, Job, JobItem, LabelRecord
 from mmdemo.data.judgements import Judgement
 from mmdemo.data.media import MediaItem
 from mmdemo.data.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -21,6 +21,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "VERSION_STATUSES",
     "Correction",
+    "ItemScore",
     "Job",
     "JobItem",
     "Judgement",

@@ -24,6 +24,20 @@ class Job:
     source: str
     created_by: str
     created_at: str
+    ordering: str = "position"  # the queue's order: random, uncertainty, diverse; position (creation order)
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """An item's rank score for one order (higher is asked first), and what made it: a model version
+    ("name@version") for uncertainty, the embedder for diverse, a seed for random."""
+
+    item_id: int
+    job_id: int
+    ordering: str
+    score: float
+    made_by: str
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,7 @@ class JobRecords(StoreCore):
         overlap: int,
         source: str,
         created_by: str,
+        ordering: str = "position",
     ) -> Job:
         """A job and its items, `(media_id, prompt)` pairs in order, written in one transaction."""
         stamp = now()
@@ -80,6 +95,7 @@ class JobRecords(StoreCore):
                     "source": source,
                     "created_by": created_by,
                     "created_at": stamp,
+                    "ordering": ordering,
                 }
             )
             job_id = jobs_table.last_pk
@@ -140,6 +156,37 @@ class JobRecords(StoreCore):
         with self._write() as db:
             db.execute("UPDATE job_items SET prefill_claim = ? WHERE id = ?", [now() + _FAILED, item_id])
 
+    # -- the queue's order ------------------------------------------------------------------------
+    def set_job_ordering(self, job_id: int, ordering: str) -> Job:
+        with self._write() as db:
+            if self._get("jobs", job_id) is None:
+                raise StoreError(f"no job #{job_id}")
+            db.table("jobs").update(job_id, {"ordering": ordering})
+        return self.job(job_id)  # type: ignore[return-value]
+
+    def save_item_scores(self, job_id: int, ordering: str, scores: dict[int, float], made_by: str) -> None:
+        """Store the items' scores for one order, replacing that order's scores of the same items."""
+        stamp = now()
+        with self._write() as db:
+            db.table("item_scores").upsert_all(
+                (
+                    {
+                        "item_id": item_id,
+                        "job_id": job_id,
+                        "ordering": ordering,
+                        "score": float(score),
+                        "made_by": made_by,
+                        "created_at": stamp,
+                    }
+                    for item_id, score in scores.items()
+                ),
+                pk=("item_id", "ordering"),
+            )
+
+    def item_scores(self, job_id: int, ordering: str) -> dict[int, ItemScore]:
+        rows = self._records(ItemScore, "item_scores", "job_id = ? AND ordering = ?", [job_id, ordering])
+        return {row.item_id: row for row in rows}
+
     # -- the work queue ----------------------------------------------------------------------------
     def assign_next(
         self,
@@ -157,11 +204,13 @@ class JobRecords(StoreCore):
 
         One INSERT ... SELECT in one `BEGIN IMMEDIATE` transaction: two annotators (threads or processes)
         asking at once can never push an item past its overlap. Items already started by others come
-        first, so that items reach their full overlap (and agreement) early; the per-item `held` count
-        (kept by triggers) and its index make this a short index walk, flat in the number of labels.
-        Open (never submitted) assignments of users named `release_prefix`... untouched since
-        `release_before` are released first, in the same transaction. `max_open` caps the user's open
-        assignments in the job, `max_open_client` those of every user from `client` (anonymous visitors)."""
+        first, so that items reach their full overlap (and agreement) early; then the job's order: the
+        highest stored score for it (`item_scores`), unscored items last, by position. The per-item `held`
+        count (kept by triggers) and its index make a position-ordered job a short index walk; every
+        order is flat in the number of labels. Open (never submitted) assignments of users named
+        `release_prefix`... untouched since `release_before` are released first, in the same transaction.
+        `max_open` caps the user's open assignments in the job, `max_open_client` those of every user
+        from `client` (anonymous visitors)."""
         stamp = now()
         caps, cap_args = "", []
         if max_open is not None:
@@ -183,13 +232,30 @@ class JobRecords(StoreCore):
                     "AND updated_at < ? AND substr(user, 1, ?) = ?",
                     [job_id, release_before, len(release_prefix), release_prefix],
                 )
+            row = db.execute("SELECT ordering FROM jobs WHERE id = ?", [job_id]).fetchone()
+            ordering = row[0] if row is not None else "position"
+            scored = ordering != "position"  # a position-ordered job walks the queue index alone
+            scores = "LEFT JOIN item_scores s ON s.item_id = ji.id AND s.ordering = ? " if scored else ""
             cursor = db.execute(
                 "INSERT INTO assignments (job_id, item_id, user, status, client, created_at, updated_at) "
-                "SELECT ?, ji.id, ?, 'assigned', ?, ?, ? FROM job_items ji "
+                f"SELECT ?, ji.id, ?, 'assigned', ?, ?, ? FROM job_items ji {scores}"
                 "WHERE ji.job_id = ? AND ji.held < ? "
                 "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = ji.id AND a.user = ?)"
-                f"{caps} ORDER BY ji.held DESC, ji.position LIMIT 1",
-                [job_id, user, client, stamp, stamp, job_id, overlap, user, *cap_args],
+                f"{caps} ORDER BY ji.held DESC, "
+                + ("s.score IS NULL, s.score DESC, " if scored else "")
+                + "ji.position LIMIT 1",
+                [
+                    job_id,
+                    user,
+                    client,
+                    stamp,
+                    stamp,
+                    *([ordering] if scored else []),
+                    job_id,
+                    overlap,
+                    user,
+                    *cap_args,
+                ],
             )
             if cursor.rowcount == 0:
                 return None
@@ -227,8 +293,8 @@ class JobRecords(StoreCore):
         }
 
     def add_labels_bulk(self, job_id: int, labels: list[tuple[int, str, Any]]) -> None:
-        """Many `(item_id, user, value)` labels at once, each a submitted assignment and a submission, in one
-        transaction (imports and benchmarks); a user labels an item once."""
+        """Many `(item_id, user, value)` labels at once, in one transaction (imports and benchmarks): each a
+        submission, and the user's submitted assignment of the item (a repeated pair is a correction)."""
         stamp = now()
         with self._write() as db:
             db.table("assignments").insert_all(
@@ -244,6 +310,7 @@ class JobRecords(StoreCore):
                     for item_id, user, _ in labels
                 ),
                 batch_size=1000,
+                ignore=True,
             )
             db.table("submissions").insert_all(
                 (

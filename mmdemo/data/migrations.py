@@ -252,6 +252,20 @@ def rewrite_moved_builders(db: sqlite_utils.Database) -> None:
     )
 
 
+def add_job_orders(db: sqlite_utils.Database) -> None:
+    """A job's queue order (random, uncertainty, diverse) and each item's stored rank score for it, with
+    the model version (or embedder) that made it. Jobs made before keep their items' order (position)."""
+    if "ordering" not in db["jobs"].columns_dict:  # idempotent, as every step (see the module's docstring)
+        db["jobs"].add_column("ordering", str, not_null_default="position")
+    db["item_scores"].create(
+        {"item_id": int, "job_id": int, "ordering": str, "score": float, "made_by": str, "created_at": str},
+        pk=("item_id", "ordering"),
+        foreign_keys=[("item_id", "job_items", "id"), ("job_id", "jobs", "id")],
+        if_not_exists=True,
+    )
+    db["item_scores"].create_index(["job_id", "ordering"], if_not_exists=True)
+
+
 def add_queue_counts(db: sqlite_utils.Database) -> None:
     """The work queue in indexed lookups, flat in job size: per-item counts of holders and submitters kept
     by triggers, the hashed client address of an anonymous holder, and a pre-fill claim (single-flight)."""
@@ -306,6 +320,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     add_media_names,
     add_judgement_adapter,
     rewrite_moved_builders,
+    add_job_orders,
     add_queue_counts,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

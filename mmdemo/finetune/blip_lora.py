@@ -18,7 +18,7 @@ from peft import LoraConfig, get_peft_model
 from PIL import Image
 
 from mmdemo.data import Store
-from mmdemo.finetune.data import TextTarget, text_targets
+from mmdemo.finetune.data import LabelSelection, TextTarget, text_targets
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
 from mmdemo.media.files import load_image
 from mmdemo.serving.models.base import CaptionOptions, batched
@@ -160,7 +160,7 @@ def train(context: RunContext[TextTarget]) -> TrainResult:
 
 
 def finetune(config: RunConfig, *, registry: Registry, store: Store, user: str | None = None) -> RunOutcome:
-    """`mmdemo finetune caption|vqa`: train on the corrected predictions of `config.task`."""
+    """`mmdemo finetune caption|vqa`: train on the corrections and job labels of `config.task`."""
     if config.task not in LOADERS:
         raise ValueError(f"BLIP fine-tuning is for caption or vqa, not {config.task!r}")
     start = registry.serving_spec(config.task)
@@ -169,11 +169,11 @@ def finetune(config: RunConfig, *, registry: Registry, store: Store, user: str |
             f"{config.task} fine-tuning needs a BLIP model (profile full, on a GPU, or tiny); "
             f"the {start.profile} profile serves {start.name}"
         )
-    examples = list(text_targets(store, config.task))
+    examples = list(text_targets(store, config.task, LabelSelection.of(config)))
     if len(examples) < 2:
         raise ValueError(
-            f"need at least 2 corrected {config.task} predictions (with their images) to train and "
-            f"validate; found {len(examples)}"
+            f"need at least 2 corrected {config.task} predictions or settled {config.task} job labels (with "
+            f"their images) to train and validate; found {len(examples)}"
         )
     # Split by image, so no validation image was seen in training.
     return run(config, examples, train, registry=registry, store=store, group=lambda e: e.media_id, user=user)

@@ -21,7 +21,7 @@ import torch
 from mmdemo import config
 from mmdemo.data import Store
 from mmdemo.data.labels import Label
-from mmdemo.finetune.data import relevance_judgements
+from mmdemo.finetune.data import DEFAULT_SELECTION, LabelSelection, origin, relevance_labels
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
 from mmdemo.media.files import MediaError, load_image
 from mmdemo.search.index import EmbedderMismatch, IndexNotFound, VectorIndex
@@ -44,6 +44,17 @@ class JudgedQuery:
     query_media_id: str | None
     relevant: tuple[str, ...]
     irrelevant: tuple[str, ...]
+    # the origin of each verdict ("judgement, single", "job 4, reviewed"), by result: the relevant ones
+    # first, then the irrelevant ones, in the order of the two tuples
+    origins: tuple[str, ...] = ()
+
+    def kept(self, relevant: Sequence[str], irrelevant: Sequence[str]) -> JudgedQuery:
+        """This query with only the given results (those in the index), their origins with them."""
+        by_result = dict(zip(self.relevant + self.irrelevant, self.origins, strict=False))
+        origins = tuple(by_result.get(m, "judgement, single") for m in (*relevant, *irrelevant))
+        return JudgedQuery(
+            self.index_name, self.query_text, self.query_media_id, tuple(relevant), tuple(irrelevant), origins
+        )
 
     @property
     def key(self) -> str:
@@ -81,22 +92,21 @@ class JudgedVectors:
 
 
 def judged_queries(judgements: Sequence[Label]) -> list[JudgedQuery]:
-    """Judgements grouped by (index, query); a later verdict on the same result supersedes an earlier one."""
-    verdicts: dict[tuple[str, str | None, str | None], dict[str, bool]] = {}
+    """Judgements (and retrieval jobs' labels in their shape) grouped by (index, query), in the order
+    given (the reader's: oldest judgement first, then jobs); a later verdict on a result supersedes."""
+    verdicts: dict[tuple[str, str | None, str | None], dict[str, tuple[bool, str]]] = {}
     relevant_label = RELEVANCE_LABELS[0]
-    for judgement in sorted(judgements, key=lambda j: j.id):
+    for judgement in judgements:
         query = (judgement.index_name or "", judgement.prompt or None, judgement.query_media_id or None)
-        verdicts.setdefault(query, {})[judgement.media_id] = judgement.value == relevant_label
-    return [
-        JudgedQuery(
-            index_name,
-            text,
-            media_id,
-            tuple(sorted(m for m, relevant in results.items() if relevant)),
-            tuple(sorted(m for m, relevant in results.items() if not relevant)),
-        )
-        for (index_name, text, media_id), results in verdicts.items()
-    ]
+        verdict = (judgement.value == relevant_label, origin(judgement))
+        verdicts.setdefault(query, {})[judgement.media_id] = verdict
+    queries = []
+    for (index_name, text, media_id), results in verdicts.items():
+        relevant = tuple(sorted(m for m, (is_relevant, _) in results.items() if is_relevant))
+        irrelevant = tuple(sorted(m for m, (is_relevant, _) in results.items() if not is_relevant))
+        origins = tuple(results[m][1] for m in relevant + irrelevant)
+        queries.append(JudgedQuery(index_name, text, media_id, relevant, irrelevant, origins))
+    return queries
 
 
 def _query_vector(
@@ -114,14 +124,19 @@ def _query_vector(
 
 
 def prepare(
-    store: Store, embedder: ImageTextEmbedder, root: Path | None = None, seed: int = 0, background: int = 4096
+    store: Store,
+    embedder: ImageTextEmbedder,
+    root: Path | None = None,
+    seed: int = 0,
+    background: int = 4096,
+    selection: LabelSelection = DEFAULT_SELECTION,
 ) -> tuple[list[JudgedQuery], JudgedVectors]:
     """The judged queries a run can learn from and their vectors, or a ValueError saying what is missing."""
-    judged = judged_queries(relevance_judgements(store))
+    judged = judged_queries(relevance_labels(store, selection))
     if not judged:
         raise ValueError(
-            "no relevance judgements yet: search in the Retrieval tab (or `mmdemo search`) and mark results "
-            "relevant or not relevant first"
+            "no relevance judgements yet (nor settled labels of a retrieval labeling job): search in the "
+            "Retrieval tab (or `mmdemo search`) and mark results relevant or not relevant first"
         )
     if not any(query.relevant for query in judged):
         count = sum(len(query.irrelevant) for query in judged)
@@ -152,9 +167,7 @@ def prepare(
             relevant + irrelevant, vectors.vectors(relevant + irrelevant), strict=True
         ):
             data.items[media_id] = vector
-        examples.append(
-            JudgedQuery(query.index_name, query.query_text, query.query_media_id, relevant, irrelevant)
-        )
+        examples.append(query.kept(relevant, irrelevant))
     distinct = {query.key for query in examples}
     if len(distinct) < 2:
         raise ValueError(
@@ -352,7 +365,7 @@ def finetune(
 ) -> RunOutcome:
     """`mmdemo finetune retrieval`: train an adapter of the active embedder on the stored judgements."""
     embedder = registry.get("embed")
-    examples, data = prepare(store, embedder, root, seed=config.seed)
+    examples, data = prepare(store, embedder, root, seed=config.seed, selection=LabelSelection.of(config))
 
     def train_on_vectors(context: RunContext[JudgedQuery]) -> TrainResult:
         return train(context, data)

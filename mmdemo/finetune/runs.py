@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import random
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ class RunConfig:
     seed: int = 0
     validation_fraction: float = 0.2
     accept: str = "if_better"  # "if_better" | "always"
+    # which labels it reads (`finetune.data.LabelSelection`): None = every job of the task
+    job_ids: list[int] | None = None
+    include_unreviewed: bool = False
+    include_anonymous: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # run-specific settings (LoRA rank, ...)
 
 
@@ -119,7 +124,18 @@ def split(
     return train, validation
 
 
-def report_markdown(version: ModelVersion, result: TrainResult, sizes: dict[str, int]) -> str:
+def label_origins(examples: Sequence[Any]) -> Counter[str]:
+    """How many labels of each origin ("job 2, reviewed", "correction, single") the examples hold: an
+    example has an `origin`, or (a judged query) `origins`."""
+    counts: Counter[str] = Counter()
+    for example in examples:
+        counts.update(getattr(example, "origins", None) or [getattr(example, "origin", None) or "unknown"])
+    return counts
+
+
+def report_markdown(
+    version: ModelVersion, result: TrainResult, sizes: dict[str, int], origins: Counter[str] | None = None
+) -> str:
     rows = [
         f"| {name} | {result.before[name]:.4f} | {result.after[name]:.4f} | "
         f"{result.after[name] - result.before[name]:+.4f} |"
@@ -134,6 +150,11 @@ def report_markdown(version: ModelVersion, result: TrainResult, sizes: dict[str,
             f"- base model: {version.base_model} ({version.profile}), started from {version.parent_version}",
             f"- examples: {sizes['train']} train, {sizes['validation']} validation; data hash "
             f"`{version.data_hash[:16]}`",
+            *(
+                [f"- labels: {', '.join(f'{n} {what}' for what, n in sorted(origins.items()))}"]
+                if origins
+                else []
+            ),
             f"- status: {verdict}",
             "",
             "| metric (validation) | before | after | change |",
@@ -192,10 +213,12 @@ def run(
     status = "accepted" if config_.accept == "always" or result.improved() else "rejected"
     metrics = {"before": result.before, "after": result.after, "primary": result.primary_metric}
     metrics.update(train_examples=len(train_set), validation_examples=len(validation_set), **result.details)
+    metrics["label_origins"] = dict(label_origins(examples))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     version = store.finish_model_version(
         config_.task, version.version, status=status, metrics=metrics, builder=result.builder, user=user
     )
-    report = report_markdown(version, result, {"train": len(train_set), "validation": len(validation_set)})
+    sizes = {"train": len(train_set), "validation": len(validation_set)}
+    report = report_markdown(version, result, sizes, label_origins(examples))
     (folder / "report.md").write_text(report)
     return RunOutcome(version, report, result)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mmdemo.data import Store
-from mmdemo.finetune.data import ClipTarget, clip_targets
+from mmdemo.finetune.data import ClipTarget, LabelSelection, clip_targets
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run, split
 from mmdemo.finetune.video_report import draw_confusion, per_class_markdown, scores
 from mmdemo.media.files import MediaError
@@ -365,7 +365,10 @@ def finetune(
     config: RunConfig, *, registry: Registry, store: Store, job_id: int | None = None, user: str | None = None
 ) -> RunOutcome:
     """`mmdemo finetune video [--job ID]`: train a fusion head on the stored video labels."""
-    targets = clip_targets(store, job_id)
+    selection = LabelSelection.of(config)
+    if job_id is not None and selection.job_ids is None:
+        selection = replace(selection, job_ids=(job_id,))
+    targets = clip_targets(store, selection=selection)
     if not targets:
         raise ValueError(
             "no video labels yet: correct some video predictions (Video tab or `mmdemo classify-video`), "

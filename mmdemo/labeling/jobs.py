@@ -14,10 +14,12 @@ from typing import Any
 from mmdemo import accounts
 from mmdemo.accounts import ADMIN, ANNOTATOR
 from mmdemo.data import Job, JobItem, MediaItem, Store, default_store
+from mmdemo.labeling import ordering as orders
 from mmdemo.media.files import MediaError, is_video_path, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.search import retrieval
 from mmdemo.services import default_services
+from mmdemo.serving.hub import ModelUnavailable
 from mmdemo.tasks import table
 from mmdemo.tasks.table import Task
 from mmdemo.tasks.video_classify import MAX_LABEL_CHARS as MAX_SET_LABEL_CHARS
@@ -128,9 +130,12 @@ def create_job(
     overlap: int = 1,
     source: str = "",
     copy_files: bool = False,
+    ordering: str | None = orders.POSITION,
     store: Store | None = None,
 ) -> Job:
-    """A new job over `files`. VQA and retrieval items are (file, question/query) pairs.
+    """A new job over `files`. VQA and retrieval items are (file, question/query) pairs. `ordering` is
+    the queue's order (`ordering.ORDERS`; None or blank: the task's default, uncertainty where a model
+    scores the task; `position`: the items' creation order).
 
     `copy_files` keeps a copy under the data folder (uploads from the browser live in a temp folder).
     `user` None is the operator at the command line, who holds the database file anyway."""
@@ -145,6 +150,7 @@ def create_job(
     spec = task_of(task)
     if not 1 <= int(overlap) <= MAX_OVERLAP:
         raise LabelingError(f"overlap must be between 1 and {MAX_OVERLAP}")
+    order = _order_of(spec.name, ordering)
     labels, prompts = check_label_set(parse_list(labels) or list(spec.default_labels)), parse_list(prompts)
     if spec.categorical and len(labels) < 2:
         raise LabelingError(f"a {spec.name} job needs at least two labels")
@@ -161,7 +167,7 @@ def create_job(
         items = [(m.id, prompt) for prompt in prompts for m in media]
     else:
         items = [(m.id, "") for m in media]
-    return store.create_job(
+    job = store.create_job(
         name,
         spec.name,
         items=items,
@@ -170,7 +176,38 @@ def create_job(
         overlap=int(overlap),
         source=source,
         created_by=user or LOCAL_OPERATOR,
+        ordering=order,
     )
+    _prepare_order(job, store)
+    return job
+
+
+def _order_of(task: str, ordering: str | None) -> str:
+    try:
+        return orders.check_order(task, ordering)
+    except orders.OrderError as error:
+        raise LabelingError(str(error)) from None
+
+
+def _prepare_order(job: Job, store: Store) -> None:
+    try:
+        orders.prepare(job, store)
+    except (ModelUnavailable, MediaError) as error:
+        raise LabelingError(f"the {job.ordering} order needs the embedder: {error}") from None
+
+
+def set_order(
+    user: str | None, job_id: int | str | None, ordering: str, *, store: Store | None = None
+) -> Job:
+    """Change a job's queue order (admins; `user` None: the CLI). Items already handed out stay with their
+    annotators; the rest come in the new order."""
+    if user is not None:
+        accounts.require_role(user, ADMIN, store=store)
+    store = store_or_default(store)
+    job = get_job(job_id, store)
+    job = store.set_job_ordering(job.id, _order_of(job.task, ordering))
+    _prepare_order(job, store)
+    return job
 
 
 @dataclass(frozen=True)
@@ -237,6 +274,7 @@ def create_job_from(
     labels: Sequence[str] | str = (),
     prompts: Sequence[str] | str = (),
     overlap: int = 1,
+    ordering: str | None = orders.POSITION,
     store: Store | None = None,
 ) -> Job:
     """A job over items from `items_from`. A retrieval job over a query's results judges each result
@@ -258,6 +296,7 @@ def create_job_from(
         overlap=overlap,
         source=items.source,
         copy_files=items.source == "upload",
+        ordering=ordering,
         store=store,
     )
 

@@ -21,6 +21,7 @@ from typing import Any
 from mmdemo import accounts, config
 from mmdemo.accounts import ANNOTATOR
 from mmdemo.data import ANONYMOUS, Job, JobItem, LabelRecord, MediaItem, Prediction, Store
+from mmdemo.labeling import ordering
 from mmdemo.labeling.jobs import LabelingError, clean_label, get_item, get_job, store_or_default
 from mmdemo.media.files import MediaError, keep_file
 from mmdemo.serving.hub import ModelUnavailable
@@ -152,17 +153,21 @@ def next_item(
     predictor: Predictor | None = None,
     store: Store | None = None,
     client: str | None = None,
+    served: Callable[[str], str] = ordering.served_version,
 ) -> ItemView | None:
     """The user's open item, else a newly assigned one, else the oldest item they skipped; None when done.
 
-    `predictor` (the UI passes `predict`) pre-fills the label the first time anyone sees the item.
-    `client` is an anonymous visitor's network address, for the cap on what one address holds."""
+    `predictor` (the UI passes `predict`) pre-fills the label the first time anyone sees the item, and
+    scores a batch of items for the `uncertainty` order when their scores are missing or were made by
+    another model version than the one served (`served`: `ordering.served_version`). `client` is an
+    anonymous visitor's network address, for the cap on what one address holds."""
     accounts.require_role(user, ANNOTATOR, store=store)
     store = store_or_default(store)
     job = get_job(job_id, store)
-    item = next(iter(store.assigned_items(job.id, user, "assigned", limit=1)), None) or _assign(
-        job, user, client_key(client), store
-    )
+    item = next(iter(store.assigned_items(job.id, user, "assigned", limit=1)), None)
+    if item is None and job.ordering == "uncertainty" and predictor is not None:
+        ordering.refresh_uncertainty(job, store, predictor, served=served)
+    item = item or _assign(job, user, client_key(client), store)
     if item is None:
         return None
     prediction = prediction_for(job, item, predictor=predictor, store=store)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mmdemo.media.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from mmdemo.tasks import prefill, rows
+from mmdemo.tasks import prefill, rows, uncertainty
 
 if TYPE_CHECKING:
     from mmdemo.data import Job, JobItem, MediaItem, Prediction, Store
@@ -43,7 +43,9 @@ class Task:
     media_columns: tuple[str, ...] = ()  # export columns holding image paths (embedded in Parquet/HF)
     # where its labels come from (`data.labels.SOURCES`): a tab's corrections, or relevance judgements
     label_sources: tuple[str, ...] = ("correction", "submission", "review")
-    uncertainty: Callable[[Prediction], float] | None = None  # for the learning loop; none scores yet
+    # a stored prediction -> how unsure its model was (0 sure … 1 unsure; None: no score), for the
+    # labeling queue's `uncertainty` order
+    uncertainty: Callable[[Prediction], float | None] | None = None
 
     def prefill_value(self, prediction: Prediction | None) -> str:
         """The label a prediction suggests; "" without one."""
@@ -69,16 +71,16 @@ def _text_targets(store: Store, task: str) -> Iterable[Any]:
 
 
 def _clip_targets(store: Store, job_id: int | None = None) -> Iterable[Any]:
-    from mmdemo.finetune.data import clip_targets
+    from mmdemo.finetune.data import LabelSelection, clip_targets
 
-    return clip_targets(store, job_id)
+    return clip_targets(store, selection=LabelSelection(job_ids=(job_id,) if job_id is not None else None))
 
 
 def _judged_queries(store: Store) -> Iterable[Any]:
-    from mmdemo.finetune.data import relevance_judgements
+    from mmdemo.finetune.data import relevance_labels
     from mmdemo.finetune.retrieval_adapter import judged_queries
 
-    return judged_queries(relevance_judgements(store))
+    return judged_queries(relevance_labels(store))
 
 
 RELEVANCE_LABELS = ("relevant", "not relevant")
@@ -93,6 +95,7 @@ TASKS: dict[str, Task] = {
             prefill=prefill.caption_text,
             export_rows=rows.caption_rows,
             training_examples=lambda store: _text_targets(store, "caption"),
+            uncertainty=uncertainty.caption,
             media_columns=("image",),
         ),
         Task(
@@ -102,6 +105,7 @@ TASKS: dict[str, Task] = {
             prefill=prefill.answer_text,
             export_rows=rows.vqa_rows,
             training_examples=lambda store: _text_targets(store, "vqa"),
+            uncertainty=uncertainty.answer,
             prompt="question",
             prompt_plural="questions",
             media_columns=("image",),
@@ -116,6 +120,7 @@ TASKS: dict[str, Task] = {
             prefill=prefill.best_video_label,
             export_rows=rows.clip_rows,
             training_examples=_clip_targets,
+            uncertainty=uncertainty.video,
         ),
         Task(
             name="retrieval",
@@ -125,6 +130,7 @@ TASKS: dict[str, Task] = {
             prefill=prefill.relevance_label,
             export_rows=rows.retrieval_rows,
             training_examples=_judged_queries,
+            uncertainty=uncertainty.relevance,
             prompt="query",
             prompt_plural="queries",
             default_labels=RELEVANCE_LABELS,

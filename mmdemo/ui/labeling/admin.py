@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from mmdemo import accounts
-from mmdemo.labeling import export, jobs
+from mmdemo.labeling import export, jobs, ordering
 from mmdemo.tasks.table import TASK_NAMES
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.ui.labeling.shared import list_jobs
@@ -35,6 +35,7 @@ def create_job(
     index_name: str,
     query: str,
     k: float,
+    order: str,
     request: gr.Request,
 ) -> tuple[str, Any, Any, Any]:
     """Items from one source: a folder on the server, uploads, every image of an index, or a query's
@@ -44,10 +45,10 @@ def create_job(
         user, task, folder=folder, files=uploads or [], index_name=index_name, query=query, k=int(k or 0)
     )
     job = jobs.create_job_from(
-        user, name, task, items, labels=labels, prompts=prompts, overlap=int(overlap or 1)
+        user, name, task, items, labels=labels, prompts=prompts, overlap=int(overlap or 1), ordering=order
     )
     message = (
-        f"Created job #{job.id} **{job.name}** ({job.task}, overlap {job.overlap}) "
+        f"Created job #{job.id} **{job.name}** ({job.task}, overlap {job.overlap}, order {job.ordering}) "
         f"from {job.source}: {jobs.item_count(job)} items."
     )
     return (message, *list_jobs(request))
@@ -92,6 +93,12 @@ def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
                 label="Task", choices=list(TASK_NAMES), value="caption", elem_id="labeling-new-task"
             )
             overlap = gr.Number(label="Annotators per item (overlap)", value=1, precision=0, minimum=1)
+            order = gr.Dropdown(
+                label="Queue order",
+                choices=[("the task's default", ""), *((name, name) for name in ordering.ORDERS)],
+                value="",
+                info="uncertainty: least-sure items first; diverse: cover the collection first",
+            )
         gr.Markdown("Items from one of: a folder on the server, uploaded files, an index, a query's results.")
         with gr.Row():
             folder = gr.Textbox(label="Folder on the server", placeholder="/data/images")
@@ -142,7 +149,7 @@ def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
         role_message = gr.Markdown()
     create_button.click(
         create_job,
-        inputs=[job_name, task, folder, uploads, labels, prompts, overlap, index_name, query, k],
+        inputs=[job_name, task, folder, uploads, labels, prompts, overlap, index_name, query, k, order],
         outputs=[created, *job_dropdowns],
         api_name="labeling_create_job",
         **model_queue("labeling"),  # a query's results need the embedder

@@ -1,0 +1,176 @@
+"""The order a job's queue hands out items: `random`, `uncertainty` (least-sure first) or `diverse`.
+
+Each order is a score per item, stored with what made it (`Store.save_item_scores`); the queue's one
+atomic INSERT … SELECT takes the highest score first (`Store.assign_next`), so ordering never changes the
+overlap, skip and hold guarantees.
+- `position`: the items' creation order (no scores): jobs made before orders existed.
+- `random`: a shuffle seeded by the job's id, made once.
+- `diverse`: k-center greedy over the items' embeddings (the served embedder; a clip by its middle
+  frame): each next item is the one farthest from those before it, so the first labels cover the set.
+- `uncertainty`: the task table's `uncertainty` of the served model's prediction for each item, computed
+  in batches and stored with the served version; when another version is served, the stored scores are
+  stale and are computed again, a batch per queue request (lazily: the queue never waits for a whole job).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mmdemo.data import Job, JobItem, MediaItem, Store
+from mmdemo.media.files import MediaError
+from mmdemo.serving.hub import ModelUnavailable
+from mmdemo.tasks import table
+
+ORDERS = ("random", "uncertainty", "diverse")  # what an admin chooses from
+POSITION = "position"  # the items' creation order: jobs made before orders existed, and the API's default
+BATCH = 16  # items scored per queue request when the uncertainty scores are missing or stale
+
+Predictor = Callable[[Job, JobItem, MediaItem, Store], int]
+Embedder = Callable[[Sequence[MediaItem]], tuple[np.ndarray, str]]  # vectors, and who made them
+
+
+class OrderError(ValueError):
+    """An order that does not exist or cannot be used for this job."""
+
+
+def default_order(task: str) -> str:
+    """`uncertainty` where a model scores the task, else `random`."""
+    return "uncertainty" if table.get(task).uncertainty is not None else "random"
+
+
+def check_order(task: str, ordering: str | None) -> str:
+    """The order asked for (blank: the task's default); an `OrderError` for one that cannot be used."""
+    ordering = (ordering or "").strip() or default_order(task)
+    if ordering not in (*ORDERS, POSITION):
+        raise OrderError(f"unknown order {ordering!r}; choose from {', '.join(ORDERS)}")
+    if ordering == "uncertainty" and table.get(task).uncertainty is None:
+        raise OrderError(f"no model scores {task} items yet: choose random or diverse")
+    return ordering
+
+
+# -- random and diverse: made once --------------------------------------------------------------------
+def random_scores(items: Sequence[JobItem], seed: int) -> dict[int, float]:
+    ranks = list(range(len(items)))
+    random.Random(seed).shuffle(ranks)
+    return {item.id: float(len(items) - rank) for item, rank in zip(items, ranks, strict=True)}
+
+
+def k_center_greedy(vectors: np.ndarray) -> list[int]:
+    """Row indices in k-center greedy order: start nearest the mean, then always the row farthest from
+    every row chosen so far (the greedy 2-approximation of the k-center cover)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    if len(x) == 0:
+        return []
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    first = int(np.argmin(np.linalg.norm(x - x.mean(axis=0), axis=1)))
+    order = [first]
+    nearest = np.linalg.norm(x - x[first], axis=1)
+    for _ in range(len(x) - 1):
+        nearest[order[-1]] = -1.0
+        pick = int(np.argmax(nearest))
+        order.append(pick)
+        nearest = np.minimum(nearest, np.linalg.norm(x - x[pick], axis=1))
+        nearest[order] = -1.0
+    return order
+
+
+def diverse_scores(items: Sequence[JobItem], vectors: np.ndarray) -> dict[int, float]:
+    order = k_center_greedy(vectors)
+    return {items[index].id: float(len(order) - rank) for rank, index in enumerate(order)}
+
+
+def served_embedder(media: Sequence[MediaItem]) -> tuple[np.ndarray, str]:
+    """The served embedder's vectors of images (a clip: its middle frame)."""
+    from mmdemo.media.files import load_image
+    from mmdemo.media.video import sample_clip
+    from mmdemo.serving import registry
+
+    embedder = registry.default_registry().get("embed")
+    images = [
+        sample_clip(m.path, 1, None).frames[0] if m.kind == "video" else load_image(m.path).image
+        for m in media
+    ]
+    vectors = [embedder.encode_images(images[i : i + 32]) for i in range(0, len(images), 32)]
+    return np.concatenate(vectors) if vectors else np.zeros(
+        (0, 1)
+    ), f"{embedder.info.name}@{embedder.info.version}"
+
+
+def prepare(job: Job, store: Store, *, embed: Embedder = served_embedder) -> None:
+    """Make a random or diverse job's scores, once (uncertainty is scored when the queue is asked)."""
+    if job.ordering in ("uncertainty", POSITION) or store.item_scores(job.id, job.ordering):
+        return
+    items = store.job_items(job.id)
+    if job.ordering == "random":
+        store.save_item_scores(job.id, "random", random_scores(items, job.id), f"seed {job.id}")
+        return
+    media = [store.media(item.media_id) for item in items]
+    vectors, made_by = embed(media)  # type: ignore[arg-type]
+    store.save_item_scores(job.id, "diverse", diverse_scores(items, vectors), made_by)
+
+
+# -- uncertainty: with the served version, refreshed lazily --------------------------------------------
+def served_version(task: str) -> str:
+    """What serves the task's models now ("embed=name@v3;video=head@v2"): scores made by anything else
+    are stale."""
+    from mmdemo.serving import registry
+
+    active = registry.default_registry()
+    parts = []
+    for model_task in table.get(task).model_tasks:
+        try:
+            spec = active.serving_spec(model_task)
+        except registry.UnknownTask:  # a task no model serves (yet): not part of what scores
+            continue
+        parts.append(f"{model_task}={spec.name}@{spec.version}")
+    return ";".join(parts)
+
+
+def stale_items(job: Job, store: Store, version: str) -> list[JobItem]:
+    """Items with no uncertainty score made by `version`, by position."""
+    stored = store.item_scores(job.id, "uncertainty")
+    return [
+        item
+        for item in store.job_items(job.id)
+        if item.id not in stored or stored[item.id].made_by != version
+    ]
+
+
+def refresh_uncertainty(
+    job: Job,
+    store: Store,
+    predictor: Predictor,
+    *,
+    version: str | None = None,
+    limit: int | None = BATCH,
+    served: Callable[[str], str] = served_version,
+) -> int:
+    """Score up to `limit` (None: all) items whose score is missing or was made by another version than
+    the one served: predict with the served model (the prediction also becomes the pre-fill of an item
+    nobody labeled yet) and store its uncertainty. Returns how many were scored."""
+    uncertainty = table.get(job.task).uncertainty
+    if uncertainty is None:
+        return 0
+    version = served(job.task) if version is None else version
+    todo = stale_items(job, store, version)[:limit]
+    if not todo:
+        return 0
+    labeled = {s.item_id for s in store.submissions(job.id)}
+    scores: dict[int, float] = {}
+    for item in tqdm(todo, desc=f"scoring {job.name}", unit="item", disable=len(todo) < 2 * BATCH):
+        media = store.media(item.media_id)
+        try:
+            prediction_id = predictor(job, item, media, store)  # type: ignore[arg-type]
+        except (ModelUnavailable, MediaError, ValueError):  # an item the model cannot read: asked last
+            scores[item.id] = -1.0
+            continue
+        if item.id not in labeled:
+            store.set_item_prediction(item.id, prediction_id)
+        value = uncertainty(store.prediction(prediction_id))  # type: ignore[arg-type]
+        scores[item.id] = -1.0 if value is None else float(value)
+    store.save_item_scores(job.id, "uncertainty", scores, version)
+    return len(scores)

@@ -1,0 +1,264 @@
+"""The queue's orders (uncertainty, diverse, random) and the runs reading labeling jobs' labels."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmdemo.data import Job, JobItem, MediaItem, Store, default_store
+from mmdemo.finetune.data import LabelSelection, relevance_labels, text_targets
+from mmdemo.finetune.retrieval_adapter import judged_queries
+from mmdemo.labeling import jobs, ordering, queue, review
+from tests.labeling_helpers import FAKE_MODEL, add_accounts, make_images, make_job
+
+LABELS = ("a cat", "a dog", "a bird")
+
+
+@pytest.fixture
+def store(data_dir: Path) -> Store:
+    return default_store()
+
+
+def sure_of(confidence: dict[str, float]):
+    """A predictor whose fused video scores give each file the top score `confidence[name]` (the rest split
+    between the other two labels), recorded as the served model would record them."""
+
+    def predictor(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+        top = confidence[Path(media.path).name]
+        fused = [{"label": LABELS[0], "score": top}] + [
+            {"label": label, "score": (1 - top) / 2} for label in LABELS[1:]
+        ]
+        return store.record_prediction(
+            job.task, media_id=media.id, input={}, output={"fused": fused}, model=FAKE_MODEL
+        ).id
+
+    return predictor
+
+
+def queue_order(job: Job, user: str, store: Store, predictor, served) -> list[str]:
+    """Every item the user is handed, in order, each submitted with the model's label."""
+    names = []
+    while (
+        view := queue.next_item(job.id, user, predictor=predictor, store=store, served=served)
+    ) is not None:
+        names.append(Path(view.media.path).name)
+        queue.submit(job.id, view.item.id, user, view.prefill or LABELS[0], store=store)
+    return names
+
+
+def test_uncertainty_puts_the_least_sure_items_first_and_follows_the_served_version(store, tmp_path):
+    folder = make_images(tmp_path / "imgs", 6)
+    job = make_job(store, folder, task="video", labels=LABELS, overlap=1)
+    store.set_job_ordering(job.id, "uncertainty")
+    add_accounts(store, {"ann": "annotator", "ben": "annotator"})
+    names = [f"img{i:03d}.png" for i in range(6)]
+    v1 = dict(zip(names, (0.95, 0.40, 0.90, 0.34, 0.70, 0.50), strict=True))
+    job = store.job(job.id)
+
+    # By position the queue would start with img000, the item the model is surest of.
+    first_three = []
+    for _ in range(3):
+        view = queue.next_item(job.id, "ann", predictor=sure_of(v1), store=store, served=lambda task: "v1")
+        first_three.append(Path(view.media.path).name)
+        queue.submit(job.id, view.item.id, "ann", LABELS[1], store=store)
+    assert first_three == ["img003.png", "img001.png", "img005.png"]
+    stored = store.item_scores(job.id, "uncertainty")
+    assert {score.made_by for score in stored.values()} == {"v1"} and len(stored) == 6
+
+    # A new version is served: it is sure where v1 was not. The scores are made again, with it.
+    v2 = dict(zip(names, (0.36, 0.99, 0.98, 0.97, 0.40, 0.96), strict=True))
+    rest = queue_order(job, "ann", store, sure_of(v2), served=lambda task: "v2")
+    assert rest == ["img000.png", "img004.png", "img002.png"]
+    assert {score.made_by for score in store.item_scores(job.id, "uncertainty").values()} == {"v2"}
+    # Items nobody had labeled take the new version's prediction as their pre-fill.
+    unlabeled_at_refresh = {
+        i.id for i in store.job_items(job.id) if Path(store.media(i.media_id).path).name in rest
+    }
+    assert all(
+        store.prediction(i.prediction_id).output["fused"][0]["score"]
+        == v2[Path(store.media(i.media_id).path).name]
+        for i in store.job_items(job.id)
+        if i.id in unlabeled_at_refresh
+    )
+
+
+def test_ordering_never_hands_an_item_to_more_annotators_than_the_overlap(store, tmp_path):
+    job = make_job(store, make_images(tmp_path / "imgs", 5), task="video", labels=LABELS, overlap=2)
+    store.set_job_ordering(job.id, "uncertainty")
+    add_accounts(store, {name: "annotator" for name in ("a", "b", "c")})
+    confidence = {f"img{i:03d}.png": 0.3 + 0.1 * i for i in range(5)}
+    for user in ("a", "b", "c"):
+        queue_order(job, user, store, sure_of(confidence), served=lambda task: "v1")
+    assert set(store.assignment_counts(job.id).values()) == {2}
+    assert Counter(s.item_id for s in store.submissions(job.id)).most_common(1)[0][1] == 2
+
+
+def test_diverse_covers_the_collection_first(store, tmp_path):
+    """Three tight clusters of ten items: k-center greedy asks one of each cluster before a second one."""
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:3] * 10
+    vectors = np.concatenate([c + rng.normal(0, 0.1, (10, 8)) for c in centres])
+    cluster_of = np.repeat(np.arange(3), 10)
+    order = ordering.k_center_greedy(vectors)
+    assert sorted(order) == list(range(30)) and len({cluster_of[i] for i in order[:3]}) == 3
+    assert len({cluster_of[i] for i in range(3)}) == 1  # what position order would ask first
+
+    job = make_job(store, make_images(tmp_path / "imgs", 30), task="video", labels=LABELS, overlap=1)
+    job = store.set_job_ordering(job.id, "diverse")
+    by_media = {item.media_id: index for index, item in enumerate(store.job_items(job.id))}
+    ordering.prepare(
+        job, store, embed=lambda media: (vectors[[by_media[m.id] for m in media]], "fake embedder")
+    )
+    add_accounts(store, {"ann": "annotator"})
+    asked = queue_order(job, "ann", store, predictor=None, served=lambda task: "v1")
+    first = [cluster_of[int(name[3:6])] for name in asked[:3]]
+    assert len(set(first)) == 3
+
+
+def test_random_order_is_a_seeded_shuffle_and_orders_are_checked(store, tmp_path):
+    folder = make_images(tmp_path / "imgs", 12)
+    job = make_job(store, folder, overlap=1)
+    assert job.ordering == "position"
+    job = jobs.set_order("root", job.id, "random", store=store)
+    add_accounts(store, {"ann": "annotator"})
+    asked = queue_order(job, "ann", store, predictor=None, served=lambda task: "v1")
+    assert sorted(asked) == sorted(p.name for p in folder.iterdir()) and asked != sorted(asked)
+    with pytest.raises(
+        jobs.LabelingError, match="unknown order 'smart'; choose from random, uncertainty, diverse"
+    ):
+        jobs.set_order("root", job.id, "smart", store=store)
+    assert (
+        jobs.create_job(
+            "root", "default", "video", sorted(folder.iterdir()), labels=LABELS, ordering=None, store=store
+        ).ordering
+        == "uncertainty"
+    )
+
+
+def mmdemo(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
+    """The real console script (or `python -m mmdemo.cli` where it is not on PATH) in its own process."""
+    script = shutil.which("mmdemo")
+    command = [script] if script else [sys.executable, "-m", "mmdemo.cli"]
+    env = {
+        **os.environ,
+        "MMDEMO_DATA_DIR": str(data_dir),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_jobs_create_and_order_from_the_command_line(tmp_path, data_dir):
+    folder = make_images(tmp_path / "imgs", 4)
+    made = mmdemo(
+        "jobs",
+        "create",
+        "--name",
+        "clips",
+        "--task",
+        "video",
+        "--folder",
+        str(folder),
+        "--labels",
+        "a cat,a dog",
+        "--order",
+        "random",
+        data_dir=data_dir,
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "job #1 'clips': 4 items, overlap 1, order random"
+    changed = mmdemo("jobs", "order", "1", "uncertainty", data_dir=data_dir)
+    assert changed.returncode == 0 and changed.stdout.strip() == "job #1 'clips': order uncertainty"
+    bad = mmdemo("jobs", "order", "1", "smart", data_dir=data_dir)
+    assert bad.returncode == 2 and "invalid choice: 'smart'" in bad.stderr and "Traceback" not in bad.stderr
+    missing = mmdemo("jobs", "order", "7", "random", data_dir=data_dir)
+    assert missing.returncode == 2 and "no job #7" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def label_caption_job(store: Store, folder: Path) -> Job:
+    """A caption job over four sample photos: two annotators agree on one, a reviewer decides another,
+    one stays unsettled (the annotators disagree), one is not labeled."""
+    job = make_job(store, folder, task="caption", overlap=2, name="captions")
+    add_accounts(store, {"ann": "annotator", "ben": "annotator", "rev": "reviewer"})
+    items = store.job_items(job.id)
+    for user, values in (
+        ("ann", ["two cats", "a red bus", "a boat"]),
+        ("ben", ["two cats", "a bus", "a ship"]),
+    ):
+        for item, value in zip(items[:3], values, strict=True):
+            store.assign_next(job.id, user, 2)
+            queue.submit(job.id, item.id, user, value, store=store)
+    review.decide(job.id, items[1].id, "rev", "a red double-decker bus", store=store)
+    return job
+
+
+def test_a_caption_run_consumes_a_jobs_reviewed_labels(tmp_path, data_dir):
+    from tests.finetune_helpers import ASSETS, store_caption_corrections
+
+    def run() -> dict:
+        result = mmdemo(
+            "finetune",
+            "caption",
+            "--profile",
+            "tiny",
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--accept-always",
+            "--json",
+            data_dir=data_dir,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    store = default_store()
+    store_caption_corrections(store)
+    before = list(text_targets(store, "caption", LabelSelection()))
+    without = run()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for stem in ("cat", "coffee", "rocket", "moon"):
+        shutil.copy(ASSETS / f"{stem}.jpg", folder / f"{stem}.jpg")
+    job = label_caption_job(store, folder)
+    after = list(text_targets(store, "caption", LabelSelection()))
+    added = {(t.target, t.origin) for t in after} - {(t.target, t.origin) for t in before}
+    assert added == {
+        ("two cats", f"job {job.id}, agreed"),
+        ("a red double-decker bus", f"job {job.id}, reviewed"),
+    }
+    unreviewed = text_targets(store, "caption", LabelSelection(include_unreviewed=True))
+    assert len(list(unreviewed)) == len(after) + 1
+    only_job = list(text_targets(store, "caption", LabelSelection(job_ids=(job.id,))))
+    assert {t.origin for t in only_job} >= {f"job {job.id}, agreed"}
+
+    with_job = run()  # the same corrections and the job's settled labels: the data and its hash differ
+    count = lambda v: v["metrics"]["train_examples"] + v["metrics"]["validation_examples"]  # noqa: E731
+    assert count(with_job) == count(without) + 2
+    assert with_job["data_hash"] != without["data_hash"]
+    assert with_job["metrics"]["label_origins"][f"job {job.id}, reviewed"] == 1
+    report = (Path(with_job["path"]) / "report.md").read_text()
+    assert f"1 job {job.id}, reviewed" in report and "correction, single" in report
+
+
+def test_retrieval_jobs_labels_become_positives_and_hard_negatives(store, tmp_path):
+    folder = make_images(tmp_path / "imgs", 3)
+    job = make_job(store, folder, task="retrieval", prompts=("a red square",), overlap=1, name="relevance")
+    add_accounts(store, {"ann": "annotator"})
+    items = store.job_items(job.id)
+    for item, value in zip(items, ("relevant", "not relevant", "relevant"), strict=True):
+        store.assign_next(job.id, "ann", 1)
+        queue.submit(job.id, item.id, "ann", value, store=store)
+    [query] = judged_queries(relevance_labels(store))
+    assert (query.index_name, query.query_text) == ("default", "a red square")
+    assert set(query.relevant) == {items[0].media_id, items[2].media_id}
+    assert query.irrelevant == (items[1].media_id,)
+    assert set(query.origins) == {f"job {job.id}, agreed"}
+    assert judged_queries(relevance_labels(store, LabelSelection(job_ids=()))) == []
