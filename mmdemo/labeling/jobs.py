@@ -49,13 +49,17 @@ def task_of(name: str) -> Task:
         raise LabelingError(str(error)) from None
 
 
+JOINERS = {"\u200c", "\u200d"}  # format characters that scripts (Persian, Indic) and emoji need
+
+
 def visible_text(text: Any) -> str:
-    """`text` without control, format (bidi overrides, zero-width) or other invisible characters, its
-    spacing collapsed: what is stored of labels and names, and what is printed of them."""
+    """`text` without control or format characters (terminal escapes, bidi overrides, zero-width spaces;
+    the joiners that writing needs are kept), its spacing collapsed: what is stored of labels and names,
+    and what is printed of them."""
     kept = "".join(
         " " if char.isspace() else char
         for char in str(text)
-        if char.isspace() or unicodedata.category(char)[0] != "C"
+        if char.isspace() or char in JOINERS or unicodedata.category(char) not in ("Cc", "Cf", "Cs")
     )
     return re.sub(r"\s+", " ", kept).strip()
 
