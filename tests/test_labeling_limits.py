@@ -75,6 +75,7 @@ def test_scripted_sessions_from_one_address_cannot_hold_every_item(open_job):
 
 def test_scripted_sessions_through_the_api_share_one_labeler(open_job):
     from gradio_client import Client as ApiClient
+    from gradio_client.exceptions import AppError
 
     from mmdemo.ui.app import build_app
 
@@ -82,6 +83,8 @@ def test_scripted_sessions_through_the_api_share_one_labeler(open_job):
         shown = [
             ApiClient(url, verbose=False).predict(open_job.id, api_name="/labeling_next") for _ in range(26)
         ]
+        with pytest.raises(AppError, match="is not an item number"):  # a message, not an OverflowError
+            ApiClient(url, verbose=False).predict(open_job.id, 1e300, "x", None, api_name="/labeling_submit")
     # Same address and user agent: one anonymous labeler, who gets their open item back every time.
     assert held(open_job) == 1
     assert len({answer[6] for answer in shown}) == 1
