@@ -12,7 +12,7 @@ scored on the held-out set.
   label scores), from the zero-shot labels before the first batch, then from the retrained head;
 - diverse: the queue's k-center greedy (`labeling.ordering.k_center_greedy`) over the embeddings.
 
-    python bench/active_learning.py                 # 5 seeds, batches of 8, writes bench/out/
+    python bench/active_learning.py                 # 5 seeds, batches of 8: bench/results/active_learning.png
     python bench/active_learning.py --seeds 3 --batch 10
 """
 
@@ -121,6 +121,12 @@ def dataset(per_class: int, cache: Path, profile: str) -> tuple[np.ndarray, np.n
     return x, np.asarray(labels), zero_shot, model
 
 
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
@@ -223,12 +229,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8, help="labels per batch (a retrain after each)")
     parser.add_argument("--per-class", type=int, default=60, help="augmented items per class (⅓ held out)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the PNG goes")
+    parser.add_argument("--cache", type=Path, default=None, help="embeddings cache (default: mmdemo's cache)")
     args = parser.parse_args()
     from sklearn.model_selection import train_test_split
 
     started = time.perf_counter()
-    x, y, zero_shot, model = dataset(args.per_class, args.out / "cache", args.profile)
+    from mmdemo import config
+
+    x, y, zero_shot, model = dataset(args.per_class, args.cache or config.cache_dir() / "bench", args.profile)
     embedded_s = time.perf_counter() - started
     curves: dict[str, list[list[float]]] = {order: [] for order in ORDERS}
     for seed in range(args.seeds):
@@ -257,7 +266,8 @@ def main() -> None:
     print(
         f"{len(CLASSES)} classes × {args.per_class} items ({pool_size} pool, {len(y) - pool_size} held out), "
         f"features: {model}, {x.shape[1]}-d; head: logistic regression; batch {args.batch}; "
-        f"{args.seeds} seeds; features in {embedded_s:.0f} s, total {time.perf_counter() - started:.0f} s"
+        f"{args.seeds} seeds; features in {embedded_s:.0f} s ({_threads()} torch threads), "
+        f"total {time.perf_counter() - started:.0f} s"
     )
     marks = sorted({s for s in sizes if s % (args.batch * 3) == 0 or s in (8, 16, 24)} | {pool_size})
     rows = [

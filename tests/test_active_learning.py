@@ -77,7 +77,12 @@ def test_uncertainty_puts_the_least_sure_items_first_and_follows_the_served_vers
     v2 = dict(zip(names, (0.36, 0.99, 0.98, 0.97, 0.40, 0.96), strict=True))
     rest = queue_order(job, "ann", store, sure_of(v2), served=lambda task: "v2")
     assert rest == ["img000.png", "img004.png", "img002.png"]
-    assert {score.made_by for score in store.item_scores(job.id, "uncertainty").values()} == {"v2"}
+    # Only the items still to hand out are scored again (the labeled ones keep v1's scores).
+    made_by = {
+        store.media(store.job_item(i).media_id).path.rsplit("/", 1)[-1]: s.made_by
+        for i, s in store.item_scores(job.id, "uncertainty").items()
+    }
+    assert {name for name, by in made_by.items() if by == "v2"} == set(rest)
     # Items nobody had labeled take the new version's prediction as their pre-fill.
     unlabeled_at_refresh = {
         i.id for i in store.job_items(job.id) if Path(store.media(i.media_id).path).name in rest
@@ -262,3 +267,29 @@ def test_retrieval_jobs_labels_become_positives_and_hard_negatives(store, tmp_pa
     assert query.irrelevant == (items[1].media_id,)
     assert set(query.origins) == {f"job {job.id}, agreed"}
     assert judged_queries(relevance_labels(store, LabelSelection(job_ids=()))) == []
+
+
+def test_runs_read_corrections_owner_checked_and_anonymous_ones_only_when_asked(store, tmp_path):
+    from tests.finetune_helpers import ASSETS, TINY_MODEL
+
+    add_accounts(store, {"ann": "annotator", "other": "annotator", "rev": "reviewer"})
+    corrected = {}
+    for stem, (owner, corrector) in {
+        "cat": ("ann", "ann"),  # the prediction's own user
+        "coffee": ("ann", "other"),  # someone else's prediction, by an annotator: left out
+        "rocket": ("ann", "rev"),  # a reviewer may correct anyone's
+        "moon": (None, "other"),  # nobody owns an anonymous prediction
+        "clock": (None, None),  # an anonymous visitor corrects their own prediction
+    }.items():
+        media = store.add_media(ASSETS / f"{stem}.jpg", "image")
+        prediction = store.record_prediction(
+            "caption", media_id=media.id, input={}, output="words", model=TINY_MODEL, user=owner
+        )
+        store.add_correction(prediction.id, f"a {stem}", user=corrector)
+        corrected[stem] = media.id
+    targets = {t.target for t in text_targets(store, "caption", LabelSelection())}
+    assert targets == {"a cat", "a rocket", "a moon"}
+    with_anonymous = {
+        t.target for t in text_targets(store, "caption", LabelSelection(include_anonymous=True))
+    }
+    assert with_anonymous == targets | {"a clock"}

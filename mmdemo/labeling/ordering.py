@@ -131,12 +131,15 @@ def served_version(task: str) -> str:
 
 
 def stale_items(job: Job, store: Store, version: str) -> list[JobItem]:
-    """Items with no uncertainty score made by `version`, by position."""
+    """Items the queue may still hand out (fewer holders than the overlap) with no uncertainty score made
+    by `version`, by position."""
     stored = store.item_scores(job.id, "uncertainty")
+    held = store.assignment_counts(job.id)
     return [
         item
         for item in store.job_items(job.id)
-        if item.id not in stored or stored[item.id].made_by != version
+        if held.get(item.id, 0) < job.overlap
+        and (item.id not in stored or stored[item.id].made_by != version)
     ]
 
 
