@@ -161,6 +161,9 @@ def mmdemo(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
 
 
 def test_jobs_create_and_order_from_the_command_line(tmp_path, data_dir):
+    from mmdemo.cli import labeling as labeling_commands
+
+    assert labeling_commands.ORDERS == ordering.ORDERS  # the CLI spells them out to stay cheap to import
     folder = make_images(tmp_path / "imgs", 4)
     made = mmdemo(
         "jobs",

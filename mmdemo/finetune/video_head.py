@@ -372,7 +372,7 @@ def finetune(
     if not targets:
         raise ValueError(
             "no video labels yet: correct some video predictions (Video tab or `mmdemo classify-video`), "
-            "or pass --job with a video labeling job that has reviewed or agreed labels"
+            "or label clips in a video labeling job (its reviewed or agreed labels count)"
         )
     classes = Counter(t.label for t in targets)
     if len(classes) < 2:
