@@ -115,3 +115,30 @@ def model_concurrency(gpu: bool) -> int:
             raise ValueError(f"MMDEMO_CONCURRENCY={value!r} must be 1 or more")
         return limit
     return 1 if gpu or on_zero_gpu() else 2
+
+
+def _count_setting(name: str, default: int, *, low: int = 0, high: int = 1_000_000) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ValueError(f"{name}={value!r} must be a whole number from {low} to {high}")
+    return int(value)
+
+
+def anonymous_max_held() -> int:
+    """How many items of a job one anonymous visitor may hold unlabeled at once
+    (`MMDEMO_ANONYMOUS_MAX_HELD`, default 3)."""
+    return _count_setting("MMDEMO_ANONYMOUS_MAX_HELD", 3, low=1)
+
+
+def anonymous_max_held_per_address() -> int:
+    """How many items of a job all anonymous visitors from one network address may hold unlabeled at once
+    (`MMDEMO_ANONYMOUS_MAX_HELD_PER_ADDRESS`, default 10)."""
+    return _count_setting("MMDEMO_ANONYMOUS_MAX_HELD_PER_ADDRESS", 10, low=1)
+
+
+def anonymous_hold_minutes() -> int:
+    """After how many minutes untouched an anonymous visitor's items go back to the queue
+    (`MMDEMO_ANONYMOUS_HOLD_MINUTES`, default 10)."""
+    return _count_setting("MMDEMO_ANONYMOUS_HOLD_MINUTES", 10, low=1, high=7 * 24 * 60)

@@ -139,11 +139,21 @@ def order_job(
 def list_jobs() -> None:
     """List jobs."""
     from mmdemo.data import default_store
+    from mmdemo.labeling.jobs import visible_text
 
     store = default_store()
     rows = [
-        (j.id, j.name, j.task, len(store.job_items(j.id)), j.overlap, j.ordering, j.created_by)
+        (
+            j.id,
+            visible_text(j.name),
+            j.task,
+            len(store.job_items(j.id)),
+            j.overlap,
+            j.ordering,
+            visible_text(by),
+        )
         for j in store.jobs()
+        for by in [j.created_by]
     ]
     print_table(("id", "name", "task", "items", "overlap", "order", "by"), rows, empty="no jobs yet")
 

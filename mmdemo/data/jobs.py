@@ -10,6 +10,8 @@ import sqlite_utils
 
 from mmdemo.data.db import StoreCore, StoreError, from_row, now
 
+_FAILED = "!"  # ends a pre-fill claim whose try made no prediction
+
 
 @dataclass(frozen=True)
 class Job:
@@ -128,7 +130,31 @@ class JobRecords(StoreCore):
 
     def set_item_prediction(self, item_id: int, prediction_id: int) -> None:
         with self._write() as db:
-            db.table("job_items").update(item_id, {"prediction_id": prediction_id})
+            db.table("job_items").update(item_id, {"prediction_id": prediction_id, "prefill_claim": None})
+
+    # -- the pre-fill, made once per item (single-flight across threads and processes) ---------------
+    def claim_prefill(self, item_id: int, *, stale_before: str) -> tuple[int | None, str]:
+        """`(prediction_id, "done")` when the item has its prediction; else `(None, "mine")` when the caller
+        now holds the claim to make it (nobody held one, or it is older than `stale_before`), `(None,
+        "busy")` while another caller makes it, `(None, "failed")` when the last try made none."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT prediction_id, prefill_claim FROM job_items WHERE id = ?", [item_id]
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no item #{item_id}")
+            prediction_id, claim = row
+            if prediction_id is not None:
+                return prediction_id, "done"
+            if claim is None or claim < stale_before:
+                db.execute("UPDATE job_items SET prefill_claim = ? WHERE id = ?", [now(), item_id])
+                return None, "mine"
+            return None, "failed" if claim.endswith(_FAILED) else "busy"
+
+    def fail_prefill(self, item_id: int) -> None:
+        """No prediction could be made: openers until the claim goes stale label without one."""
+        with self._write() as db:
+            db.execute("UPDATE job_items SET prefill_claim = ? WHERE id = ?", [now() + _FAILED, item_id])
 
     # -- the queue's order ------------------------------------------------------------------------
     def set_job_ordering(self, job_id: int, ordering: str) -> Job:
@@ -163,48 +189,155 @@ class JobRecords(StoreCore):
 
     # -- the work queue ----------------------------------------------------------------------------
     def assign_next(
-        self, job_id: int, user: str, overlap: int, *, release_prefix: str = "", release_before: str = ""
+        self,
+        job_id: int,
+        user: str,
+        overlap: int,
+        *,
+        release_prefix: str = "",
+        release_before: str = "",
+        client: str | None = None,
+        max_open: int | None = None,
+        max_open_client: int | None = None,
     ) -> JobItem | None:
         """Hand `user` one more item of the job that fewer than `overlap` annotators hold, or None.
 
-        One INSERT ... SELECT under the store's lock and SQLite's write lock: two annotators (threads or
-        processes) asking at once can never push an item past its overlap. Items already started by
-        others come first, so that items reach their full overlap (and agreement) early; then the job's
-        order: the highest stored score for it (`item_scores`), unscored items last, by position. Open (never
-        submitted) assignments of users named `release_prefix`... untouched since `release_before` are
-        released first, in the same transaction: a visitor who left does not hold items forever."""
+        One INSERT ... SELECT in one `BEGIN IMMEDIATE` transaction: two annotators (threads or processes)
+        asking at once can never push an item past its overlap. Items already started by others come
+        first, so that items reach their full overlap (and agreement) early; then the job's order: the
+        highest stored score for it (`item_scores`), unscored items last, by position. The per-item `held`
+        count (kept by triggers) and its index make a position-ordered job a short index walk; every
+        order is flat in the number of labels. Open (never submitted) assignments of users named
+        `release_prefix`... untouched since `release_before` are released first, in the same transaction.
+        `max_open` caps the user's open assignments in the job, `max_open_client` those of every user
+        from `client` (anonymous visitors)."""
         stamp = now()
+        caps, cap_args = "", []
+        if max_open is not None:
+            caps += (
+                " AND (SELECT COUNT(*) FROM assignments o WHERE o.job_id = ? AND o.user = ? "
+                "AND o.status != 'submitted') < ?"
+            )
+            cap_args += [job_id, user, max_open]
+        if max_open_client is not None and client is not None:
+            caps += (
+                " AND (SELECT COUNT(*) FROM assignments o WHERE o.job_id = ? AND o.client = ? "
+                "AND o.status != 'submitted') < ?"
+            )
+            cap_args += [job_id, client, max_open_client]
         with self._write() as db:
             if release_prefix and release_before:
                 db.execute(
                     "DELETE FROM assignments WHERE job_id = ? AND status != 'submitted' "
-                    "AND substr(user, 1, ?) = ? AND updated_at < ?",
-                    [job_id, len(release_prefix), release_prefix, release_before],
+                    "AND updated_at < ? AND substr(user, 1, ?) = ?",
+                    [job_id, release_before, len(release_prefix), release_prefix],
                 )
+            row = db.execute("SELECT ordering FROM jobs WHERE id = ?", [job_id]).fetchone()
+            ordering = row[0] if row is not None else "position"
+            scored = ordering != "position"  # a position-ordered job walks the queue index alone
+            scores = "LEFT JOIN item_scores s ON s.item_id = ji.id AND s.ordering = ? " if scored else ""
             cursor = db.execute(
-                "INSERT INTO assignments (job_id, item_id, user, status, created_at, updated_at) "
-                "SELECT ?, ji.id, ?, 'assigned', ?, ? FROM job_items ji "
-                "JOIN jobs j ON j.id = ji.job_id "
-                "LEFT JOIN item_scores s ON s.item_id = ji.id AND s.ordering = j.ordering "
-                "WHERE ji.job_id = ? "
-                "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = ji.id AND a.user = ?) "
-                "AND (SELECT COUNT(*) FROM assignments a WHERE a.item_id = ji.id) < ? "
-                "ORDER BY (SELECT COUNT(*) FROM assignments a WHERE a.item_id = ji.id) DESC, "
-                "s.score IS NULL, s.score DESC, ji.position "
-                "LIMIT 1",
-                [job_id, user, stamp, stamp, job_id, user, overlap],
+                "INSERT INTO assignments (job_id, item_id, user, status, client, created_at, updated_at) "
+                f"SELECT ?, ji.id, ?, 'assigned', ?, ?, ? FROM job_items ji {scores}"
+                "WHERE ji.job_id = ? AND ji.held < ? "
+                "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = ji.id AND a.user = ?)"
+                f"{caps} ORDER BY ji.held DESC, "
+                + ("s.score IS NULL, s.score DESC, " if scored else "")
+                + "ji.position LIMIT 1",
+                [
+                    job_id,
+                    user,
+                    client,
+                    stamp,
+                    stamp,
+                    *([ordering] if scored else []),
+                    job_id,
+                    overlap,
+                    user,
+                    *cap_args,
+                ],
             )
             if cursor.rowcount == 0:
                 return None
             row = db.execute("SELECT item_id FROM assignments WHERE id = ?", [cursor.lastrowid]).fetchone()
         return self.job_item(row[0])
 
-    def assigned_items(self, job_id: int, user: str, status: str) -> list[JobItem]:
+    def open_assignments(self, job_id: int, *, user: str | None = None, client: str | None = None) -> int:
+        """How many open (not submitted) assignments of the job `user`, or every user from `client`, holds."""
+        column, value = ("user", user) if user is not None else ("client", client)
+        rows = self._query(
+            f"SELECT COUNT(*) AS n FROM assignments WHERE job_id = ? AND {column} = ? AND status != 'submitted'",
+            [job_id, value],
+        )
+        return rows[0]["n"]
+
+    def queue_counts(self, job_id: int, user: str, overlap: int) -> dict[str, int]:
+        """The counts an annotator's progress shows, each one indexed lookup: the user's submitted and
+        skipped items, the job's items, and its items with `overlap` submitted labels."""
+        mine = self._query(
+            "SELECT status, COUNT(*) AS n FROM assignments WHERE job_id = ? AND user = ? GROUP BY status",
+            [job_id, user],
+        )
+        job = self._query(
+            "SELECT COUNT(*) AS total, "
+            "(SELECT COUNT(*) FROM job_items WHERE job_id = ? AND submitted >= ?) AS complete "
+            "FROM job_items WHERE job_id = ?",
+            [job_id, overlap, job_id],
+        )[0]
+        by_status = {row["status"]: row["n"] for row in mine}
+        return {
+            "submitted": by_status.get("submitted", 0),
+            "skipped": by_status.get("skipped", 0),
+            "total": job["total"],
+            "complete": job["complete"],
+        }
+
+    def add_labels_bulk(self, job_id: int, labels: list[tuple[int, str, Any]]) -> None:
+        """Many `(item_id, user, value)` labels at once, in one transaction (imports and benchmarks): each a
+        submission, and the user's submitted assignment of the item (a repeated pair is a correction)."""
+        stamp = now()
+        with self._write() as db:
+            db.table("assignments").insert_all(
+                (
+                    {
+                        "job_id": job_id,
+                        "item_id": item_id,
+                        "user": user,
+                        "status": "submitted",
+                        "created_at": stamp,
+                        "updated_at": stamp,
+                    }
+                    for item_id, user, _ in labels
+                ),
+                batch_size=1000,
+                ignore=True,
+            )
+            db.table("submissions").insert_all(
+                (
+                    {
+                        "job_id": job_id,
+                        "item_id": item_id,
+                        "user": user,
+                        "value": json.dumps(value),
+                        "anonymous": 0,
+                        "submission_id": None,
+                        "note": None,
+                        "created_at": stamp,
+                    }
+                    for item_id, user, value in labels
+                ),
+                batch_size=1000,
+            )
+
+    def assigned_items(
+        self, job_id: int, user: str, status: str, *, limit: int | None = None
+    ) -> list[JobItem]:
         """`user`'s items of the job in one status (assigned, skipped, submitted), oldest first."""
         return self._query_records(
             JobItem,
             "SELECT ji.* FROM assignments a JOIN job_items ji ON ji.id = a.item_id "
-            "WHERE a.job_id = ? AND a.user = ? AND a.status = ? ORDER BY a.updated_at, a.id",
+            "WHERE a.job_id = ? AND a.user = ? AND a.status = ? ORDER BY a.updated_at, a.id"
+            + (f" LIMIT {int(limit)}" if limit is not None else ""),
             [job_id, user, status],
         )
 

@@ -255,7 +255,8 @@ def rewrite_moved_builders(db: sqlite_utils.Database) -> None:
 def add_job_orders(db: sqlite_utils.Database) -> None:
     """A job's queue order (random, uncertainty, diverse) and each item's stored rank score for it, with
     the model version (or embedder) that made it. Jobs made before keep their items' order (position)."""
-    db["jobs"].add_column("ordering", str, not_null_default="position")
+    if "ordering" not in db["jobs"].columns_dict:  # idempotent, as every step (see the module's docstring)
+        db["jobs"].add_column("ordering", str, not_null_default="position")
     db["item_scores"].create(
         {"item_id": int, "job_id": int, "ordering": str, "score": float, "made_by": str, "created_at": str},
         pk=("item_id", "ordering"),
@@ -263,6 +264,49 @@ def add_job_orders(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     db["item_scores"].create_index(["job_id", "ordering"], if_not_exists=True)
+
+
+def add_queue_counts(db: sqlite_utils.Database) -> None:
+    """The work queue in indexed lookups, flat in job size: per-item counts of holders and submitters kept
+    by triggers, the hashed client address of an anonymous holder, and a pre-fill claim (single-flight)."""
+    for count in ("held", "submitted"):
+        if count not in db["job_items"].columns_dict:
+            db["job_items"].add_column(count, int, not_null_default=0)
+    _add_columns(db, "job_items", {"prefill_claim": str})
+    _add_columns(db, "assignments", {"client": str})
+    db.execute(
+        "UPDATE job_items SET "
+        "held = (SELECT COUNT(*) FROM assignments a WHERE a.item_id = job_items.id), "
+        "submitted = (SELECT COUNT(*) FROM assignments a WHERE a.item_id = job_items.id "
+        "AND a.status = 'submitted')"
+    )
+    triggers = {
+        "assignments_held_add": "AFTER INSERT ON assignments BEGIN "
+        "UPDATE job_items SET held = held + 1, submitted = submitted + (NEW.status = 'submitted') "
+        "WHERE id = NEW.item_id; END",
+        "assignments_held_drop": "AFTER DELETE ON assignments BEGIN "
+        "UPDATE job_items SET held = held - 1, submitted = submitted - (OLD.status = 'submitted') "
+        "WHERE id = OLD.item_id; END",
+        "assignments_submitted": "AFTER UPDATE OF status ON assignments "
+        "WHEN (NEW.status = 'submitted') != (OLD.status = 'submitted') BEGIN "
+        "UPDATE job_items SET submitted = submitted + (NEW.status = 'submitted') - (OLD.status = 'submitted') "
+        "WHERE id = NEW.item_id; END",
+    }
+    for name, body in triggers.items():
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+    # The queue's walk: most-held first, then in order (`assign_next` names it).
+    db.execute("CREATE INDEX IF NOT EXISTS job_items_queue ON job_items (job_id, held DESC, position)")
+    db["job_items"].create_index(["job_id", "submitted"], if_not_exists=True)
+    db["submissions"].create_index(["item_id", "user"], if_not_exists=True)
+    # Open assignments only: releasing stale anonymous holds and counting what a client holds.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS assignments_open_updated ON assignments (job_id, updated_at) "
+        "WHERE status != 'submitted'"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS assignments_open_client ON assignments (job_id, client) "
+        "WHERE status != 'submitted'"
+    )
 
 
 # In the order they run; position N here was `PRAGMA user_version` N + 1 before `Migrations`.
@@ -277,6 +321,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     add_judgement_adapter,
     rewrite_moved_builders,
     add_job_orders,
+    add_queue_counts,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 NAMES = [step.__name__ for step in MIGRATIONS]

@@ -3,7 +3,9 @@ checking what each task needs (a label set, questions or queries), and looking j
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +22,14 @@ from mmdemo.services import default_services
 from mmdemo.serving.hub import ModelUnavailable
 from mmdemo.tasks import table
 from mmdemo.tasks.table import Task
+from mmdemo.tasks.video_classify import MAX_LABEL_CHARS as MAX_SET_LABEL_CHARS
+from mmdemo.tasks.video_classify import MAX_LABELS
 
 MAX_ITEMS = 5000
 MAX_OVERLAP = 20
 MAX_LABEL_CHARS = 2000
+MAX_NAME_CHARS = 100
+MAX_ID = 2**63 - 1  # SQLite's largest integer
 QUERY_K = 20  # results of a query that become a job's items, unless told otherwise
 LOCAL_OPERATOR = "cli"  # who created a job from the command line
 
@@ -43,15 +49,63 @@ def task_of(name: str) -> Task:
         raise LabelingError(str(error)) from None
 
 
+JOINERS = {"\u200c", "\u200d"}  # format characters that scripts (Persian, Indic) and emoji need
+
+
+def visible_text(text: Any) -> str:
+    """`text` without control or format characters (terminal escapes, bidi overrides, zero-width spaces;
+    the joiners that writing needs are kept), its spacing collapsed: what is stored of labels and names,
+    and what is printed of them."""
+    kept = "".join(
+        " " if char.isspace() else char
+        for char in str(text)
+        if char.isspace() or char in JOINERS or unicodedata.category(char) not in ("Cc", "Cf", "Cs")
+    )
+    return re.sub(r"\s+", " ", kept).strip()
+
+
 def parse_list(text: str | Sequence[str] | None) -> list[str]:
-    """Labels or prompts typed one per line (or comma-separated on one line), blanks and repeats dropped."""
+    """Labels or prompts typed one per line (or comma-separated on one line), invisible characters, blanks
+    and repeats dropped."""
     if text is None:
         return []
     if isinstance(text, str):
         parts = text.splitlines() if "\n" in text.strip() else text.split(",")
     else:
         parts = list(text)
-    return list(dict.fromkeys(part.strip() for part in parts if part.strip()))
+    return list(dict.fromkeys(cleaned for part in parts if (cleaned := visible_text(part))))
+
+
+def check_label_set(labels: list[str]) -> list[str]:
+    """A job's label set: at most as many labels as the Video tab takes, each as short, no two the same
+    but for case ("cat" and "Cat" would split one label's votes)."""
+    if len(labels) > MAX_LABELS:
+        raise LabelingError(f"{len(labels)} labels is more than the {MAX_LABELS} a job may have")
+    if too_long := [label for label in labels if len(label) > MAX_SET_LABEL_CHARS]:
+        raise LabelingError(f"label {too_long[0][:30]!r}… is longer than {MAX_SET_LABEL_CHARS} characters")
+    seen: dict[str, str] = {}
+    for label in labels:
+        if (first := seen.setdefault(label.casefold(), label)) != label:
+            raise LabelingError(f"labels {first!r} and {label!r} differ only in case: keep one")
+    return labels
+
+
+def record_id(value: Any, what: str) -> int:
+    """A job or item number from the browser, the API or the command line (an int, a whole float or
+    digits); anything else (NaN, 1e300, "abc") is refused with a message."""
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        number = int(value) if math.isfinite(value) and value.is_integer() else None
+    else:
+        text = str(value).strip()
+        number = int(text) if text.isascii() and text.isdigit() else None
+    if number is None or not 1 <= number <= MAX_ID:
+        article = "an" if what[0] in "aeiou" else "a"
+        raise LabelingError(f"{visible_text(value)[:40]!r} is not {article} {what} number")
+    return number
 
 
 def is_item_file(path: Path, task: str) -> bool:
@@ -92,14 +146,16 @@ def create_job(
     if user is not None:
         accounts.require_role(user, ADMIN, store=store)
     store = store_or_default(store)
-    name = name.strip()
+    name = visible_text(name)
     if not name:
         raise LabelingError("give the job a name")
+    if len(name) > MAX_NAME_CHARS:
+        raise LabelingError(f"a job name may have at most {MAX_NAME_CHARS} characters")
     spec = task_of(task)
     if not 1 <= int(overlap) <= MAX_OVERLAP:
         raise LabelingError(f"overlap must be between 1 and {MAX_OVERLAP}")
     order = _order_of(spec.name, ordering)
-    labels, prompts = parse_list(labels) or list(spec.default_labels), parse_list(prompts)
+    labels, prompts = check_label_set(parse_list(labels) or list(spec.default_labels)), parse_list(prompts)
     if spec.categorical and len(labels) < 2:
         raise LabelingError(f"a {spec.name} job needs at least two labels")
     if spec.prompt is not None and not prompts:
@@ -278,7 +334,7 @@ def get_job(job_id: int | str | None, store: Store) -> Job:
     """The job `job_id`, with no role check (the caller made it)."""
     if job_id in (None, ""):
         raise LabelingError("pick a job first")
-    job = store.job(int(job_id))  # type: ignore[arg-type]
+    job = store.job(record_id(job_id, "job"))
     if job is None:
         raise LabelingError(f"no job #{job_id}")
     return job
@@ -287,19 +343,23 @@ def get_job(job_id: int | str | None, store: Store) -> Job:
 def get_item(job: Job, item_id: int | str | None, store: Store) -> JobItem:
     if item_id in (None, ""):
         raise LabelingError("no item open: press Next item")
-    item = store.job_item(int(item_id))  # type: ignore[arg-type]
+    number = record_id(item_id, "item")
+    item = store.job_item(number)
     if item is None or item.job_id != job.id:
-        raise LabelingError(f"no item #{item_id} in job {job.name!r}")
+        raise LabelingError(f"no item #{number} in job {job.name!r}")
     return item
 
 
 def clean_label(job: Job, value: Any) -> str:
     """A submitted or decided label with its spacing collapsed; one of the label set for label tasks."""
-    text = re.sub(r"\s+", " ", str(value or "")).strip()
+    text = visible_text(value or "")
     if not text:
         raise LabelingError("the label is empty: accept the suggestion or type one")
-    if table.get(job.task).categorical and text not in job.labels:
-        raise LabelingError(f"{text!r} is not one of this job's labels: {', '.join(job.labels)}")
+    if table.get(job.task).categorical:
+        by_case = {label.casefold(): label for label in job.labels}
+        if text.casefold() not in by_case:
+            raise LabelingError(f"{text!r} is not one of this job's labels: {', '.join(job.labels)}")
+        text = by_case[text.casefold()]
     if len(text) > MAX_LABEL_CHARS:
         raise LabelingError(f"the label is over {MAX_LABEL_CHARS} characters")
     return text

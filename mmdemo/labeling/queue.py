@@ -1,28 +1,35 @@
 """An annotator's work queue: the next item (with the model's label pre-filled), submit, skip, progress.
 
-Items opened by an anonymous visitor and left untouched for `ANONYMOUS_HOLD` go back to the queue.
+Every step is a few indexed lookups, flat in the number of labels a job has. An anonymous visitor is one
+labeler per browser (its network address and user agent, so a page reload keeps the queue), holds at most
+`MMDEMO_ANONYMOUS_MAX_HELD` unlabeled items, all visitors from one address at most
+`MMDEMO_ANONYMOUS_MAX_HELD_PER_ADDRESS`, and items left untouched for `MMDEMO_ANONYMOUS_HOLD_MINUTES` go
+back to the queue. A pre-fill is made once per item, by the first opener; the others wait for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
-from collections import Counter
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from mmdemo import accounts
+from mmdemo import accounts, config
 from mmdemo.accounts import ANNOTATOR
 from mmdemo.data import ANONYMOUS, Job, JobItem, LabelRecord, MediaItem, Prediction, Store
 from mmdemo.labeling import ordering
-from mmdemo.labeling.jobs import clean_label, get_item, get_job, store_or_default
+from mmdemo.labeling.jobs import LabelingError, clean_label, get_item, get_job, store_or_default
 from mmdemo.media.files import MediaError, keep_file
 from mmdemo.serving.hub import ModelUnavailable
 from mmdemo.tasks import table
 
-ANONYMOUS_HOLD = timedelta(minutes=30)
+ANONYMOUS_HOLD: timedelta | None = None  # None: `MMDEMO_ANONYMOUS_HOLD_MINUTES`
+PREFILL_WAIT_S = 60.0  # how long an opener waits for another's pre-fill before labeling without one
+PREFILL_STALE = timedelta(minutes=5)  # a claim this old (its maker died) may be taken over
 
 
 @dataclass(frozen=True)
@@ -64,17 +71,38 @@ def playable_copy(media: MediaItem) -> str:
 def prediction_for(
     job: Job, item: JobItem, *, predictor: Predictor | None = predict, store: Store | None = None
 ) -> Prediction | None:
-    """The item's stored prediction, made (once) on first need; None when no model can make one."""
+    """The item's stored prediction, made on first need by exactly one caller (threads or processes: the
+    item's claim is taken in a write transaction) while the others wait for it; None when no model can
+    make one."""
     store = store_or_default(store)
     if item.prediction_id is not None:
         return store.prediction(item.prediction_id)
     if predictor is None:
         return None
+    deadline, pause = time.monotonic() + PREFILL_WAIT_S, 0.02
+    while True:
+        stale = (datetime.now(timezone.utc) - PREFILL_STALE).isoformat(timespec="milliseconds")
+        prediction_id, state = store.claim_prefill(item.id, stale_before=stale)
+        if state == "done":
+            return store.prediction(prediction_id)  # type: ignore[arg-type]
+        if state == "mine":
+            return _make_prediction(job, item, predictor, store)
+        if state == "failed" or time.monotonic() > deadline:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
+
+
+def _make_prediction(job: Job, item: JobItem, predictor: Predictor, store: Store) -> Prediction | None:
     media = store.media(item.media_id)
     try:
         prediction_id = predictor(job, item, media, store)  # type: ignore[arg-type]
     except (ModelUnavailable, MediaError, ValueError):
+        store.fail_prefill(item.id)
         return None  # the annotator labels from scratch; the tab says no prediction was made
+    except BaseException:
+        store.fail_prefill(item.id)
+        raise
     store.set_item_prediction(item.id, prediction_id)
     return store.prediction(prediction_id)
 
@@ -84,21 +112,37 @@ def prefill_value(job: Job, prediction: Prediction | None) -> str:
     return table.get(job.task).prefill_value(prediction)
 
 
-def labeler_id(user: str, session: str | None) -> str:
-    """Anonymous visitors are told apart by their browser session, so each gets their own queue."""
-    if accounts.is_anonymous(user) and session:
-        return f"{ANONYMOUS}:{session[:16]}"
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def labeler_id(user: str, session: str | None = None, *, browser: str | None = None) -> str:
+    """Anonymous visitors are told apart by their browser: `browser` is what stays the same across page
+    reloads (the UI passes the network address and user agent); the session hash when nothing else is
+    known. Signed-in users are themselves."""
+    if accounts.is_anonymous(user) and (key := browser or session):
+        return f"{ANONYMOUS}:{_digest(key)}"
     return user
 
 
+def client_key(address: str | None) -> str | None:
+    """What the queue stores of an anonymous visitor's network address: a digest, never the address."""
+    return f"addr:{_digest(address)}" if address else None
+
+
+def anonymous_hold() -> timedelta:
+    if ANONYMOUS_HOLD is not None:
+        return ANONYMOUS_HOLD
+    return timedelta(minutes=config.anonymous_hold_minutes())
+
+
 def progress(job: Job, user: str, *, store: Store | None = None) -> Progress:
-    store = store_or_default(store)
-    per_item = Counter(item_id for item_id, _ in {(s.item_id, s.user) for s in store.submissions(job.id)})
+    counts = store_or_default(store).queue_counts(job.id, user, job.overlap)
     return Progress(
-        done_by_you=len(store.assigned_items(job.id, user, "submitted")),
-        skipped_by_you=len(store.assigned_items(job.id, user, "skipped")),
-        total_items=len(store.job_items(job.id)),
-        complete_items=sum(count >= job.overlap for count in per_item.values()),
+        done_by_you=counts["submitted"],
+        skipped_by_you=counts["skipped"],
+        total_items=counts["total"],
+        complete_items=counts["complete"],
     )
 
 
@@ -108,31 +152,22 @@ def next_item(
     *,
     predictor: Predictor | None = None,
     store: Store | None = None,
+    client: str | None = None,
     served: Callable[[str], str] = ordering.served_version,
 ) -> ItemView | None:
     """The user's open item, else a newly assigned one, else the oldest item they skipped; None when done.
 
     `predictor` (the UI passes `predict`) pre-fills the label the first time anyone sees the item, and
     scores a batch of items for the `uncertainty` order when their scores are missing or were made by
-    another model version than the one served (`served`: `ordering.served_version`)."""
+    another model version than the one served (`served`: `ordering.served_version`). `client` is an
+    anonymous visitor's network address, for the cap on what one address holds."""
     accounts.require_role(user, ANNOTATOR, store=store)
     store = store_or_default(store)
     job = get_job(job_id, store)
-    open_items = store.assigned_items(job.id, user, "assigned")
-    if not open_items and job.ordering == "uncertainty" and predictor is not None:
+    item = next(iter(store.assigned_items(job.id, user, "assigned", limit=1)), None)
+    if item is None and job.ordering == "uncertainty" and predictor is not None:
         ordering.refresh_uncertainty(job, store, predictor, served=served)
-    item = (
-        open_items[0]
-        if open_items
-        else store.assign_next(
-            job.id,
-            user,
-            job.overlap,
-            release_prefix=f"{ANONYMOUS}:",
-            release_before=(datetime.now(timezone.utc) - ANONYMOUS_HOLD).isoformat(timespec="milliseconds"),
-        )
-        or next(iter(store.assigned_items(job.id, user, "skipped")), None)
-    )
+    item = item or _assign(job, user, client_key(client), store)
     if item is None:
         return None
     prediction = prediction_for(job, item, predictor=predictor, store=store)
@@ -146,6 +181,34 @@ def next_item(
         own_label=own[-1].value if own else None,
         progress=progress(job, user, store=store),
     )
+
+
+def _assign(job: Job, user: str, client: str | None, store: Store) -> JobItem | None:
+    """A new item for the user, else their oldest skipped one. An anonymous visitor gets a new one only
+    while under the caps on what they, and everyone from their address, hold."""
+    anonymous = accounts.is_anonymous(user)
+    release_before = (datetime.now(timezone.utc) - anonymous_hold()).isoformat(timespec="milliseconds")
+    per_address = config.anonymous_max_held_per_address() if anonymous else None
+    item = store.assign_next(
+        job.id,
+        user,
+        job.overlap,
+        release_prefix=f"{ANONYMOUS}:",
+        release_before=release_before,
+        client=client if anonymous else None,
+        max_open=config.anonymous_max_held() if anonymous else None,
+        max_open_client=per_address,
+    )
+    if item is not None:
+        return item
+    skipped = next(iter(store.assigned_items(job.id, user, "skipped", limit=1)), None)
+    crowded = per_address is not None and client is not None
+    if skipped is None and crowded and store.open_assignments(job.id, client=client) >= per_address:  # type: ignore[operator]
+        raise LabelingError(
+            f"visitors from your network address hold {per_address} unlabeled items of this job "
+            "already, the most anonymous visitors may: label those, or sign in"
+        )
+    return skipped
 
 
 def submit(

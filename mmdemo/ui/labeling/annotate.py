@@ -11,7 +11,7 @@ from mmdemo.labeling.queue import ItemView, Progress
 from mmdemo.media.files import load_image
 from mmdemo.tasks import table
 from mmdemo.ui.common import friendly
-from mmdemo.ui.labeling.shared import as_int, job_dropdown, worker
+from mmdemo.ui.labeling.shared import as_int, client_address, job_dropdown, worker
 from mmdemo.ui.runtime import model_queue
 
 NO_JOB = "Pick a job, then press **Next item**."
@@ -44,9 +44,9 @@ def progress_text(progress: Progress) -> str:
     )
 
 
-def _next_outputs(job_id: int | None, user: str) -> ItemShown:
+def _next_outputs(job_id: int | None, user: str, client: str | None = None) -> ItemShown:
     """The user's next item, or, once they have none left, a thank-you and their final progress."""
-    view = queue.next_item(job_id, user, predictor=queue.predict)
+    view = queue.next_item(job_id, user, predictor=queue.predict, client=client)
     if view is not None:
         return item_outputs(view)
     done = progress_text(queue.progress(jobs.job(job_id, user), user))
@@ -82,7 +82,7 @@ def item_outputs(view: ItemView) -> ItemShown:
 
 @friendly
 def next_item(job_id: int | None, request: gr.Request) -> ItemShown:
-    return _next_outputs(job_id, worker(request))
+    return _next_outputs(job_id, worker(request), client_address(request))
 
 
 @friendly
@@ -92,14 +92,14 @@ def submit(
     user = worker(request)
     job = jobs.job(job_id, user)
     queue.submit(job_id, as_int(item_id), user, choice if table.get(job.task).categorical else text)
-    return _next_outputs(job_id, user)
+    return _next_outputs(job_id, user, client_address(request))
 
 
 @friendly
 def skip(job_id: int | None, item_id: float | None, request: gr.Request) -> ItemShown:
     user = worker(request)
     queue.skip(job_id, as_int(item_id), user)
-    return _next_outputs(job_id, user)
+    return _next_outputs(job_id, user, client_address(request))
 
 
 def build() -> Annotate:
