@@ -125,3 +125,11 @@ def test_the_shared_index_takes_images_from_signed_in_users_once_accounts_exist(
     monkeypatch.setenv("MMDEMO_OPEN_INDEX_WRITES", "1")  # an admin opened it to everyone
     with pytest.raises(gr.Error, match="Choose one or more images"):
         retrieval_tab.add_images(service, None, browser("s1"))
+
+
+def test_control_and_bidi_characters_are_stripped_from_label_set_names_and_labels():
+    labels = ["o\u200bwl", "\x1b[31mcrow", "\u2066heron\u2069"]  # zero-width, terminal escape, bidi isolate
+    saved = video_classify.save_label_set("bi\u202erds\x07", labels)
+    store = default_store()
+    assert saved == ["owl", "[31mcrow", "heron"] and store.label_set_names() == ["birds"]
+    assert store.label_set("birds") == saved

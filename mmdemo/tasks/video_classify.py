@@ -20,6 +20,7 @@ import numpy as np
 
 from mmdemo import accounts
 from mmdemo.data import Correction, Store, StoreError, default_store
+from mmdemo.data.label_sets import visible
 from mmdemo.media.files import MediaError, is_image_path, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.media.video import ClipInfo, SampledClip, sample_clip
@@ -120,7 +121,7 @@ def save_label_set(name: str, labels: Sequence[str], user: str | None = None) ->
         name,
         clean_labels(labels),
         user=user,
-        may_replace=lambda owner: accounts.require_label_set_owner(user, owner, name.strip(), store=store),
+        may_replace=lambda owner: accounts.require_label_set_owner(user, owner, visible(name), store=store),
     )
 
 
