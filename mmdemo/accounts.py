@@ -3,6 +3,11 @@
 Roles are ordered: an admin may do what a reviewer may, a reviewer what an annotator may. Every UI handler
 and CLI command that reads or writes labels calls `require_role` first, so hiding a button is never the
 only guard.
+
+Every write from the UI and the API passes one gate here (`require_write`, `require_index_write`,
+`require_owner`): anonymous writes follow `MMDEMO_ANONYMOUS_WRITES`, and what someone made (a prediction,
+a label set) is theirs to change, or a reviewer's/admin's. An anonymous visitor is told apart by their
+browser session (`visitor`), so one visitor cannot correct another's predictions.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 8
 # scrypt cost: about 50 ms per check on a laptop core, slow enough to make guessing expensive.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+
+READ_ONLY = "this demo is read-only for visitors who are not signed in"  # the banner says "read-only"
 
 
 class AccessDenied(PermissionError):
@@ -89,6 +97,14 @@ def is_anonymous(user: str) -> bool:
     return user == ANONYMOUS or user.startswith(f"{ANONYMOUS}:")
 
 
+def visitor(user: str, session: str | None) -> str:
+    """Who is asking, as stored with what they make: a signed-in user's name, or for an anonymous visitor
+    `anonymous:<hash of the browser session>` (the session itself is never stored)."""
+    if not is_anonymous(user) or not session:
+        return user
+    return f"{ANONYMOUS}:{hashlib.sha256(session.encode()).hexdigest()[:16]}"
+
+
 def role_of(user: str, *, store: Store | None = None) -> str | None:
     """The user's role, or None when they may not label at all.
 
@@ -146,3 +162,47 @@ def gradio_auth(store: Store | None = None) -> Callable[[str, str], bool] | None
     if config.on_spaces() or not any(account.source == "local" for account in store.users()):
         return None
     return lambda name, password: authenticate(name, password, store=store)
+
+
+# -- the one write gate ------------------------------------------------------------------------------------
+def require_write(user: str | None, what: str) -> None:
+    """Refuse an anonymous visitor's write of `what` (e.g. "corrections") when `MMDEMO_ANONYMOUS_WRITES=0`."""
+    if is_anonymous(user or ANONYMOUS) and not config.anonymous_writes():
+        raise AccessDenied(f"{READ_ONLY}: sign in to save {what}")
+
+
+def accounts_exist(store: Store | None = None) -> bool:
+    """Whether people can sign in here: local accounts exist, or Hugging Face sign-in on a Space."""
+    return config.on_spaces() or bool((store or default_store()).users())
+
+
+def require_index_write(user: str | None, *, store: Store | None = None) -> None:
+    """Adding images to a shared index: anyone in an open demo; a signed-in user once accounts exist,
+    unless an admin opened it to everyone (`MMDEMO_OPEN_INDEX_WRITES=1`)."""
+    user = user or ANONYMOUS
+    require_write(user, "images to the index")
+    if is_anonymous(user) and accounts_exist(store) and not config.open_index_writes():
+        raise AccessDenied("sign in to add images to the shared index: anonymous visitors may only search it")
+
+
+def sees_everything(user: str | None, *, store: Store | None = None) -> bool:
+    """Reviewers and admins see and correct everyone's rows; others only their own."""
+    user = user or ANONYMOUS
+    return not is_anonymous(user) and has_role(user, REVIEWER, store=store)
+
+
+def require_owner(user: str | None, owner: str, what: str, *, store: Store | None = None) -> None:
+    """Refuse a change to `what` (made by `owner`) by anyone but its owner or a reviewer/admin."""
+    user = user or ANONYMOUS
+    if user != owner and not sees_everything(user, store=store):
+        raise AccessDenied(f"{what} was made by someone else: only they, or a reviewer, may change it")
+
+
+def require_label_set_owner(user: str | None, owner: str, name: str, *, store: Store | None = None) -> None:
+    """Anyone may create a label set; only its creator or an admin may replace it."""
+    user = user or ANONYMOUS
+    if user != owner and (is_anonymous(user) or not has_role(user, ADMIN, store=store)):
+        raise AccessDenied(
+            f"label set {name!r} belongs to someone else: only its creator or an admin may replace it; "
+            "save it under a new name"
+        )

@@ -83,6 +83,12 @@ def anonymous_writes() -> bool:
     return os.environ.get("MMDEMO_ANONYMOUS_WRITES", "1").strip().lower() in TRUTHY
 
 
+def open_index_writes() -> bool:
+    """Whether visitors who are not signed in may add images to a shared index once accounts exist
+    (`MMDEMO_OPEN_INDEX_WRITES=1`; an open demo without accounts always lets them)."""
+    return env_flag("MMDEMO_OPEN_INDEX_WRITES")
+
+
 def on_spaces() -> bool:
     return bool(os.environ.get("SPACE_ID"))
 

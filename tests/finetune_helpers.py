@@ -35,7 +35,12 @@ def store_caption_corrections(store: Store) -> None:
     for stem, caption in CAPTIONS.items():
         media = store.add_media(ASSETS / f"{stem}.jpg", "image")
         prediction = store.record_prediction(
-            "caption", media_id=media.id, input={"prefix": ""}, output="noise words", model=TINY_MODEL
+            "caption",
+            media_id=media.id,
+            input={"prefix": ""},
+            output="noise words",
+            model=TINY_MODEL,
+            user="ana",  # who captioned the image corrects it
         )
         store.add_correction(prediction.id, caption, user="ana")
 
@@ -49,6 +54,7 @@ def store_answer_corrections(store: Store) -> None:
             input={"question": question},
             output={"answer": "no", "top": [["no", 1.0]]},
             model=TINY_MODEL,
+            user="ana",
         )
         store.add_correction(prediction.id, {"answer": answer}, user="ana")
 

@@ -7,6 +7,7 @@ import gradio as gr
 import pytest
 from PIL import Image
 
+from mmdemo import accounts
 from mmdemo.cli import main
 from mmdemo.data import StoreError, default_store
 from mmdemo.media.files import MAX_SIDE, MediaError
@@ -79,6 +80,7 @@ def test_lite_captions_are_non_empty_and_labelled_baseline(lite):
 
 
 def test_a_correction_is_stored_with_provenance_and_history_kept(tiny):
+    accounts.add_user("bo", "reviewer", "password123")  # a reviewer corrects anyone's caption
     result = captioning.caption_image(CAT, registry=tiny, user="ana")
     first = captioning.correct_caption(result.prediction_id, "  a tabby cat  on a sofa", user="ana")
     second = captioning.correct_caption(result.prediction_id, "a tabby cat", user="bo")
@@ -90,7 +92,7 @@ def test_a_correction_is_stored_with_provenance_and_history_kept(tiny):
     prediction = store.prediction(result.prediction_id)
     assert prediction.user == "ana" and prediction.model_name == result.model.name
     assert prediction.model_version == "base" and prediction.media_id == result.media_id
-    assert captioning.correct_caption(result.prediction_id, result.caption) > second  # a confirmation
+    assert captioning.correct_caption(result.prediction_id, result.caption, user="ana") > second  # confirmed
     assert store.latest_correction(result.prediction_id).note == "confirmed as correct"
 
 

@@ -33,6 +33,7 @@ def store(data_dir: Path) -> Store:
 
 def test_training_pairs_are_the_latest_corrections(store, tmp_path):
     store_caption_corrections(store)
+    store.save_user("bo", "reviewer", password_hash=None, source="local")  # a reviewer's correction counts
     first = store.predictions("caption")[0]
     store.add_correction(first.id, "a ginger cat asleep on a sofa", user="bo")
     store.record_prediction(

@@ -52,7 +52,12 @@ def store_corrected_clip(store: Store, path: Path, label: str, wrong: str = "a v
     """What the Video tab stores: the clip, a prediction, and the user's correction of it."""
     media = store.add_media(path, "video")
     prediction = store.record_prediction(
-        "video", media_id=media.id, input={"labels": list(CLASSES)}, output={"fused": wrong}, model=ZERO_SHOT
+        "video",
+        media_id=media.id,
+        input={"labels": list(CLASSES)},
+        output={"fused": wrong},
+        model=ZERO_SHOT,
+        user="ana",
     )
     store.add_correction(prediction.id, {"label": label, "in_label_set": True}, user="ana")
 

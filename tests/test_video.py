@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmdemo import accounts
 from mmdemo.cli import main
 from mmdemo.data import StoreError, default_store
 from mmdemo.media import video
@@ -220,6 +221,7 @@ def test_bad_label_lists_are_refused(clips, tiny, labels, message):
 
 # -- corrections and label sets ------------------------------------------------------------------------
 def test_a_correction_is_stored_with_who_and_the_prediction_provenance(clips, tiny):
+    accounts.add_user("bob", "reviewer", "password123")  # a reviewer corrects anyone's clip
     result = vc.classify_video(clips["tone"], LABELS, n_frames=2, user="ana", registry=tiny)
     first = vc.correct_video(result.prediction_id, "a horse", user="bob")
     second = vc.correct_video(

@@ -7,6 +7,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from mmdemo import accounts
 from mmdemo.cli import main
 from mmdemo.data import StoreError, default_store
 from mmdemo.media.files import MAX_SIDE, MediaError
@@ -38,15 +39,16 @@ def test_tiny_blip_answers_with_ranked_scores_and_records_them(tiny):
 
 
 def test_several_questions_are_batched_and_make_a_history(tiny):
-    results = vqa.ask_questions(CAT, ["what is this?", "is it a cat?", "what colour is it?"], registry=tiny)
+    questions = ["what is this?", "is it a cat?", "what colour is it?"]
+    results = vqa.ask_questions(CAT, questions, registry=tiny, user="ana")
     assert len({r.prediction_id for r in results}) == 3 and len({r.media_id for r in results}) == 1
     vqa.ask(COFFEE, "is it hot?", registry=tiny)  # another image's question stays out of the cat's history
     correction_id = vqa.correct_answer(results[1].prediction_id, "yes", user="ana")
-    history = vqa.question_history(CAT)
+    history = vqa.question_history(CAT, user="ana")
     assert [row[0] for row in history] == [r.prediction_id for r in reversed(results)]  # newest first
     assert [row[1] for row in history] == ["what colour is it?", "is it a cat?", "what is this?"]
     assert history[1][3] == "yes" and history[0][3] == ""
-    assert vqa.question_history(media_id=results[0].media_id) == history
+    assert vqa.question_history(media_id=results[0].media_id, user="ana") == history
     assert default_store().latest_correction(results[1].prediction_id).id == correction_id
     assert vqa.question_history(None) == []
 
@@ -60,6 +62,7 @@ def test_lite_answers_are_non_empty_and_labelled_baseline(lite):
 
 
 def test_a_corrected_answer_is_stored_with_question_and_model_answer(tiny):
+    accounts.add_user("bo", "reviewer", "password123")  # a reviewer corrects anyone's answer
     result = vqa.ask(CAT, "what animal is this?", registry=tiny)
     correction_id = vqa.correct_answer(result.prediction_id, " a cat ", user="bo")
     store = default_store()

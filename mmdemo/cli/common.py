@@ -86,9 +86,31 @@ def print_json(data: Any) -> None:
 
 @contextlib.contextmanager
 def chatter_to_stderr() -> Iterator[None]:
-    """Model libraries print while loading; stdout carries only the command's output."""
-    with contextlib.redirect_stdout(sys.stderr):
+    """Model libraries print while loading, from Python and from native code; stdout carries only the
+    command's output (`--json` stays parseable)."""
+    with contextlib.ExitStack() as stack:
+        if sys.stdout is sys.__stdout__ and sys.stdout is not None:  # not under a test's capture
+            stack.enter_context(_fd_to_stderr(sys.stdout))
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
         yield
+
+
+@contextlib.contextmanager
+def _fd_to_stderr(stream: Any) -> Iterator[None]:
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        yield
+        return
+    stream.flush()
+    saved = os.dup(fd)
+    os.dup2(sys.stderr.fileno(), fd)
+    try:
+        yield
+    finally:
+        stream.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _table(headers: Sequence[Any], rows: Sequence[Sequence[Any]], *, plain: bool) -> Any:

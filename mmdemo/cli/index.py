@@ -101,7 +101,8 @@ def rebuild(index: IndexName = "default") -> None:
 
 
 def search(
-    text: Annotated[str | None, typer.Option(help="what to look for")] = None,
+    query: Annotated[str | None, typer.Argument(metavar="[TEXT]", help="what to look for")] = None,
+    text: Annotated[str | None, typer.Option(help="what to look for (the same as TEXT)")] = None,
     image: Annotated[str | None, typer.Option(help="an image file to find similar images to")] = None,
     index: IndexName = "default",
     k: Annotated[int, typer.Option("-k", help="number of results")] = 10,
@@ -110,8 +111,11 @@ def search(
     """Search an index by text or by image."""
     from mmdemo.services import default_services
 
+    if query is not None and text is not None:
+        raise UserError("give the text to look for once: as TEXT or as --text")
+    text = text if text is not None else query
     if (text is None) == (image is None):
-        raise UserError("give one of --text or --image")
+        raise UserError("give one of TEXT (or --text) or --image")
     if k < 1:
         raise UserError("-k must be at least 1")
     with chatter_to_stderr():

@@ -13,17 +13,20 @@ gave it, which prediction (and model) it corrects, and how settled it is:
 Only current labels are read: an annotator's latest submission per item, a prediction's latest
 correction (an earlier one was corrected by its author), and a label with no media item is left out.
 Judgements are all read, oldest first: a later verdict on the same result supersedes an earlier one, and
-the consumer that groups them decides. Export and fine-tuning read labels here and nowhere else.
+the consumer that groups them decides. Export and fine-tuning read labels here and nowhere else, so they
+keep the tabs' rule: a prediction is corrected by the person who made it, or by a reviewer/admin.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mmdemo import accounts
 from mmdemo.data import ANONYMOUS, Job, LabelRecord, Store
 from mmdemo.tasks import table
 
@@ -78,10 +81,18 @@ def _is_anonymous(user: str) -> bool:
 
 # -- tab corrections and relevance judgements ----------------------------------------------------------
 def corrections(store: Store, task: str) -> Iterator[Label]:
-    """The latest correction of every corrected `task` prediction, oldest prediction first."""
+    """The latest correction of every corrected `task` prediction, oldest prediction first. Only
+    corrections by the prediction's own user, or by a reviewer/admin, count (the tabs refuse others; one
+    stored before they did is left out)."""
     spec = table.get(task)
+    may_correct_any = functools.cache(lambda user: accounts.sees_everything(user, store=store))
     for prediction in store.predictions(spec.name):
-        correction = store.latest_correction(prediction.id)
+        allowed = [
+            c
+            for c in store.corrections(prediction.id)
+            if c.user == prediction.user or may_correct_any(c.user)
+        ]
+        correction = allowed[-1] if allowed else None
         value = label_text(correction.output) if correction is not None else ""
         if correction is None or not value or prediction.media_id is None:
             continue

@@ -82,13 +82,17 @@ class PredictionRecords(StoreCore):
         where, args = ("task = ?", [task]) if task else (None, [])
         return self._records(Prediction, "predictions", where, args, order_by="id", limit=limit)
 
-    def predictions_for_media(self, media_id: str, task: str, limit: int = 100) -> list[Prediction]:
-        """The newest `limit` predictions of `task` on one media item, oldest first (question history)."""
+    def predictions_for_media(
+        self, media_id: str, task: str, limit: int = 100, *, user: str | None = None
+    ) -> list[Prediction]:
+        """The newest `limit` predictions of `task` on one media item, oldest first (question history);
+        with `user`, only the predictions that user made."""
+        mine, args = ("AND user = ? ", [user]) if user is not None else ("", [])
         return self._query_records(
             Prediction,
-            "SELECT * FROM (SELECT * FROM predictions WHERE media_id = ? AND task = ? "
+            f"SELECT * FROM (SELECT * FROM predictions WHERE media_id = ? AND task = ? {mine}"
             "ORDER BY id DESC LIMIT ?) ORDER BY id",
-            [media_id, task, limit],
+            [media_id, task, *args, limit],
         )
 
     def add_correction(

@@ -20,8 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mmdemo import accounts
-from mmdemo.accounts import REVIEWER
 from mmdemo.data import Job, Store, labels
 from mmdemo.data.labels import Label
 from mmdemo.tasks import table
@@ -58,13 +56,6 @@ def origin(label: Label) -> str:
     return f"{where}, {label.settled}"
 
 
-def _owner_checked(label: Label, store: Store) -> bool:
-    prediction = store.prediction(label.prediction_id) if label.prediction_id is not None else None
-    if prediction is None or label.user == prediction.user or accounts.is_anonymous(prediction.user):
-        return True
-    return accounts.role_of(label.user, store=store) in (REVIEWER, accounts.ADMIN)
-
-
 def _job_index(job: Job) -> str:
     """The index a retrieval job's items were found in (its source says "index NAME" when it had one)."""
     found = re.search(r"index (\S+)$", job.source or "")
@@ -88,7 +79,7 @@ def training_labels(store: Store, task: str, selection: LabelSelection = DEFAULT
         sources=[s for s in ("correction", "judgement") if s in spec.label_sources],
         include_anonymous=selection.include_anonymous,
     )
-    kept = [label for label in loose if label.source != "correction" or _owner_checked(label, store)]
+    kept = list(loose)  # the reader keeps only corrections by the prediction's owner or a reviewer/admin
     for job in labels.jobs_of(store, spec.name, selection.job_ids):
         finals = labels.final_labels(
             job,

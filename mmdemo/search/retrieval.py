@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmdemo import accounts
 from mmdemo.data import Judgement, Store, default_store
 from mmdemo.media.files import keep_file, load_image
 from mmdemo.media.images import media_folder
@@ -151,6 +152,7 @@ def judge(
     search: Search, rank: int, relevant: bool, *, user: str | None = None, store: Store | None = None
 ) -> Judgement:
     """Record whether the result at `rank` of `search` is relevant to its query, with full provenance."""
+    accounts.require_write(user, "relevance judgements")
     store = store or default_store()
     matches = [result for result in search.results if result.rank == rank]
     if not matches:

@@ -149,9 +149,10 @@ def caption_image(
 def correct_caption(
     prediction_id: int | None, caption: str, *, user: str | None = None, store: Store | None = None
 ) -> int:
-    """Append a corrected caption to a caption prediction; returns the correction's id."""
+    """Append a corrected caption to a caption prediction `user` made (or a reviewer); returns the
+    correction's id."""
     store = store or default_store()
-    prediction = prediction_to_correct(store, prediction_id, TASK, "caption an image first")
+    prediction = prediction_to_correct(store, prediction_id, TASK, "caption an image first", user)
     caption = corrected_text(caption, "caption", MAX_CAPTION_CHARS)
     note = CONFIRMED if caption == prediction.output else None
     return store.add_correction(prediction.id, caption, user=user, note=note).id
@@ -168,7 +169,7 @@ def save_changed_captions(
     for prediction_id, caption in rows:
         if prediction_id in (None, ""):
             continue
-        prediction = prediction_to_correct(store, int(prediction_id), TASK, "caption images first")
+        prediction = prediction_to_correct(store, prediction_id, TASK, "caption images first", user)
         latest = store.latest_correction(prediction.id)
         text = corrected_text(str(caption or ""), "caption", MAX_CAPTION_CHARS)
         if text != (latest.output if latest else prediction.output):

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from mmdemo import accounts
 from mmdemo.data import Correction, Store, StoreError, default_store
+from mmdemo.data.label_sets import visible
 from mmdemo.media.files import MediaError, is_image_path, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.media.video import ClipInfo, SampledClip, sample_clip
@@ -112,7 +114,15 @@ def labels_from_text(text: str | None) -> list[str]:
 
 
 def save_label_set(name: str, labels: Sequence[str], user: str | None = None) -> list[str]:
-    return default_store().save_label_set(name, clean_labels(labels), user=user)
+    """Create a label set, or replace one `user` created (admins: any)."""
+    accounts.require_write(user, "label sets")
+    store = default_store()
+    return store.save_label_set(
+        name,
+        clean_labels(labels),
+        user=user,
+        may_replace=lambda owner: accounts.require_label_set_owner(user, owner, visible(name), store=store),
+    )
 
 
 def load_label_set(name: str) -> list[str]:
@@ -406,9 +416,11 @@ def correct_video(
     *,
     store: Store | None = None,
 ) -> Correction:
-    """Store the right label for a classified clip (one of its labels, or a new one)."""
+    """Store the right label for a clip `user` classified (or a reviewer): one of its labels, or a new one."""
     store = store or default_store()
-    prediction = prediction_to_correct(store, prediction_id, TASK, "classify a clip first, then correct it")
+    prediction = prediction_to_correct(
+        store, prediction_id, TASK, "classify a clip first, then correct it", user
+    )
     label = corrected_text(label, "label", MAX_LABEL_CHARS, "pick the right label, or type a new one")
     known = label in prediction.input["labels"]
     fused = prediction.output.get("fused") or [{}]

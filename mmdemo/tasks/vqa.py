@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmdemo.data import Store, default_store
+from mmdemo import accounts
+from mmdemo.data import ANONYMOUS, Store, default_store
 from mmdemo.media.files import ImageSource
 from mmdemo.media.images import media_id_of, remember_image
 from mmdemo.serving.models.base import ModelInfo
@@ -121,24 +122,32 @@ def ask(
 def correct_answer(
     prediction_id: int | None, answer: str, *, user: str | None = None, store: Store | None = None
 ) -> int:
-    """Append a corrected answer to a VQA prediction; returns the correction's id."""
+    """Append a corrected answer to a VQA prediction `user` made (or a reviewer); returns the correction's
+    id."""
     store = store or default_store()
-    prediction = prediction_to_correct(store, prediction_id, TASK, "ask a question first")
+    prediction = prediction_to_correct(store, prediction_id, TASK, "ask a question first", user)
     answer = corrected_text(answer, "answer", MAX_ANSWER_CHARS)
     note = CONFIRMED if answer == prediction.output["answer"] else None
     return store.add_correction(prediction.id, {"answer": answer}, user=user, note=note).id
 
 
 def question_history(
-    source: ImageSource | None = None, *, media_id: str | None = None, store: Store | None = None
+    source: ImageSource | None = None,
+    *,
+    media_id: str | None = None,
+    user: str | None = None,
+    store: Store | None = None,
 ) -> list[list[Any]]:
-    """Earlier questions about an image (by source or media id), newest first, with latest corrections."""
+    """`user`'s earlier questions about an image (by source or media id), newest first, with latest
+    corrections. Reviewers and admins see everyone's."""
     store = store or default_store()
     media_id = media_id or media_id_of(source)
     if media_id is None:
         return []
+    user = user or ANONYMOUS
+    asker = None if accounts.sees_everything(user, store=store) else user
     rows = []
-    for prediction in store.predictions_for_media(media_id, TASK):
+    for prediction in store.predictions_for_media(media_id, TASK, user=asker):
         correction = store.latest_correction(prediction.id)
         rows.append(
             [

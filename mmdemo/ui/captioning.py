@@ -10,7 +10,7 @@ import gradio as gr
 from mmdemo.serving.models.base import ModelInfo
 from mmdemo.serving.registry import Registry
 from mmdemo.tasks import captioning
-from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.common import friendly, visitor
 from mmdemo.ui.runtime import bind, model_queue, prepare_models
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "images"
@@ -82,7 +82,7 @@ def caption_one(
     options, notes = _options(strategy, beams, max_length, temperature, prefix)
     if image:  # no image gets its message without a model load first
         prepare_models(progress, [captioning.TASK], registry)
-    result = captioning.caption_image(image, options, user=current_user(request), registry=registry)
+    result = captioning.caption_image(image, options, user=visitor(request), registry=registry)
     notes = [*notes, *result.notes]
     for note in notes:
         gr.Warning(note)
@@ -92,7 +92,7 @@ def caption_one(
 
 @friendly
 def save_correction(prediction_id: int | None, caption: str, request: gr.Request) -> str:
-    correction_id = captioning.correct_caption(prediction_id, caption, user=current_user(request))
+    correction_id = captioning.correct_caption(prediction_id, caption, user=visitor(request))
     return f"✔ saved as correction #{correction_id} (of prediction #{prediction_id})"
 
 
@@ -114,7 +114,7 @@ def caption_many(
         prepare_models(progress, [captioning.TASK], registry)
     paths = [str(file) for file in files or []]
     results, skipped = captioning.caption_images(
-        paths, options, user=current_user(request), skip_bad=True, registry=registry
+        paths, options, user=visitor(request), skip_bad=True, registry=registry
     )
     for message in skipped:
         gr.Warning(f"skipped {message}")
@@ -130,7 +130,7 @@ def caption_many(
 @friendly
 def save_batch_corrections(table: list[list[Any]] | None, request: gr.Request) -> str:
     rows = [(row[0], row[2]) for row in table or [] if len(row) >= 3]
-    saved = captioning.save_changed_captions(rows, user=current_user(request))
+    saved = captioning.save_changed_captions(rows, user=visitor(request))
     if not saved:
         return "no caption was changed: edit a caption in the table first"
     return "✔ saved as correction " + ", ".join(f"#{i}" for i in saved)

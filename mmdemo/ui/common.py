@@ -19,6 +19,14 @@ def current_user(request: gr.Request | None) -> str:
     return username or _oauth_username(request) or ANONYMOUS
 
 
+def visitor(request: gr.Request | None) -> str:
+    """Who is asking, as stored with what they make: the signed-in user, or the anonymous visitor told
+    apart by their browser session (so they, and only they, may correct what they made)."""
+    from mmdemo.accounts import visitor as identity
+
+    return identity(current_user(request), getattr(request, "session_hash", None))
+
+
 def _oauth_username(request: gr.Request | None) -> str | None:
     """The Hugging Face user signed in through `gr.LoginButton`, read from the session cookie."""
     underlying = getattr(request, "request", None)

@@ -11,11 +11,12 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from mmdemo import accounts
 from mmdemo.media.files import MediaError, load_image, write_once
 from mmdemo.search import retrieval
 from mmdemo.search.retrieval import Result, Search
 from mmdemo.search.service import IndexService
-from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.common import current_user, friendly, visitor
 from mmdemo.ui.runtime import bind, model_queue, prepare_models
 
 DEFAULT_K = 8
@@ -162,7 +163,7 @@ def judge(
     request: gr.Request,
 ) -> tuple[Gallery, dict[int, bool], str]:
     result = picked(found, rank)
-    user = current_user(request)
+    user = visitor(request)
     retrieval.judge(found, result.rank, relevant, user=user)  # type: ignore[arg-type]
     judged = {**judged, result.rank: relevant}
     verdict = "relevant" if relevant else "not relevant"
@@ -192,8 +193,10 @@ def judge_not_relevant(
 def add_images(
     service: IndexService,
     files: list[str] | None,
+    request: gr.Request,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
 ) -> str:
+    accounts.require_index_write(current_user(request))
     if not files:
         raise gr.Error("Choose one or more images to add.", print_exception=False)
     _ensure_index(service)

@@ -24,7 +24,7 @@ from mmdemo.tasks.video_classify import (
     load_label_set,
     save_label_set,
 )
-from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.common import friendly, visitor
 from mmdemo.ui.runtime import bind, model_queue, prepare_models
 
 SAMPLE_CLIPS = Path(__file__).resolve().parents[2] / "assets" / "videos"
@@ -98,7 +98,7 @@ def classify(
         labels,
         {VISUAL: visual_weight, AUDIO: audio_weight},
         n_frames=int(frames),
-        user=current_user(request),
+        user=visitor(request),
         registry=registry,
     )
     return (
@@ -117,7 +117,7 @@ def classify(
 @friendly
 def correct(prediction_id: int | None, picked: str | None, typed: str, request: gr.Request) -> str:
     label = (typed or "").strip() or (picked or "")
-    correction = correct_video(prediction_id, label, current_user(request))
+    correction = correct_video(prediction_id, label, visitor(request))
     where = "from the label set" if correction.output["in_label_set"] else "a new label"
     return (
         f"Saved as correction #{correction.id}: **{label}** ({where}) for prediction "
@@ -127,7 +127,7 @@ def correct(prediction_id: int | None, picked: str | None, typed: str, request: 
 
 @friendly
 def save_labels(name: str, labels_text: str, request: gr.Request) -> tuple[Any, str]:
-    labels = save_label_set(name, labels_from_text(labels_text), current_user(request))
+    labels = save_label_set(name, labels_from_text(labels_text), visitor(request))
     return (
         gr.Dropdown(choices=label_set_names(), value=name.strip()),
         f"Saved label set **{name.strip()}** ({len(labels)} labels).",

@@ -9,7 +9,7 @@ import gradio as gr
 from mmdemo.serving.registry import Registry
 from mmdemo.tasks import vqa
 from mmdemo.ui.captioning import ASSETS, describe, image_input
-from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.common import friendly, visitor
 from mmdemo.ui.runtime import bind, model_queue, prepare_models
 
 EXAMPLES = (
@@ -35,11 +35,12 @@ def ask(
     """Answer, top answers, model description, prediction id, a cleared "saved" line, and the history."""
     if image and (question or "").strip():  # bad input gets its message without a model load first
         prepare_models(progress, [vqa.TASK], registry)
-    result = vqa.ask(image, question, user=current_user(request), registry=registry)
+    user = visitor(request)
+    result = vqa.ask(image, question, user=user, registry=registry)
     for note in result.notes:
         gr.Warning(note)
     about = describe(result.model, result.latency_ms, result.notes)
-    history = vqa.question_history(media_id=result.media_id)
+    history = vqa.question_history(media_id=result.media_id, user=user)
     return result.answer, dict(result.top), about, result.prediction_id, "", history
 
 
@@ -47,16 +48,20 @@ def ask(
 def save_correction(
     prediction_id: int | None, answer: str, image: str | None, request: gr.Request
 ) -> tuple[str, list[list[Any]]]:
-    correction_id = vqa.correct_answer(prediction_id, answer, user=current_user(request))
+    user = visitor(request)
+    correction_id = vqa.correct_answer(prediction_id, answer, user=user)
     return (
         f"✔ saved as correction #{correction_id} (of prediction #{prediction_id})",
-        vqa.question_history(image),
+        vqa.question_history(image, user=user),
     )
 
 
-def new_image(image: str | None) -> tuple[str, None, str, None, str, list[list[Any]]]:
-    """A new image: clear the last answer and show what was asked about this image before."""
-    return "", None, "", None, "", vqa.question_history(image)
+@friendly
+def new_image(
+    image: str | None, request: gr.Request | None = None
+) -> tuple[str, None, str, None, str, list[list[Any]]]:
+    """A new image: clear the last answer and show what you asked about this image before."""
+    return "", None, "", None, "", vqa.question_history(image, user=visitor(request))
 
 
 def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
