@@ -79,11 +79,13 @@ def test_a_run_the_command_refuses_shows_its_one_line_message():
     store = default_store()
     add_accounts(store, {"root": "admin"})
     training.start_training("caption", [], 2, None, 0.2, False, Request("root"))
-    status, report, plot, _log, timer = _poll_until_done(
+    status, report, plot, log, timer = _poll_until_done(
         lambda: training.poll_training("caption", Request("root"))
     )
     assert status.startswith("**caption** run failed (started by root")
-    assert "caption" in status and "Traceback" not in status and report == ""
+    # The command's one-line refusal, as the CLI prints it (less its "mmdemo: " prefix).
+    assert status.endswith(f": {log.strip().splitlines()[-1].removeprefix('mmdemo: ')}")
+    assert "need at least" in status and "Traceback" not in status and report == ""
     assert not plot["visible"] and not timer.active
     run = worker.status("caption")
     assert run.state == "failed" and run.returncode == 2

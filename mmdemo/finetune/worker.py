@@ -154,7 +154,7 @@ def parse_progress(log: str) -> Progress | None:
 
 def _last_line(log: str) -> str:
     lines = [line.strip() for line in re.split(r"[\r\n]+", log) if line.strip() and not _BAR.search(line)]
-    return lines[-1] if lines else ""
+    return lines[-1].removeprefix("mmdemo: ") if lines else ""  # the CLI's one error line, unprefixed
 
 
 def read_status(folder: Path) -> RunStatus:
