@@ -185,14 +185,17 @@ def status(task: str) -> RunStatus | None:
 
 
 @cache
-def _job_option(task: str) -> bool:
-    """Whether `mmdemo finetune TASK` takes `--job` (runs restricted to labeling jobs)."""
+def _job_option(task: str) -> tuple[bool, bool]:
+    """Whether `mmdemo finetune TASK` takes `--job` (a run restricted to labeling jobs), and more than one."""
     import typer
 
     from mmdemo.cli import app
 
     group = typer.main.get_command(app).commands["finetune"]  # type: ignore[attr-defined]
-    return any("--job" in param.opts for param in group.commands[task].params)
+    for param in group.commands[task].params:
+        if "--job" in param.opts:
+            return True, bool(getattr(param, "multiple", False))
+    return False, False
 
 
 def check(request: TrainRequest) -> TrainRequest:
@@ -209,10 +212,13 @@ def check(request: TrainRequest) -> TrainRequest:
         from mmdemo.data import labels, store
 
         labels.jobs_of(store.default_store(), spec.name, request.job_ids)  # a ValueError names a wrong one
-        if not _job_option(spec.name):
+        takes_job, takes_several = _job_option(spec.name)
+        if not takes_job:
             raise RunRefused(
                 f"{spec.name} runs train on all stored labels; they cannot be restricted to jobs"
             )
+        if len(set(request.job_ids)) > 1 and not takes_several:
+            raise RunRefused(f"a {spec.name} run trains on one job's labels; pick one job")
     return replace(request, task=spec.name, job_ids=tuple(dict.fromkeys(request.job_ids)))
 
 
