@@ -138,31 +138,38 @@ def refresh_job_choices(task: str, request: gr.Request) -> Any:
 
 def build() -> None:
     """The Train section, inside the Admin tab."""
-    gr.Markdown("### Train")
-    with gr.Row():
-        task = gr.Dropdown(label="Task", choices=list(TASK_NAMES), value="video", elem_id="train-task")
-        run_jobs = gr.Dropdown(
-            label="Only these jobs' labels (none: every stored label)",
-            choices=[],
-            multiselect=True,
-            scale=2,
-            elem_id="train-jobs",
+    with gr.Column(elem_id="train-section"):
+        gr.Markdown("### Train")
+        with gr.Row():
+            task = gr.Dropdown(label="Task", choices=list(TASK_NAMES), value="video", elem_id="train-task")
+            run_jobs = gr.Dropdown(
+                label="Only these jobs' labels (none: every stored label)",
+                choices=[],
+                multiselect=True,
+                scale=2,
+                elem_id="train-jobs",
+            )
+        with gr.Row():
+            steps = gr.Number(label="Steps (blank: the run's default)", value=None, precision=0, minimum=1)
+            learning_rate = gr.Number(label="Learning rate (blank: the run's default)", value=None, minimum=0)
+            validation_share = gr.Slider(
+                label="Validation share", minimum=0.05, maximum=0.5, step=0.05, value=0.2
+            )
+            accept_always = gr.Checkbox(label="Serve it even if it is not better")
+        with gr.Row():
+            start = gr.Button("Start training", variant="primary", elem_id="train-start")
+            refresh = gr.Button("Show the latest run", elem_id="train-refresh")
+        status = gr.Markdown(elem_id="train-status")
+        report = gr.Markdown(elem_id="train-report")
+        plot = gr.Image(
+            label="Confusion (validation)",
+            type="filepath",
+            visible=False,
+            interactive=False,
+            elem_id="train-plot",
         )
-    with gr.Row():
-        steps = gr.Number(label="Steps (blank: the run's default)", value=None, precision=0, minimum=1)
-        learning_rate = gr.Number(label="Learning rate (blank: the run's default)", value=None, minimum=0)
-        validation_share = gr.Slider(
-            label="Validation share", minimum=0.05, maximum=0.5, step=0.05, value=0.2
-        )
-        accept_always = gr.Checkbox(label="Serve it even if it is not better")
-    with gr.Row():
-        start = gr.Button("Start training", variant="primary", elem_id="train-start")
-        refresh = gr.Button("Show the latest run", elem_id="train-refresh")
-    status = gr.Markdown(elem_id="train-status")
-    report = gr.Markdown(elem_id="train-report")
-    plot = gr.Image(label="Confusion (validation)", type="filepath", visible=False, interactive=False)
-    with gr.Accordion("Log", open=False):
-        log = gr.Textbox(show_label=False, lines=8, max_lines=8, interactive=False, elem_id="train-log")
+        with gr.Accordion("Log", open=False):
+            log = gr.Textbox(show_label=False, lines=8, max_lines=8, interactive=False, elem_id="train-log")
     timer = gr.Timer(POLL_SECONDS, active=False)
     outputs = [status, report, plot, log, timer]
     task.change(job_choices, inputs=task, outputs=run_jobs, api_name=False)
