@@ -136,3 +136,4 @@ def test_the_progress_is_read_from_the_last_tqdm_bar():
         "--profile", "lite", "finetune", "video", "--json", "--steps", "5", "--job", "3", "--job", "4",
         "--accept-always",
     ]  # fmt: skip
+    assert worker.readable("a\n\rbar 1/3\rbar 2/3\n\nmmdemo: too few\n") == "a\nbar 2/3\nmmdemo: too few"

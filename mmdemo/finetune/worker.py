@@ -152,6 +152,12 @@ def parse_progress(log: str) -> Progress | None:
     return Progress(found["desc"].strip() or "train", int(found["n"]), int(found["total"]))
 
 
+def readable(log: str) -> str:
+    """The log as a terminal shows it: of a bar redrawn with carriage returns, its last state."""
+    shown = (line.rstrip("\r").rsplit("\r", 1)[-1] for line in log.split("\n"))
+    return "\n".join(line for line in shown if line.strip())
+
+
 def _last_line(log: str) -> str:
     lines = [line.strip() for line in re.split(r"[\r\n]+", log) if line.strip() and not _BAR.search(line)]
     return lines[-1].removeprefix("mmdemo: ") if lines else ""  # the CLI's one error line, unprefixed
@@ -161,7 +167,7 @@ def read_status(folder: Path) -> RunStatus:
     saved = json.loads((folder / "status.json").read_text())
     log_path = folder / "log.txt"
     log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    status = RunStatus(**saved, progress=parse_progress(log), log_tail=log[-2000:])
+    status = RunStatus(**saved, progress=parse_progress(log), log_tail=readable(log)[-2000:])
     if status.active and not _alive(status):
         # The worker is gone without a word (killed, the machine restarted): the run is over.
         status = replace(status, state="failed", error=_last_line(log) or "the worker process stopped")
