@@ -100,7 +100,7 @@ def test_bad_requests_and_other_roles_are_refused_before_any_process_starts(tmp_
     refusals = [
         ("caption", [], 2, Request("rev"), "rev \\(reviewer\\) may not do this: it needs the admin role"),
         ("caption", [], 2, Request("anonymous"), "anonymous visitors may not do this"),
-        ("caption", [], 0, Request("root"), "steps must be at least 1"),
+        ("caption", [], -1, Request("root"), "steps must be at least 1"),
         ("caption", [video_job.id], 2, Request("root"), f"no labeling job #{video_job.id} of task caption"),
         ("speech", [], 2, Request("root"), "unknown task 'speech'"),
     ]

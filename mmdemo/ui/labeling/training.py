@@ -78,7 +78,8 @@ def view(run: RunStatus | None, task: str) -> TrainView:
 
 
 def _number(value: float | None) -> float | None:
-    return None if value in (None, "") else float(value)
+    """0 or blank: the run's own default."""
+    return None if value in (None, "", 0) else float(value)
 
 
 @friendly
@@ -150,8 +151,8 @@ def build() -> None:
                 elem_id="train-jobs",
             )
         with gr.Row():
-            steps = gr.Number(label="Steps (blank: the run's default)", value=None, precision=0, minimum=1)
-            learning_rate = gr.Number(label="Learning rate (blank: the run's default)", value=None, minimum=0)
+            steps = gr.Number(label="Steps (0: the run's default)", value=0, precision=0, minimum=0)
+            learning_rate = gr.Number(label="Learning rate (0: the run's default)", value=0, minimum=0)
             validation_share = gr.Slider(
                 label="Validation share", minimum=0.05, maximum=0.5, step=0.05, value=0.2
             )
