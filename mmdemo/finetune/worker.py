@@ -291,6 +291,8 @@ def report(run: RunStatus) -> RunReport | None:
         return None
     folder = Path(version.path)
     text = (folder / "report.md").read_text() if (folder / "report.md").exists() else ""
+    # Its plots are shown beside it: a relative image link would not resolve in the app.
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("!["))
     return RunReport(version, text, tuple(sorted(folder.glob("*.png"))))
 
 
