@@ -250,13 +250,14 @@ def start(user: str, request: TrainRequest) -> RunStatus:
         folder.mkdir()
         run = RunStatus(run_id, request.task, user, "starting", _now(), asdict(request))
         _save(folder, run)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "mmdemo.finetune.worker", str(folder)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(folder / "worker.log", "wb"),  # noqa: SIM115 (the child holds it)
-            start_new_session=True,  # Ctrl-C in the app's terminal does not kill a run halfway
-        )
+        with open(folder / "worker.log", "wb") as worker_log:  # the child keeps its own copy
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "mmdemo.finetune.worker", str(folder)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=worker_log,
+                start_new_session=True,  # Ctrl-C in the app's terminal does not kill a run halfway
+            )
         _children[run_id] = worker  # the worker itself records its pid and that it runs
     return replace(run, pid=worker.pid)
 
