@@ -314,3 +314,45 @@ def test_a_job_over_the_item_limit_is_refused_before_any_file_is_stored(store, t
     with pytest.raises(jobs.LabelingError, match="6 items is over the 5"):
         jobs.create_job("root", "big", "vqa", files, prompts=["what?", "why?"], store=store)
     assert store.counts()["media"] == 0 and store.jobs() == []
+
+
+def test_prefill_match_is_counted_per_job_and_per_model_version(store, tmp_path):
+    from dataclasses import replace
+
+    from tests.labeling_helpers import FAKE_MODEL
+
+    job = make_job(store, make_images(tmp_path / "imgs", 5), overlap=2)
+    add_accounts(store, {"ann1": "annotator", "ann2": "annotator", "rev": "reviewer"})
+    items = store.job_items(job.id)
+    for item in items:  # v1 pre-filled items 0-2; v2, served later, items 3 and 4
+        model = FAKE_MODEL if item.position < 3 else replace(FAKE_MODEL, version="v2")
+        output = f"prediction {item.position}"
+        prediction = store.record_prediction(
+            "caption", media_id=item.media_id, input={}, output=output, model=model
+        )
+        store.set_item_prediction(item.id, prediction.id)
+    given = {  # by position; None: keep the pre-fill
+        "ann1": [None, "a grey square", None, None, None],
+        "ann2": [None, "a grey square", "a grey square", None, None],
+    }
+    for user, values in given.items():
+        for _ in items:
+            view = queue.next_item(job.id, user, predictor=None, store=store)
+            value = values[view.item.position]
+            queue.submit(job.id, view.item.id, user, view.prefill if value is None else value, store=store)
+    matches = stats.prefill_matches("rev", job_id=job.id, store=store)
+    # Item 2 is disputed, not settled: v1 has items 0 (pre-fill kept) and 1 (corrected) settled.
+    assert [(m.model, m.version, m.settled, m.matched) for m in matches] == [
+        ("fake captioner", "v1", 2, 1),
+        ("fake captioner", "v2", 2, 2),
+    ]
+    assert matches[0].rate == 0.5 and matches[1].rate == 1.0
+    # A reviewer's decision settles it; the pre-fill it overrode does not match.
+    review.decide(job.id, items[2].id, "rev", "a grey square", store=store)
+    matches = stats.prefill_matches("rev", store=store)
+    assert [(m.job.id, m.version, m.settled, m.matched) for m in matches] == [
+        (job.id, "v1", 3, 1),
+        (job.id, "v2", 2, 2),
+    ]
+    with pytest.raises(AccessDenied):
+        stats.prefill_matches("ann1", store=store)

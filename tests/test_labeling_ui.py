@@ -86,3 +86,16 @@ def test_review_and_dashboard_show_the_disagreement_and_the_agreement(disputed_j
 def test_no_agreement_before_two_labels():
     summary = dashboard.stats.AgreementSummary("exact match", "exact match", None, 0, [])
     assert dashboard.agreement_text(summary) == "**exact match:** not yet — no item has two labels."
+
+
+def test_dashboard_shows_how_often_the_prefill_matched_the_final_label(disputed_job):
+    line, table = dashboard.prefill_match(disputed_job.id, Request("rev"))
+    # Item 0 is agreed ("indoor"; the fake model pre-filled "prediction for img000.png"), item 1 disputed.
+    assert line == (
+        "**Pre-fill matched the final label:** 0 / 1 (0%) of settled items · by model version: v1 0 / 1 (0%)"
+    )
+    assert list(table.columns) == dashboard.PREFILL_COLUMNS
+    assert table.values.tolist() == [["job", "fake captioner", "v1", 1, 0, "0%"]]
+    assert dashboard.prefill_match(None, Request("rev"))[1].values.tolist() == table.values.tolist()
+    with pytest.raises(Exception, match="needs the reviewer role"):
+        dashboard.prefill_match(disputed_job.id, Request("ann1"))

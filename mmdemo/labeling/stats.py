@@ -10,7 +10,7 @@ from itertools import combinations
 from mmdemo import accounts
 from mmdemo.accounts import REVIEWER
 from mmdemo.data import Job, LabelRecord, Store
-from mmdemo.data.labels import current_by_item, normalize
+from mmdemo.data.labels import current_by_item, final_labels, normalize
 from mmdemo.labeling import agreement
 from mmdemo.labeling.jobs import get_job, store_or_default
 from mmdemo.tasks import table
@@ -130,4 +130,46 @@ def job_summaries(user: str, *, store: Store | None = None) -> list[JobSummary]:
                 ),
             )
         )
+    return result
+
+
+@dataclass(frozen=True)
+class PrefillMatch:
+    """How often one model version's pre-fill of a job's items was the item's final label."""
+
+    job: Job
+    model: str
+    version: str  # the model version that made the pre-fill ("base": no fine-tuned one)
+    settled: int  # items with a final label (reviewed, or agreed at full overlap) it pre-filled
+    matched: int
+
+    @property
+    def rate(self) -> float:
+        return self.matched / self.settled if self.settled else 0.0
+
+
+def prefill_matches(
+    user: str, *, job_id: int | str | None = None, store: Store | None = None
+) -> list[PrefillMatch]:
+    """Per job (or for one) and per model version that pre-filled its items, in the order the versions
+    first pre-filled: the settled items, and on how many the pre-fill was the final label."""
+    accounts.require_role(user, REVIEWER, store=store)
+    store = store_or_default(store)
+    chosen = [get_job(job_id, store)] if job_id not in (None, "") else store.jobs()
+    result = []
+    for job in chosen:
+        spec = table.get(job.task)
+        counts: dict[
+            tuple[str, str], list[int]
+        ] = {}  # (model, version) -> [first prediction, settled, matched]
+        for label in final_labels(job, store, include_anonymous=True):
+            prediction = store.prediction(label.prediction_id) if label.prediction_id is not None else None
+            if prediction is None:
+                continue
+            tally = counts.setdefault((label.model_name, label.model_version), [prediction.id, 0, 0])
+            tally[0] = min(tally[0], prediction.id)
+            tally[1] += 1
+            tally[2] += normalize(spec.prefill_value(prediction)) == normalize(label.value)
+        for (model, version), (_, settled, matched) in sorted(counts.items(), key=lambda kv: kv[1][0]):
+            result.append(PrefillMatch(job, model, version, settled, matched))
     return result

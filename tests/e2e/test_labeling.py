@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from mmdemo.data import Store
-from mmdemo.labeling import jobs
+from mmdemo.labeling import jobs, queue
 from tests.conftest import ASSETS
 from tests.e2e.conftest import open_tab, serve_app_py
 from tests.labeling_helpers import PASSWORD, add_accounts, make_images
@@ -25,9 +26,50 @@ def app_with_accounts(tmp_path_factory):
         shutil.copyfile(ASSETS / name, photos / name)
     frames = jobs.folder_files(make_images(root / "frames", 2), "video")
     jobs.create_job(None, "scenes", "video", frames, labels=["indoor", "outdoor", "studio"], store=store)
+    label_clips_job(store, root / "clips")
     store.close()
     with serve_app_py(root) as running:
         yield running, root / "photos"
+
+
+TRAIN_CLASSES = {
+    "cat": ("cat.jpg", 330.0),
+    "coffee": ("coffee.jpg", 1200.0),
+    "flower": ("flower.jpg", 3500.0),
+}
+
+
+def label_clips_job(store: Store, folder: Path) -> None:
+    """A video job ("augmented") over one-second clips made from flipped and cropped sample photos of three
+    classes (a tone per class as their sound), labeled by two annotators through the queue with the served
+    model's pre-fill, as in the browser; one item is disputed."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from mmdemo.media.video import write_clip
+    from tests.video_helpers import tone
+
+    folder.mkdir()
+    truth = {}
+    for label, (name, hz) in TRAIN_CLASSES.items():
+        photo = Image.open(ASSETS / name).convert("RGB")
+        width, height = photo.size
+        crop = photo.crop((width // 8, height // 8, width * 7 // 8, height * 7 // 8))
+        for variant, image in enumerate((photo, ImageOps.mirror(photo), crop, ImageOps.mirror(crop))):
+            frame = np.asarray(image.resize((160, 120)))
+            write_clip(folder / f"{label}{variant}.mp4", [frame] * 4, 4, tone(1.0, hz))
+            truth[f"{label}{variant}.mp4"] = label
+    add_accounts(store, {"ann2": "annotator"}, password=PASSWORD)
+    files = jobs.folder_files(folder, "video")
+    job = jobs.create_job(
+        None, "augmented", "video", files, labels=list(TRAIN_CLASSES), overlap=2, store=store
+    )
+    for user in ("ann", "ann2"):
+        while (view := queue.next_item(job.id, user, predictor=queue.predict, store=store)) is not None:
+            value = truth[view.media.name]
+            if user == "ann2" and view.item.position == 0:
+                value = "coffee"  # a disagreement nobody has reviewed: not a settled label
+            queue.submit(job.id, view.item.id, user, value, store=store)
 
 
 def sign_in(browser, url: str, name: str):
@@ -128,3 +170,34 @@ def test_label_set_items_can_be_labeled_from_the_keyboard(browser, app_with_acco
     store = Store(app.data_dir / "mmdemo.db")
     job = next(job for job in store.jobs() if job.name == "scenes")
     assert [(s.user, s.value) for s in store.submissions(job.id)] == [("ann", "studio")]
+
+
+def test_an_admin_trains_from_the_admin_section_and_the_dashboard_shows_the_prefill_match(
+    browser, app_with_accounts, screenshot_dir
+):
+    app, _ = app_with_accounts
+    admin = sign_in(browser, app.url, "boss")
+    open_tab(admin, "Labeling")
+    open_tab(admin, "Admin")
+    section = admin.locator("#train-section")
+    section.scroll_into_view_if_needed()
+    pick(admin, "train-task", "video")
+    admin.locator("#train-jobs input").click()
+    admin.get_by_role("option", name="augmented").click()
+    admin.locator("#train-section h3").click()  # close the job list
+    admin.get_by_label("Serve it even if it is not better").check()  # zero-shot may already be right
+    admin.get_by_role("button", name="Start training").click()
+    expect(admin.locator("#train-status")).to_contain_text("started by boss")
+    # The worker trains in its own process: the report arrives by polling, the page stays usable.
+    expect(admin.locator("#train-report")).to_contain_text("metric (validation)", timeout=400_000)
+    expect(admin.locator("#train-status")).to_contain_text("video v1 accepted: served from now on")
+    expect(admin.locator("#train-status")).to_contain_text("Now serving: v1")
+    expect(admin.locator("#train-plot img")).to_be_visible()
+    section.screenshot(path=str(screenshot_dir / "labeling-train.png"))
+
+    open_job(admin, "Dashboard", "labeling-dashboard-job", "augmented", "Refresh")
+    line = admin.locator("#labeling-prefill-match")
+    expect(line).to_contain_text("Pre-fill matched the final label")
+    expect(line).to_contain_text("of settled items")
+    expect(admin.locator("#labeling-prefill-table")).to_contain_text("augmented")
+    admin.screenshot(path=str(screenshot_dir / "labeling-dashboard-prefill.png"), full_page=True)

@@ -1,4 +1,4 @@
-"""Admin (admins only): create a job, export labels, manage accounts and roles."""
+"""Admin (admins only): create a job, export labels, train a model (`training`), manage accounts and roles."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from mmdemo import accounts
 from mmdemo.labeling import export, jobs, ordering
 from mmdemo.tasks.table import TASK_NAMES
 from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.labeling import training
 from mmdemo.ui.labeling.shared import list_jobs
 from mmdemo.ui.runtime import model_queue
 
@@ -137,6 +138,7 @@ def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
         export_button = gr.Button("Export")
         exported = gr.Markdown()
         export_file = gr.File(label="Download", interactive=False)
+        training.build()
         gr.Markdown("### Accounts")
         accounts_table = gr.Dataframe(
             headers=list(ACCOUNT_COLUMNS), interactive=False, elem_id="labeling-accounts"

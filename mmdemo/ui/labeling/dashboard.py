@@ -8,11 +8,12 @@ import gradio as gr
 import pandas as pd
 
 from mmdemo.labeling import stats
-from mmdemo.labeling.stats import AgreementSummary
+from mmdemo.labeling.stats import AgreementSummary, PrefillMatch
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.ui.labeling.shared import job_dropdown
 
 JOB_COLUMNS = ["job", "task", "items", "complete", "reviewed", "open disagreements"]
+PREFILL_COLUMNS = ["job", "model", "version", "settled items", "pre-fill matched", "match rate"]
 
 
 class Dashboard(NamedTuple):
@@ -57,6 +58,31 @@ def dashboard(
     return jobs_table, per_annotator, distribution, agreement_text(stats.job_agreement(job_id, user))
 
 
+def _share(matched: int, settled: int) -> str:
+    return f"{matched} / {settled} ({matched / settled:.0%})" if settled else "0 / 0"
+
+
+def prefill_line(matches: list[PrefillMatch]) -> str:
+    """The line experts watch: how often the model's pre-fill was the final label, version by version."""
+    if not matches:
+        return "**Pre-fill matched the final label:** not yet — no pre-filled item is settled."
+    settled, matched = sum(m.settled for m in matches), sum(m.matched for m in matches)
+    jobs = {m.job.id for m in matches}
+    line = f"**Pre-fill matched the final label:** {_share(matched, settled)} of settled items"
+    if len(jobs) == 1:
+        steps = " → ".join(f"{m.version} {_share(m.matched, m.settled)}" for m in matches)
+        line += f" · by model version: {steps}"
+    return line
+
+
+@friendly
+def prefill_match(job_id: int | None, request: gr.Request) -> tuple[str, pd.DataFrame]:
+    """Per job and per model version that pre-filled it (one job when one is picked)."""
+    matches = stats.prefill_matches(current_user(request), job_id=job_id)
+    rows = [[m.job.name, m.model, m.version, m.settled, m.matched, f"{m.rate:.0%}"] for m in matches]
+    return prefill_line(matches), pd.DataFrame(rows, columns=PREFILL_COLUMNS)
+
+
 def build() -> Dashboard:
     with gr.Tab("Dashboard", id="labeling-dashboard", visible=False) as tab:
         with gr.Row():
@@ -71,10 +97,17 @@ def build() -> Dashboard:
             distribution = gr.BarPlot(
                 x="label", y="count", title="Label distribution", sort="-y", y_lim=[0, None]
             )
+        prefill = gr.Markdown(elem_id="labeling-prefill-match")
+        prefill_table = gr.Dataframe(
+            headers=PREFILL_COLUMNS, interactive=False, elem_id="labeling-prefill-table"
+        )
     refresh.click(
         dashboard,
         inputs=job,
         outputs=[jobs_table, per_annotator, distribution, agreement],
         api_name="labeling_dashboard",
+    )
+    refresh.click(
+        prefill_match, inputs=job, outputs=[prefill, prefill_table], api_name="labeling_prefill_match"
     )
     return Dashboard(tab, job)
