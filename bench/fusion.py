@@ -312,7 +312,8 @@ def main() -> int:
     lines = table(all_results)
     print(
         f"{args.clips_per_class} clips per class × 4 classes per set; seeds {args.seeds}; torch threads "
-        f"{torch.get_num_threads()}; features {encoded_s:.0f} s (cached after the first run), total {total_s:.0f} s"
+        f"{torch.get_num_threads()}; features {encoded_s:.0f} s (cached after the first run), "
+        f"total {total_s:.0f} s"
     )
     print("\n".join(lines))
     (args.out / "fusion.md").write_text("\n".join(lines) + "\n")
