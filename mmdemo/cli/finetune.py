@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mmdemo.cli.common import CLI_USER, chatter_to_stderr, print_json, print_table
+from mmdemo.cli.common import CLI_USER, chatter_to_stderr, choice_option, print_json, print_table
+from mmdemo.finetune.fusion import CHOICES as FUSION_CHOICES
 
 finetune_app = typer.Typer(
     name="finetune", help="train a new model version from the stored labels", no_args_is_help=True
@@ -141,11 +142,21 @@ def finetune_video(
     include_anonymous: IncludeAnonymous = False,
     frames: Annotated[int, typer.Option(help="frames sampled per clip")] = 8,
     patience: Annotated[int, typer.Option(help="epochs without a better loss before stopping")] = 10,
+    fusion: Annotated[
+        str,
+        choice_option(
+            FUSION_CHOICES,
+            help_text="how frames and sound are combined; all: train each side by side, keep the best",
+        ),
+    ] = "weighted",
 ) -> None:
     """A fusion head (frames + sound) on frozen features, from the stored video labels."""
     from mmdemo.finetune import video_head
 
-    _train(ctx, "video", video_head.finetune, {"frames": frames, "patience": patience})
+    options: dict[str, Any] = {"frames": frames, "patience": patience}
+    if fusion != "weighted":  # the default leaves the saved options as they were before strategies
+        options["fusion"] = fusion
+    _train(ctx, "video", video_head.finetune, options)
 
 
 def versions(

@@ -2,16 +2,18 @@
 
 Each clip gives frame embeddings from the active image embedder and sound embeddings from the active
 audio model (CLAP in full and tiny, librosa features in lite), each averaged over the sampled times. The
-head has one linear branch per modality, mixed by learned fusion weights (a softmax over one weight per
-modality, renormalised over the modalities a clip has). Training uses class-weighted cross-entropy (labels
-are imbalanced in real sessions) and AdamW, and stops early on a split of the training clips, so the
-validation clips the report scores are never used to pick the model. "Before" is the zero-shot classify
+head is one of the fusion strategies of `mmdemo.finetune.fusion` (`--fusion`; default `weighted`: one
+linear branch per modality mixed by learned fusion weights), or all of them side by side (`all`: the best
+by validation macro-F1 is kept). All share one training loop: class-weighted cross-entropy (labels are
+imbalanced in real sessions), AdamW, early stopping on a split of the training clips, so the validation
+clips the report scores are never used to stop training. "Before" is the zero-shot classify
 path with its default weights, on the same validation clips.
 """
 
 from __future__ import annotations
 
-import copy
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -19,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from mmdemo.data import Store
+from mmdemo.finetune import fusion as strategies
 from mmdemo.finetune.data import ClipTarget, LabelSelection, clip_targets
+from mmdemo.finetune.fusion.batch import Rows, dims_of, standardisation
+from mmdemo.finetune.fusion.loop import LoopOptions
+from mmdemo.finetune.fusion.train import Clips, Trained, train_heads
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run, split
 from mmdemo.finetune.video_report import draw_confusion, per_class_markdown, scores
 from mmdemo.media.files import MediaError
@@ -56,16 +61,29 @@ class HeadOptions:
     min_epochs: int = 20
     weight_decay: float = 1e-2
     early_stop_fraction: float = 0.25  # of the training clips, held back to decide when to stop
+    fusion: str = strategies.WEIGHTED  # a strategy of `mmdemo.finetune.fusion`, or "all"
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> HeadOptions:
         return cls(**{key: options[key] for key in cls.__dataclass_fields__ if key in options})
+
+    def strategies(self) -> tuple[str, ...]:
+        if self.fusion == strategies.ALL:
+            return strategies.STRATEGIES
+        if self.fusion not in strategies.STRATEGIES:
+            raise ValueError(
+                f"unknown fusion strategy {self.fusion!r}; choose one of {', '.join(strategies.CHOICES)}"
+            )
+        return (self.fusion,)
 
 
 @dataclass
 class EncodedClip:
     target: ClipTarget
     features: ClipFeatures
+
+    def rows(self) -> Rows:
+        return {m: self.features.rows(m)[0] for m in MODALITIES}
 
 
 # -- features ---------------------------------------------------------------------------------------
@@ -86,179 +104,8 @@ def encode_clips(
     return encoded, skipped
 
 
-def feature_dims(clips: Sequence[EncodedClip]) -> dict[str, int]:
-    """The width of each modality's features, for the modalities the clips have."""
-    dims: dict[str, int] = {}
-    for clip in clips:
-        for modality in MODALITIES:
-            rows, _ = clip.features.rows(modality)
-            if rows is not None and modality not in dims:
-                dims[modality] = int(np.asarray(rows).shape[1])
-    return dims
-
-
-def pooled(clips: Sequence[EncodedClip], modality: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each clip's features averaged over time (zeros where the clip lacks the modality), and a mask."""
-    matrix, mask = np.zeros((len(clips), dim)), np.zeros(len(clips), bool)
-    for row, clip in enumerate(clips):
-        features, _ = clip.features.rows(modality)
-        if features is not None and len(features):
-            matrix[row], mask[row] = np.asarray(features, np.float64).mean(axis=0), True
-    return matrix, mask
-
-
-# -- the head in torch --------------------------------------------------------------------------------
-class HeadModule(torch.nn.Module):
-    def __init__(self, dims: dict[str, int], n_labels: int) -> None:
-        super().__init__()
-        self.branches = torch.nn.ModuleDict({m: torch.nn.Linear(d, n_labels) for m, d in dims.items()})
-        self.fusion_logits = torch.nn.Parameter(torch.zeros(len(dims)))
-
-    def forward(self, inputs: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
-        names = list(self.branches)
-        logits = torch.stack([self.branches[m](inputs[m]) for m in names])  # modalities × clips × labels
-        weights = torch.softmax(self.fusion_logits, 0)[:, None] * torch.stack([masks[m] for m in names])
-        weights = weights / weights.sum(0, keepdim=True).clamp_min(1e-12)
-        return (weights[..., None] * logits).sum(0)
-
-
-@dataclass
-class Tensors:
-    inputs: dict[str, torch.Tensor]
-    masks: dict[str, torch.Tensor]
-    targets: torch.Tensor
-
-    def rows(self, index: torch.Tensor | slice) -> Tensors:
-        return Tensors(
-            {m: x[index] for m, x in self.inputs.items()},
-            {m: x[index] for m, x in self.masks.items()},
-            self.targets[index],
-        )
-
-
-def _standardisation(matrix: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    present = matrix[mask] if mask.any() else matrix
-    return present.mean(axis=0), np.maximum(present.std(axis=0), 1e-4)
-
-
-def _tensors(
-    clips: Sequence[EncodedClip],
-    labels: list[str],
-    dims: dict[str, int],
-    scaling: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> Tensors:
-    inputs, masks = {}, {}
-    for modality, dim in dims.items():
-        matrix, mask = pooled(clips, modality, dim)
-        mean, scale = scaling[modality]
-        inputs[modality] = torch.tensor(
-            np.where(mask[:, None], (matrix - mean) / scale, 0.0), dtype=torch.float32
-        )
-        masks[modality] = torch.tensor(mask, dtype=torch.float32)
-    targets = torch.tensor([labels.index(c.target.label) for c in clips], dtype=torch.long)
-    return Tensors(inputs, masks, targets)
-
-
-def class_weights(clips: Sequence[EncodedClip], labels: list[str]) -> torch.Tensor:
-    """n / (classes × count): every class weighs the same in the loss, however many clips it has."""
-    counts = Counter(c.target.label for c in clips)
-    return torch.tensor(
-        [len(clips) / (len(labels) * max(1, counts[label])) for label in labels], dtype=torch.float32
-    )
-
-
-@dataclass
-class Fitted:
-    module: HeadModule
-    epochs: int
-    best_epoch: int
-    steps: int
-    stopped_early: bool
-    early_stop_loss: float | None
-
-
-def fit(
-    train_set: Tensors,
-    stop_set: Tensors | None,
-    weights: torch.Tensor,
-    dims: dict[str, int],
-    n_labels: int,
-    config: RunConfig,
-    options: HeadOptions,
-    context: RunContext,
-) -> Fitted:
-    """AdamW on mini-batches for at most `config.steps` steps; after each epoch from `options.min_epochs`
-    on, the loss on `stop_set` decides: the best epoch's weights are kept, and `options.patience` epochs
-    without a better one stop."""
-    module = HeadModule(dims, n_labels)
-    optimizer = torch.optim.AdamW(
-        module.parameters(), lr=config.learning_rate, weight_decay=options.weight_decay
-    )
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    generator = torch.Generator().manual_seed(config.seed)
-    n = len(train_set.targets)
-    best_loss, best_state, best_epoch, waited, steps, epoch = float("inf"), None, 0, 0, 0, 0
-    with context.progress(config.steps, "video head") as bar:
-        while steps < config.steps and waited < options.patience:
-            epoch += 1
-            module.train()
-            for batch in torch.randperm(n, generator=generator).split(config.batch_size):
-                rows = train_set.rows(batch)
-                loss = loss_fn(module(rows.inputs, rows.masks), rows.targets)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                steps += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
-                if steps >= config.steps:
-                    break
-            if stop_set is None or epoch < options.min_epochs:
-                continue
-            module.eval()
-            with torch.no_grad():
-                stop_loss = float(loss_fn(module(stop_set.inputs, stop_set.masks), stop_set.targets))
-            if stop_loss < best_loss - 1e-6:
-                best_loss, best_state, best_epoch, waited = (
-                    stop_loss,
-                    copy.deepcopy(module.state_dict()),
-                    epoch,
-                    0,
-                )
-            else:
-                waited += 1
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    return Fitted(
-        module,
-        epochs=epoch,
-        best_epoch=best_epoch or epoch,
-        steps=steps,
-        stopped_early=waited >= options.patience,
-        early_stop_loss=None if stop_set is None else best_loss,
-    )
-
-
-def to_head(
-    fitted: HeadModule,
-    labels: list[str],
-    scaling: dict[str, tuple[np.ndarray, np.ndarray]],
-    feature_models: dict[str, str],
-    info: ModelInfo,
-) -> fusion_head.FusionHead:
-    weights = torch.softmax(fitted.fusion_logits.detach(), 0).tolist()
-    branches = {
-        modality: fusion_head.Branch(
-            weight=branch.weight.detach().double().numpy(),
-            bias=branch.bias.detach().double().numpy(),
-            mean=scaling[modality][0],
-            scale=scaling[modality][1],
-        )
-        for modality, branch in fitted.branches.items()
-    }
-    return fusion_head.FusionHead(
-        info, labels, branches, dict(zip(fitted.branches, weights, strict=True)), feature_models
-    )
+def as_clips(encoded: Sequence[EncodedClip], labels: list[str]) -> Clips:
+    return Clips([c.rows() for c in encoded], [labels.index(c.target.label) for c in encoded])
 
 
 # -- evaluation ---------------------------------------------------------------------------------------
@@ -284,17 +131,39 @@ def predict_zero_shot(clips: Sequence[EncodedClip], labels: list[str], registry:
     ]
 
 
-def predict_head(clips: Sequence[EncodedClip], labels: list[str], head: fusion_head.FusionHead) -> list[int]:
-    weights = head_weights(head, fusion.DEFAULT_WEIGHTS)
-    return [
-        int(np.argmax(_fused(head_scores(head, c.features, labels), weights, len(labels)))) for c in clips
-    ]
+def predict_head(clips: Sequence[EncodedClip], labels: list[str], head: fusion_head.Head) -> list[int]:
+    """What the classify path would answer with this head (the weighted head through its per-step scores)."""
+    if isinstance(head, fusion_head.FusionHead):
+        weights = head_weights(head, fusion.DEFAULT_WEIGHTS)
+        return [
+            int(np.argmax(_fused(head_scores(head, c.features, labels), weights, len(labels)))) for c in clips
+        ]
+    return [int(np.argmax(fusion_head.clip_probabilities(head, c.rows(), labels))) for c in clips]
+
+
+def _summary(trained: Trained, result: dict[str, Any]) -> dict[str, Any]:
+    """One strategy's line in the side-by-side report."""
+    fitted = trained.fitted
+    summary = {
+        "accuracy": result["accuracy"],
+        "macro_f1": result["macro_f1"],
+        "parameters": trained.parameters,
+        "train_seconds": round(trained.seconds, 3),
+        "fusion_weights": trained.head.fusion_weights,
+    }
+    if fitted is not None:
+        summary |= {"steps": fitted.steps, "epochs": fitted.epochs, "best_epoch": fitted.best_epoch}
+        summary |= {"stopped_early": fitted.stopped_early}
+    if isinstance(trained.head, fusion_head.EnsembleHead):
+        summary["member_weights"] = trained.head.member_weights
+    return summary
 
 
 # -- the run ----------------------------------------------------------------------------------------
 def train(context: RunContext[ClipTarget]) -> TrainResult:
     config, registry = context.config, context.registry
     options = HeadOptions.from_options(config.options)
+    asked = options.strategies()
     labels = sorted({t.label for t in [*context.train, *context.validation]})
     train_clips, skipped = encode_clips(context.train, registry, options.frames, context)
     validation_clips, skipped_validation = encode_clips(context.validation, registry, options.frames, context)
@@ -302,40 +171,57 @@ def train(context: RunContext[ClipTarget]) -> TrainResult:
         raise ValueError(
             "no readable clips left to train or validate on: " + "; ".join(skipped + skipped_validation)
         )
-    dims = feature_dims(train_clips)
-    scaling = {m: _standardisation(*pooled(train_clips, m, d)) for m, d in dims.items()}
+    dims = dims_of([c.rows() for c in train_clips], MODALITIES)
+    scaling = standardisation([c.rows() for c in train_clips], dims)
     fit_clips, stop_clips = train_clips, []
     if len(train_clips) >= 4:
         fit_clips, stop_clips = split(
             train_clips, options.early_stop_fraction, config.seed, lambda c: c.target.media_id
         )
-    weights = class_weights(fit_clips, labels)
-    fitted = fit(
-        _tensors(fit_clips, labels, dims, scaling),
-        _tensors(stop_clips, labels, dims, scaling) if stop_clips else None,
-        weights,
-        dims,
-        len(labels),
-        config,
-        options,
-        context,
-    )
     feature_models = {m: registry.serving_spec(FEATURE_TASKS[m]).name for m in dims}
     info = ModelInfo(
         name="video fusion head", version="new", profile=registry.profile, source=str(context.model_dir)
     )
-    head = to_head(fitted.module, labels, scaling, feature_models, info)
-    fusion_head.save(context.model_dir, head)
-    saved = fusion_head.read(context.model_dir, info)  # score what the registry will serve
+    loop = LoopOptions(
+        steps=config.steps,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        weight_decay=options.weight_decay,
+        seed=config.seed,
+        patience=options.patience,
+        min_epochs=options.min_epochs,
+    )
+    trained = train_heads(
+        asked,
+        as_clips(fit_clips, labels),
+        as_clips(stop_clips, labels) if stop_clips else None,
+        labels,
+        dims,
+        scaling,
+        feature_models,
+        info,
+        loop,
+        context.progress,
+    )
     truth = [labels.index(c.target.label) for c in validation_clips]
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {}
+        for strategy, candidate in trained.items():  # score what the registry will serve
+            fusion_head.save(Path(tmp) / strategy, candidate.head)
+            saved = fusion_head.read(Path(tmp) / strategy, info)
+            results[strategy] = scores(truth, predict_head(validation_clips, labels, saved), labels)
+        # the best by validation macro-F1; on a tie the simpler strategy (the order of STRATEGIES)
+        best = max(asked, key=lambda s: (results[s]["macro_f1"], -asked.index(s)))
+        shutil.copytree(Path(tmp) / best, context.model_dir, dirs_exist_ok=True)
+    head, after = trained[best].head, results[best]
     before = scores(truth, predict_zero_shot(validation_clips, labels, registry), labels)
-    after = scores(truth, predict_head(validation_clips, labels, saved), labels)
     draw_confusion(
-        {"before (zero-shot)": before["confusion"], "after (fine-tuned head)": after["confusion"]},
+        {"before (zero-shot)": before["confusion"], f"after ({best} head)": after["confusion"]},
         labels,
         context.model_dir.parent / CONFUSION_PNG,
     )
     headline = ("accuracy", "macro_f1")
+    summary = _summary(trained[best], after)
     return TrainResult(
         before={name: before[name] for name in headline},
         after={name: after[name] for name in headline},
@@ -345,14 +231,17 @@ def train(context: RunContext[ClipTarget]) -> TrainResult:
         details={
             "labels": labels,
             "class_counts": dict(Counter(t.label for t in context.train)),
+            "fusion": best,
             "fusion_weights": head.fusion_weights,
+            "member_weights": summary.get("member_weights"),
+            "strategies": {s: _summary(trained[s], results[s]) for s in asked},
             "feature_models": feature_models,
-            "epochs": fitted.epochs,
-            "best_epoch": fitted.best_epoch,
-            "steps": fitted.steps,
-            "stopped_early": fitted.stopped_early,
+            "epochs": summary.get("epochs"),
+            "best_epoch": summary.get("best_epoch"),
+            "steps": summary.get("steps"),
+            "stopped_early": summary.get("stopped_early"),
             "early_stop_clips": len(stop_clips),
-            "early_stop_loss": fitted.early_stop_loss,
+            "early_stop_loss": None if trained[best].fitted is None else trained[best].fitted.early_stop_loss,
             "per_class": {"before": before["per_class"], "after": after["per_class"]},
             "confusion": {"labels": labels, "before": before["confusion"], "after": after["confusion"]},
             "skipped_clips": skipped + skipped_validation,

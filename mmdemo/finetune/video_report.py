@@ -79,11 +79,16 @@ def per_class_markdown(details: dict[str, Any]) -> str:
         + " |"
         for label in details["labels"]
     ]
-    weights = ", ".join(f"{fusion.SHOWN_AS[m]} {w:.2f}" for m, w in details["fusion_weights"].items())
     stop = (
-        f"stopped early after epoch {details['epochs']}"
-        if details["stopped_early"]
-        else f"{details['epochs']} epochs"
+        "the members' probabilities averaged (each member trained in this run)"
+        if details.get("steps") is None
+        else f"{details['steps']} steps, "
+        + (
+            f"stopped early after epoch {details['epochs']}"
+            if details["stopped_early"]
+            else f"{details['epochs']} epochs"
+        )
+        + f"; best epoch {details['best_epoch']}"
     )
     return "\n".join(
         [
@@ -93,12 +98,42 @@ def per_class_markdown(details: dict[str, Any]) -> str:
             "|---|---|---|---|---|",
             *rows,
             "",
-            f"- learned fusion weights: {weights}",
-            f"- training: {details['steps']} steps, {stop}; best epoch {details['best_epoch']} "
-            f"on {details['early_stop_clips']} early-stopping clips",
+            f"- fusion strategy: {details.get('fusion', 'weighted')}; {weights_line(details)}",
+            f"- training: {stop} (early stopping on {details['early_stop_clips']} training clips held back)",
+            *strategies_markdown(details),
             *(f"- skipped: {why}" for why in details["skipped_clips"]),
             "",
             f"![confusion matrices]({details['plot']})",
             "",
         ]
     )
+
+
+def weights_line(details: dict[str, Any]) -> str:
+    if details.get("member_weights"):
+        return "member weights: " + ", ".join(f"{s} {w:.2f}" for s, w in details["member_weights"].items())
+    if details.get("fusion_weights"):
+        shown = ", ".join(f"{fusion.SHOWN_AS[m]} {w:.2f}" for m, w in details["fusion_weights"].items())
+        return f"learned fusion weights: {shown}"
+    return "the modalities are joined inside the head (no separate weights)"
+
+
+def strategies_markdown(details: dict[str, Any]) -> list[str]:
+    """The strategies trained in this run side by side (one line when only one was)."""
+    trained = details.get("strategies") or {}
+    if len(trained) < 2:
+        return []
+    rows = [
+        f"| {name}{' (kept)' if name == details['fusion'] else ''} | {r['accuracy']:.4f} | "
+        f"{r['macro_f1']:.4f} | {r['parameters']} | {r['train_seconds']:.2f} |"
+        for name, r in trained.items()
+    ]
+    return [
+        "",
+        "## Fusion strategies (validation clips; the best macro-F1 is kept)",
+        "",
+        "| strategy | accuracy | macro-F1 | parameters | training s |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]

@@ -25,8 +25,9 @@ from mmdemo.media.files import MediaError, is_image_path, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.media.video import ClipInfo, SampledClip, sample_clip
 from mmdemo.serving.hub import ModelUnavailable
+from mmdemo.serving.models import fusion_head
 from mmdemo.serving.models.base import ModelInfo
-from mmdemo.serving.models.fusion_head import FusionHead
+from mmdemo.serving.models.fusion_head import FusionHead, Head
 from mmdemo.serving.registry import Registry, UnknownTask
 from mmdemo.tasks import fusion
 from mmdemo.tasks.corrections import CONFIRMED, corrected_text, prediction_to_correct
@@ -210,14 +211,22 @@ def head_scores(
     return scores
 
 
-def head_weights(head: FusionHead, requested: Mapping[str, float]) -> dict[str, float]:
-    """The head's learned fusion weights; a requested weight of 0 still leaves a modality out."""
+def _requested_rows(features: ClipFeatures, requested: Mapping[str, float]) -> dict[str, Any]:
+    """Each modality's (rows, times); a modality weighted 0 is masked, as a clip without it."""
+    return {m: features.rows(m) if requested.get(m, 0.0) > 0 else (None, []) for m in fusion.MODALITIES}
+
+
+def head_weights(head: Head, requested: Mapping[str, float]) -> dict[str, float]:
+    """The head's learned fusion weights; a requested weight of 0 still leaves a modality out. A head that
+    joins the modalities inside has no weights: the modalities it reads count alike (for the record)."""
+    if not head.fusion_weights:
+        return {m: float(m in head.modalities and requested.get(m, 0.0) > 0) for m in fusion.MODALITIES}
     return {
         m: head.fusion_weights.get(m, 0.0) if requested.get(m, 0.0) > 0 else 0.0 for m in fusion.MODALITIES
     }
 
 
-def serving_head(registry: Registry, labels: list[str], notes: list[str]) -> FusionHead | None:
+def serving_head(registry: Registry, labels: list[str], notes: list[str]) -> Head | None:
     """The newest accepted fine-tuned head, if there is one that fits these labels and feature models;
     otherwise None, with a note saying why the prediction is zero-shot."""
     version = registry.active_version(TASK)
@@ -261,9 +270,9 @@ def _sample(path: Path, n_frames: int, audio_rate: int | None) -> SampledClip:
     return SampledClip(info, [0.0], [loaded.image], notes=list(loaded.notes))
 
 
-def _sound_can_vote(registry: Registry, head: FusionHead | None) -> bool:
+def _sound_can_vote(registry: Registry, head: Head | None) -> bool:
     """Whether reading the sound is worth it: a head with a sound branch, or a zero-shot audio model."""
-    return AUDIO in head.branches if head is not None else bool(registry.get("audio").zero_shot)
+    return AUDIO in head.modalities if head is not None else bool(registry.get("audio").zero_shot)
 
 
 def classify_video(
@@ -292,15 +301,19 @@ def classify_video(
     if requested.get(AUDIO, 0.0) > 0 and not wants_sound and head is None:
         notes.append(LITE_AUDIO_NOTE)  # the sound is not even read: nothing here could score it
     features = clip_features(clip, registry)
+    joint = None
     if head is not None:
-        by_modality = head_scores(head, features, labels)
+        if isinstance(head, FusionHead):
+            by_modality = head_scores(head, features, labels)
+        else:  # a head that joins the modalities: each one's view is the head with the other masked
+            joint = fusion_head.joint_views(head, _requested_rows(features, requested), labels)
+            by_modality = {m: None if v is None else ModalityScores(*v) for m, v in joint.views.items()}
         weights_used = head_weights(head, requested)
         notes.append(
-            f"fine-tuned head {head.info.version}: fusion weights learned in training "
-            f"({', '.join(f'{fusion.SHOWN_AS[m]} {w:.2f}' for m, w in head.fusion_weights.items())}); "
+            f"fine-tuned head {head.info.version}: {fusion_head.describe(head)}; "
             "a weight of 0 still leaves a modality out"
         )
-        if unread := [fusion.SHOWN_AS[m] for m in fusion.MODALITIES if m not in head.branches]:
+        if unread := [fusion.SHOWN_AS[m] for m in fusion.MODALITIES if m not in head.modalities]:
             notes.append(f"the fine-tuned head was trained without {' or '.join(unread)}, so it ignores them")
     else:
         by_modality = zero_shot_scores(features, labels, registry, notes)
@@ -315,11 +328,15 @@ def classify_video(
     except ValueError as error:
         raise ValueError("; ".join([str(error), *notes])) from None
     overall = {name: None if scores is None else scores.overall for name, scores in by_modality.items()}
-    fused = fusion.fuse(overall, applied)
+    fused = fusion.fuse(overall, applied) if joint is None else joint.fused
     visual, audio = by_modality[VISUAL], by_modality[AUDIO]
     times = visual.times if visual is not None else audio.times  # type: ignore[union-attr]
-    step_scores = fusion.fuse_over_time(
-        {n: None if s is None else (s.times, s.log_probs) for n, s in by_modality.items()}, applied, times
+    step_scores = (
+        fusion.fuse_over_time(
+            {n: None if s is None else (s.times, s.log_probs) for n, s in by_modality.items()}, applied, times
+        )
+        if joint is None
+        else joint.steps
     )
     result = VideoClassification(
         labels=labels,
