@@ -39,8 +39,8 @@ def test_upload_classify_and_correct_a_clip(page, app, screenshot_dir):
     try:
         correction = store.corrections(task="video")[-1]
         assert correction.output == {"label": "an espresso", "in_label_set": False}
-        assert correction.user == "anonymous"
         prediction = store.prediction(correction.prediction_id)
+        assert re.fullmatch(r"anonymous:[0-9a-f]{16}", correction.user) and correction.user == prediction.user
         assert prediction.output["fused"][0]["label"] == "a cup of coffee"
         assert len(prediction.params["timestamps"]) == 8 and prediction.profile == "lite"
         assert store.media(prediction.media_id).duration_s > 4
