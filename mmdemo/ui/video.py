@@ -155,7 +155,7 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
                     inputs=[video],
                     label="Sample clips (with sound)",
                     cache_examples=False,  # examples fill the inputs; no model runs at start-up
-                    api_name="video_example",
+                    api_visibility="private",
                 )
             with gr.Column(scale=2):
                 label_set = gr.Dropdown(
@@ -218,17 +218,29 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
             new_label,
             correction_message,
         ],
-        api_name="classify_video",
+        api_name="ui_classify_video",
+        api_visibility="private",
         **model_queue("video"),
     )
     save_correction.click(
         correct,
         inputs=[prediction_id, right_label, new_label],
         outputs=[correction_message],
-        api_name="correct_video",
+        api_name="ui_correct_video",
+        api_visibility="private",
     )
     save_set.click(
-        save_labels, inputs=[set_name, labels], outputs=[label_set, set_message], api_name="save_label_set"
+        save_labels,
+        inputs=[set_name, labels],
+        outputs=[label_set, set_message],
+        api_name="ui_save_label_set",
+        api_visibility="private",
     )
-    label_set.input(load_labels, inputs=[label_set], outputs=[labels], api_name="load_label_set")
+    label_set.input(
+        load_labels,
+        inputs=[label_set],
+        outputs=[labels],
+        api_name="ui_load_label_set",
+        api_visibility="private",
+    )
     demo.load(refresh_label_sets, outputs=[label_set], api_name=False)

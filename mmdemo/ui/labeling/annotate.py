@@ -131,9 +131,37 @@ def build() -> Annotate:
     shown = ItemShown(image, video, prompt, note, text, choice, item, progress)
     outputs = list(shown)
     models = model_queue("labeling")  # the next item may need its pre-fill: a model call
-    next_button.click(next_item, inputs=job, outputs=outputs, api_name="labeling_next", **models)
+    next_button.click(
+        next_item,
+        inputs=job,
+        outputs=outputs,
+        api_name="ui_labeling_next",
+        api_visibility="private",
+        **models,
+    )
     submit_inputs = [job, item, text, choice]
-    submit_button.click(submit, inputs=submit_inputs, outputs=outputs, api_name="labeling_submit", **models)
-    text.submit(submit, inputs=submit_inputs, outputs=outputs, api_name="labeling_submit_enter", **models)
-    skip_button.click(skip, inputs=[job, item], outputs=outputs, api_name="labeling_skip", **models)
+    submit_button.click(
+        submit,
+        inputs=submit_inputs,
+        outputs=outputs,
+        api_name="ui_labeling_submit",
+        api_visibility="private",
+        **models,
+    )
+    text.submit(
+        submit,
+        inputs=submit_inputs,
+        outputs=outputs,
+        api_name="ui_labeling_submit_enter",
+        api_visibility="private",
+        **models,
+    )
+    skip_button.click(
+        skip,
+        inputs=[job, item],
+        outputs=outputs,
+        api_name="ui_labeling_skip",
+        api_visibility="private",
+        **models,
+    )
     return Annotate(job, shown)

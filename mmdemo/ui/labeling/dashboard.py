@@ -76,5 +76,6 @@ def build() -> Dashboard:
         inputs=job,
         outputs=[jobs_table, per_annotator, distribution, agreement],
         api_name="labeling_dashboard",
+        api_visibility="undocumented",
     )
     return Dashboard(tab, job)
