@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -131,8 +132,8 @@ def add_images(services: Services, images: list[str] | None) -> dict[str, Any]:
     services.index.default_index()
     report = services.index.ingest(retrieval.keep_uploads(images))
     return {
-        "added": report.added,
-        "already_indexed": report.already_indexed,
+        "added": [Path(path).name for path in report.added],  # names: server paths are not the caller's
+        "already_indexed": [Path(path).name for path in report.already_indexed],
         "failed": [{"name": name, "why": why} for name, why in report.failed],
         "size": len(services.index.open_index()),
     }
