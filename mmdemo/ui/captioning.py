@@ -213,6 +213,7 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
         api_visibility="private",
         **queue,
     )
+    caption.input(lambda: "", outputs=[saved], api_visibility="private", queue=False)  # no stale "✔ saved"
     save.click(
         save_correction,
         [prediction, caption],

@@ -58,6 +58,18 @@ def plot_frame(result: VideoClassification) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PLOT_COLUMNS)
 
 
+PLOT_COLOURS = ("#4f46e5", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0ea5e9", "#ec4899", "#84cc16")
+
+
+def plot_update(result: VideoClassification) -> gr.LinePlot:
+    """The plot with a colour map of this result's labels: without one, the plot keeps the first result's
+    legend on a page and draws no line for labels outside it."""
+    frame = plot_frame(result)
+    labels = list(dict.fromkeys(frame["label"]))
+    colours = {label: PLOT_COLOURS[i % len(PLOT_COLOURS)] for i, label in enumerate(labels)}
+    return gr.LinePlot(value=frame, color_map=colours)
+
+
 def made_by(result: VideoClassification) -> str:
     """Which model made the prediction: a fine-tuned version, or the zero-shot base model."""
     if result.model is None:
@@ -106,7 +118,7 @@ def classify(
         _scores(result.visual),
         _scores(result.audio),
         notes_text(result),
-        plot_frame(result),
+        plot_update(result),
         result.prediction_id,
         gr.Dropdown(choices=result.labels, value=result.fused[0][0], interactive=True),
         "",

@@ -15,6 +15,11 @@ from mmdemo.ui.labeling.shared import as_int, job_dropdown, worker
 from mmdemo.ui.runtime import model_queue
 
 NO_JOB = "Pick a job, then press **Next item**."
+ABOUT = (
+    "Label data for fine-tuning: each job hands you its items one at a time, pre-filled with the model's "
+    "answer; accept it or correct it. Jobs are created by an admin (*Labeling → Admin*, or "
+    "`mmdemo jobs create --name photos --task caption --folder assets/images`)."
+)
 DONE = "No more items for you in this job. Thank you!"
 
 
@@ -82,6 +87,9 @@ def item_outputs(view: ItemView) -> ItemShown:
 
 @friendly
 def next_item(job_id: int | None, request: gr.Request) -> ItemShown:
+    if job_id in (None, ""):  # a normal state, not an error: say what to do, paint no field red
+        gr.Info("Pick a job first: the list shows the jobs you may label.")
+        return ItemShown(*(gr.skip() for _ in range(7)), NO_JOB)
     return _next_outputs(job_id, worker(request))
 
 
@@ -104,6 +112,7 @@ def skip(job_id: int | None, item_id: float | None, request: gr.Request) -> Item
 
 def build() -> Annotate:
     with gr.Tab("Annotate", id="labeling-annotate"):
+        gr.Markdown(ABOUT, elem_id="labeling-about")
         with gr.Row():
             job = job_dropdown("labeling-job")
             next_button = gr.Button("Next item", variant="primary", scale=1)
