@@ -58,18 +58,6 @@ def plot_frame(result: VideoClassification) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PLOT_COLUMNS)
 
 
-PLOT_COLOURS = ("#4f46e5", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0ea5e9", "#ec4899", "#84cc16")
-
-
-def plot_update(result: VideoClassification) -> gr.LinePlot:
-    """The plot with a colour map of this result's labels: without one, the plot keeps the first result's
-    legend on a page and draws no line for labels outside it."""
-    frame = plot_frame(result)
-    labels = list(dict.fromkeys(frame["label"]))
-    colours = {label: PLOT_COLOURS[i % len(PLOT_COLOURS)] for i, label in enumerate(labels)}
-    return gr.LinePlot(value=frame, color_map=colours)
-
-
 def made_by(result: VideoClassification) -> str:
     """Which model made the prediction: a fine-tuned version, or the zero-shot base model."""
     if result.model is None:
@@ -118,7 +106,7 @@ def classify(
         _scores(result.visual),
         _scores(result.audio),
         notes_text(result),
-        plot_update(result),
+        plot_frame(result),
         result.prediction_id,
         gr.Dropdown(choices=result.labels, value=result.fused[0][0], interactive=True),
         "",
@@ -205,6 +193,7 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
             color="label",
             y_lim=[0, 1],
             title="Fused score of the top labels at each sampled frame",
+            elem_id="video-plot",
             height=280,
         )
         prediction_id = gr.Number(visible=False, precision=0, label="prediction id")
@@ -216,7 +205,9 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
             save_correction = gr.Button("Save correction", elem_id="video-correct", scale=0, min_width=180)
         correction_message = gr.Markdown(elem_id="video-correction-message")
 
-    run.click(
+    # The plot forgets the last result first: on a page, a plot keeps the first data's legend (its colour
+    # domain) and draws no line for labels outside it until its value is emptied.
+    run.click(lambda: None, outputs=[plot], api_visibility="private", queue=False).then(
         bind(classify, registry),
         inputs=[video, labels, visual_weight, audio_weight, frames],
         outputs=[
