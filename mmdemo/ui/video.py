@@ -42,8 +42,11 @@ HELP = (
 NOT_SCORED = "not scored (see the note)"
 
 
-def _scores(ranking: list[tuple[str, float]]) -> dict[str, float] | str:
-    return {label: score for label, score in ranking[:TOP_K]} or NOT_SCORED
+def _scores(ranking: list[tuple[str, float]], title: str) -> Any:
+    """A modality's top labels; one that did not score says so in its title, quietly, not as a headline."""
+    if not ranking:
+        return gr.Label(value=None, label=f"{title}: {NOT_SCORED}")
+    return gr.Label(value={label: score for label, score in ranking[:TOP_K]}, label=title)
 
 
 def plot_frame(result: VideoClassification) -> pd.DataFrame:
@@ -102,9 +105,9 @@ def classify(
         registry=registry,
     )
     return (
-        _scores(result.fused),
-        _scores(result.visual),
-        _scores(result.audio),
+        _scores(result.fused, "Fused (top 5)"),
+        _scores(result.visual, "Frames only (top 5)"),
+        _scores(result.audio, "Sound only (top 5)"),
         notes_text(result),
         plot_frame(result),
         result.prediction_id,
@@ -153,7 +156,7 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
                 gr.Examples(
                     examples=[[str(path)] for path in sorted(SAMPLE_CLIPS.glob("*.mp4"))],
                     inputs=[video],
-                    label="Sample clips (with sound)",
+                    label="Sample clips",
                     cache_examples=False,  # examples fill the inputs; no model runs at start-up
                     api_visibility="private",
                 )
