@@ -89,6 +89,12 @@ def open_index_writes() -> bool:
     return env_flag("MMDEMO_OPEN_INDEX_WRITES")
 
 
+def mcp_server() -> bool:
+    """Whether the app also serves its search, caption, ask and classify-video tools over MCP (`MMDEMO_MCP=0`
+    turns it off)."""
+    return os.environ.get("MMDEMO_MCP", "1").strip().lower() in TRUTHY
+
+
 def on_spaces() -> bool:
     return bool(os.environ.get("SPACE_ID"))
 

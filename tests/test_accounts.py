@@ -106,11 +106,9 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
         with pytest.raises(Exception):  # noqa: B017 - no account, no API
             Client(url, verbose=False)
         annotator, reviewer, admin = _client(url, "ann"), _client(url, "rita"), _client(url, "boss")
-        assert "ann" in annotator.predict(api_name="/whoami") and "annotator" in annotator.predict(
-            api_name="/whoami"
-        )
+        assert annotator.predict(api_name="/whoami") == {"user": "ann", "role": "annotator"}
 
-        job_args = ("photos", "caption", str(folder), None, "", "", 2, "", "", 20)
+        job_args = ("photos", "caption", str(folder), None, "", "", 2, "", "", 20, "uncertainty")
         with pytest.raises(Exception, match="needs the admin role"):
             annotator.predict(*job_args, api_name="/labeling_create_job")
         with pytest.raises(Exception, match="needs the admin role"):
@@ -119,15 +117,15 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
         assert "Created job" in created[0] and "3 items" in created[0]
         job_id = store.jobs()[0].id
 
-        outputs = annotator.predict(job_id, api_name="/labeling_next")
-        note, text, item_id, progress = outputs[3], outputs[4], outputs[6], outputs[7]
+        shown = annotator.predict(job_id, api_name="/labeling_next")
+        item_id, progress = shown["item_id"], shown["progress"]
         assert (
-            "fake captioner" in note
-            and text["value"].startswith("prediction for img")
-            and "0 / 3" in progress
+            "fake captioner" in shown["model"]
+            and shown["prefill"].startswith("prediction for img")
+            and (progress["done_by_you"], progress["total_items"]) == (0, 3)
         )
-        after = annotator.predict(job_id, item_id, "a grey square", None, api_name="/labeling_submit")
-        assert "1 / 3" in after[7]
+        after = annotator.predict(job_id, item_id, "a grey square", api_name="/labeling_submit")
+        assert after["progress"]["done_by_you"] == 1
         assert [(s.user, s.value) for s in store.submissions(job_id)] == [("ann", "a grey square")]
 
         # An annotator cannot read others' labels, decide, see the dashboard or export.
@@ -136,29 +134,29 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
             ("/labeling_open_disagreement", (job_id, item_id)),
             ("/labeling_decide", (job_id, item_id, None, "mine")),
             ("/labeling_dashboard", (job_id,)),
-            ("/labeling_export", ("caption", "jsonl", True, True)),
+            ("/export", ("caption", "jsonl", True, True)),
             ("/labeling_accounts", ()),
             ("/labeling_set_role", ("ann", "admin")),
         ]:
             with pytest.raises(Exception, match=r"needs the (reviewer|admin) role"):
                 annotator.predict(*args, api_name=api_name)
         with pytest.raises(Exception, match="needs the admin role"):
-            reviewer.predict("caption", "jsonl", True, True, api_name="/labeling_export")
+            reviewer.predict("caption", "jsonl", True, True, api_name="/export")
         with pytest.raises(Exception, match="needs the admin role"):
             reviewer.predict("rita", "admin", api_name="/labeling_set_role")
         assert accounts.role_of("ann", store=store) == "annotator"
         # ...nor submit a label for an item that is not theirs.
         view = reviewer.predict(job_id, api_name="/labeling_next")
-        while store.assignment_status(int(view[6]), "ann") is not None:
-            view = reviewer.predict(job_id, view[6], "rita's caption", None, api_name="/labeling_submit")
-        other_item = int(view[6])
+        while store.assignment_status(int(view["item_id"]), "ann") is not None:
+            view = reviewer.predict(job_id, view["item_id"], "rita's caption", api_name="/labeling_submit")
+        other_item = int(view["item_id"])
         with pytest.raises(Exception, match="not assigned to ann"):
-            annotator.predict(job_id, other_item, "hijack", None, api_name="/labeling_submit")
+            annotator.predict(job_id, other_item, "hijack", api_name="/labeling_submit")
 
         dashboard = reviewer.predict(job_id, api_name="/labeling_dashboard")
         assert "photos" in json.dumps(dashboard[0], default=str)
-        archive, message = admin.predict("caption", "jsonl", False, True, api_name="/labeling_export")
-        assert archive.endswith(".zip") and "train" in message
+        archive, exported = admin.predict("caption", "jsonl", False, True, api_name="/export")
+        assert archive.endswith(".zip") and "train" in exported["rows"]
 
         # The Status tab's rollback: only admins get past the permission check.
         for refused in (annotator, reviewer):
@@ -179,15 +177,13 @@ def test_anonymous_labels_are_marked_and_refused_by_config(monkeypatch, tmp_path
     )
     with served_app(monkeypatch, with_auth=False) as url:
         visitor = Client(url, verbose=False)
-        assert "anonymous" in visitor.predict(api_name="/whoami")
-        outputs = visitor.predict(job.id, api_name="/labeling_next")
-        outputs = visitor.predict(
-            job.id, outputs[6], "an anonymous caption", None, api_name="/labeling_submit"
-        )
+        assert visitor.predict(api_name="/whoami")["user"] == "anonymous"
+        shown = visitor.predict(job.id, api_name="/labeling_next")
+        shown = visitor.predict(job.id, shown["item_id"], "an anonymous caption", api_name="/labeling_submit")
         [submission] = default_store().submissions(job.id)
         assert submission.anonymous and submission.user.startswith("anonymous:")
-        finished = visitor.predict(job.id, outputs[6], "another caption", None, api_name="/labeling_submit")
-        assert "No more items" in finished[3] and "2 / 2" in finished[7]  # the final count stays in view
+        finished = visitor.predict(job.id, shown["item_id"], "another caption", api_name="/labeling_submit")
+        assert finished == {"done": True, "item_id": None}
         monkeypatch.setenv("MMDEMO_ANONYMOUS_WRITES", "0")
         with pytest.raises(Exception, match="anonymous visitors may not"):
             visitor.predict(job.id, api_name="/labeling_next")

@@ -13,32 +13,43 @@ from mmdemo.serving.registry import Registry
 from mmdemo.ui import runtime
 from tests.conftest import ROOT
 
-MODEL_EVENTS = {
+MODEL_EVENTS = {  # the public API's endpoints, and the UI's own (private) events, `ui_` + what they do
     "retrieval-model": {
         "search_text",
-        "search_text_submit",
         "search_image",
-        "search_by_result",
         "add_images",
+        "ui_search_text",
+        "ui_search_text_submit",
+        "ui_search_image",
+        "ui_search_by_result",
+        "ui_add_images",
     },
-    "captioning-model": {"caption", "caption_batch"},
-    "vqa-model": {"ask"},
-    "video-model": {"classify_video"},
+    "captioning-model": {"caption", "caption_batch", "ui_caption", "ui_caption_batch"},
+    "vqa-model": {"ask", "ui_ask"},
+    "video-model": {"classify_video", "ui_classify_video"},
     "labeling-model": {
         "labeling_next",
         "labeling_submit",
-        "labeling_submit_enter",
         "labeling_skip",
+        "ui_labeling_next",
+        "ui_labeling_submit",
+        "ui_labeling_submit_enter",
+        "ui_labeling_skip",
         "labeling_create_job",
     },
 }
 CHEAP_EVENTS = {
-    "judge_relevant",
+    "judge",
     "correct_caption",
     "correct_answer",
     "correct_video",
-    "vqa_history",
     "status",
+    "ui_judge_relevant",
+    "ui_correct_caption",
+    "ui_correct_answer",
+    "ui_correct_video",
+    "ui_vqa_history",
+    "ui_status",
 }
 
 

@@ -151,9 +151,9 @@ def test_app_serves_http_200_and_the_status_api(tmp_path):
         with urllib.request.urlopen(url, timeout=30) as response:
             assert response.status == 200
         client = Client(url, verbose=False)
-        summary, table = client.predict(api_name="/status")
-        assert "Profile" in summary
-        tasks = [row[0] for row in table["data"]]
+        status = client.predict(api_name="/status")
+        assert status["profile"]
+        tasks = [row["task"] for row in status["models"]]
         assert {"embed", "caption", "vqa", "audio"} <= set(tasks)
 
 

@@ -130,3 +130,13 @@ def test_cli_export_and_push_without_a_token(caption_job, tmp_path, capsys, monk
         ["export", "--task", "caption", "--out", str(tmp_path / "x"), "--push-to-hub", "me/labels"]
     )
     assert code == 2 and "HF_TOKEN" in capsys.readouterr().err
+
+
+def test_parquet_writes_an_empty_validation_split_with_the_train_columns(caption_job, tmp_path):
+    import pyarrow.parquet as pq
+
+    result = export.export("caption", "parquet", tmp_path / "pq", validation_fraction=0.0)
+    assert result.rows["validation"] == 0
+    validation = pq.read_table(tmp_path / "pq" / "validation.parquet")
+    train = pq.read_table(tmp_path / "pq" / "train.parquet")
+    assert validation.num_rows == 0 and validation.schema.names == train.schema.names

@@ -114,3 +114,14 @@ def test_anonymous_job_labels_and_unknown_jobs_or_sources(store, tmp_path):
         list(labels.read(store, "caption", sources=("vote",)))
     with pytest.raises(ValueError, match="unknown task 'captions'"):
         list(labels.read(store, "captions"))
+
+
+def test_a_one_one_tie_is_left_for_review_not_settled_by_who_came_first(store, tmp_path):
+    job = make_job(store, make_images(tmp_path / "imgs", 2), task="video", labels=("a", "b"), overlap=2)
+    add_accounts(store, {"ann1": "annotator", "ann2": "annotator"})
+    _label_job(store, job, {"ann1": ["a", "b"], "ann2": ["b"]})  # item 1: a vs b; item 2: one label
+    finals = labels.final_labels(job, store, include_unreviewed=True)
+    items = store.job_items(job.id)
+    tied = store.submissions(job.id, item_id=items[0].id)
+    assert len(tied) == 2 and {s.value for s in tied} == {"a", "b"}
+    assert all(f.item_id != items[0].id for f in finals)

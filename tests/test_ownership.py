@@ -31,22 +31,22 @@ def test_another_anonymous_session_cannot_correct_or_see_a_visitors_predictions_
 
     with served(build_app(Services.create(tiny))) as url:
         alice, mallory = Client(url, verbose=False), Client(url, verbose=False)  # two browser sessions
-        _, _, caption_id, _ = alice.predict(handle_file(CAT), "beam", 1, 5, 1.0, "", api_name="/caption")
+        caption_id = alice.predict(image=handle_file(CAT), beams=1, max_length=5, api_name="/caption")[
+            "prediction_id"
+        ]
         with pytest.raises(Exception, match="made by someone else"):
-            mallory.predict(caption_id, "a dog", api_name="/correct_caption")
-        with pytest.raises(Exception, match="made by someone else"):
-            table = {"headers": captioning_tab.BATCH_COLUMNS, "data": [[caption_id, "cat.jpg", "a dog"]]}
-            mallory.predict(table, api_name="/correct_captions")
-        assert alice.predict(caption_id, "a tabby cat", api_name="/correct_caption").startswith("✔ saved")
+            mallory.predict(prediction_id=caption_id, caption="a dog", api_name="/correct_caption")
+        saved = alice.predict(prediction_id=caption_id, caption="a tabby cat", api_name="/correct_caption")
+        assert saved["prediction_id"] == caption_id and saved["correction_id"]
 
-        _, _, _, answer_id, _, history = alice.predict(handle_file(CAT), "What is this?", api_name="/ask")
-        assert [row[0] for row in history["data"]] == [answer_id]
+        answer_id = alice.predict(image=handle_file(CAT), question="What is this?", api_name="/ask")[
+            "prediction_id"
+        ]
         with pytest.raises(Exception, match="made by someone else"):
-            mallory.predict(answer_id, "a dog", handle_file(CAT), api_name="/correct_answer")
-        *_, theirs = mallory.predict(handle_file(CAT), api_name="/vqa_history")
-        assert answer_id not in [row[0] for row in theirs["data"]]
-        *_, own = alice.predict(handle_file(CAT), api_name="/vqa_history")
-        assert [row[0] for row in own["data"]] == [answer_id]
+            mallory.predict(prediction_id=answer_id, answer="a dog", api_name="/correct_answer")
+        # The VQA history is the tab's own view now, not an API endpoint: each session sees its own rows.
+        [asker] = {p.user for p in default_store().predictions("vqa")}
+        assert [row[0] for row in vqa.question_history(CAT, user=asker)] == [answer_id]
     store = default_store()
     assert [c.output for c in store.corrections()] == ["a tabby cat"]
     assert store.prediction(caption_id).user.startswith("anonymous:")  # the session, hashed, not raw

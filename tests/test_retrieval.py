@@ -239,16 +239,15 @@ def test_the_search_api_through_gradio_client(tiny, index_root, monkeypatch):
 
     with served(build_app(Services.create(tiny))) as url:
         client = Client(url, verbose=False)
-        with pytest.raises(AppError, match="Search first"):
-            client.predict(1, api_name="/judge_relevant")
+        with pytest.raises(AppError, match="search first"):
+            client.predict(1, True, api_name="/judge")
         with pytest.raises(AppError, match="Type what you are looking for"):
             client.predict("  ", 4, api_name="/search_text")
         assert not index.exists("default", index_root)  # an empty query builds nothing
-        gallery, summary, *_ = client.predict("a cup of coffee", 4, api_name="/search_text")
-        assert len(gallery) == 4 and "4 results" in summary
-        assert gallery[0]["caption"].startswith("#1 ")
-        _, verdict = client.predict(2, api_name="/judge_relevant")
-        assert "#2" in verdict and "relevant" in verdict
+        found = client.predict("a cup of coffee", 4, api_name="/search_text")
+        assert [r["rank"] for r in found["results"]] == [1, 2, 3, 4] and found["query"] == "a cup of coffee"
+        verdict = client.predict(2, True, api_name="/judge")
+        assert verdict["rank"] == 2 and verdict["relevant"] is True
     judgement = retrieval.default_store().judgements()[-1]
     assert judgement.query_text == "a cup of coffee" and judgement.rank == 2 and judgement.relevant
 

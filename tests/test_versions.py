@@ -214,20 +214,22 @@ def test_status_tab_lists_versions_and_rolls_back_over_the_api(data_dir, monkeyp
     add_version(Store(data_dir / "mmdemo.db"), base_model="tiny BlipForConditionalGeneration")
     with served(build_app(services)) as url:
         client = Client(url, verbose=False)
-        rows = client.predict(api_name="/versions")["data"]
-        assert [row[:4] for row in rows] == [["caption", "v1", "accepted", "yes"]]
+        rows = client.predict(api_name="/versions")
+        assert [[r["task"], r["version"], r["status"], r["serving"]] for r in rows] == [
+            ["caption", "v1", "accepted", "yes"]
+        ]
         monkeypatch.setenv("MMDEMO_ADMINS", "root")
         with pytest.raises(Exception, match="only admins"):
             client.predict("caption", "", api_name="/rollback")
         monkeypatch.delenv("MMDEMO_ADMINS")
-        _, status = client.predict(api_name="/status")
-        assert {row[0]: row[-1] for row in status["data"]}[
+        status = client.predict(api_name="/status")["models"]
+        assert {row["task"]: row["why"] for row in status}[
             "caption"
         ] == "profile tiny chosen; fine-tuned version v1"
-        message = client.predict("caption", "", api_name="/rollback")
-        assert "now serves `base`" in message
-        assert client.predict(api_name="/versions")["data"][0][2:4] == ["rolled_back", ""]
-        _, status = client.predict(api_name="/status")
-        assert {row[0]: row[-1] for row in status["data"]}["caption"] == "profile tiny chosen"
+        assert client.predict("caption", "", api_name="/rollback")["serving"] == "base"
+        [row] = client.predict(api_name="/versions")
+        assert [row["status"], row["serving"]] == ["rolled_back", ""]
+        status = client.predict(api_name="/status")["models"]
+        assert {row["task"]: row["why"] for row in status}["caption"] == "profile tiny chosen"
         with pytest.raises(Exception, match="nothing to roll back"):
             client.predict("caption", "", api_name="/rollback")

@@ -79,15 +79,18 @@ def test_read_only_refuses_anonymous_writes_through_the_api(read_only, tiny, tmp
 
     with served(build_app(Services.create(tiny, index_root=tmp_path / "index"))) as url:
         client = Client(url, verbose=False)
-        _, _, caption_id, _ = client.predict(handle_file(CAT), "beam", 1, 5, 1.0, "", api_name="/caption")
+        caption_id = client.predict(image=handle_file(CAT), beams=1, max_length=5, api_name="/caption")[
+            "prediction_id"
+        ]
         with pytest.raises(Exception, match=READ_ONLY):
-            client.predict(caption_id, "a tabby cat", api_name="/correct_caption")
+            client.predict(prediction_id=caption_id, caption="a tabby cat", api_name="/correct_caption")
         with pytest.raises(Exception, match=READ_ONLY):
-            client.predict("birds", "owl\ncrow", api_name="/save_label_set")
+            client.predict(images=[handle_file(CAT)], api_name="/add_images")
+        client.predict(query="a cat", k=2, api_name="/search_text")
         with pytest.raises(Exception, match=READ_ONLY):
-            client.predict([handle_file(CAT)], api_name="/add_images")
+            client.predict(rank=1, relevant=True, api_name="/judge")
     store = default_store()
-    assert store.corrections() == [] and store.label_set_names() == []
+    assert store.corrections() == [] and store.judgements() == []
     assert len(store.predictions()) == 1  # visitors still use the demo; only their writes are refused
 
 

@@ -200,7 +200,7 @@ def final_labels(
 ) -> list[Label]:
     """One label per settled item, by position: a reviewer's decision, else the annotators' agreed label
     once the item has its full overlap. `include_unreviewed` adds the majority label of every other
-    labeled item (the first given of the most given values)."""
+    labeled item (the most given value; a tie is left for review)."""
     current = current_by_item(job, store, include_anonymous=include_anonymous)
     decisions: dict[int, LabelRecord] = {review.item_id: review for review in store.reviews(job.id)}
     result = []
@@ -214,7 +214,10 @@ def final_labels(
         elif labels and is_agreed(labels, job.overlap):
             result.append(_job_label(job, labels[0], "submission", "agreed", annotators, store))
         elif labels and include_unreviewed:
-            top = Counter(normalize(s.value) for s in labels).most_common(1)[0][0]
+            ranked = Counter(normalize(s.value) for s in labels).most_common(2)
+            if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+                continue  # a tie (1–1) has no majority: left for review, not settled by who came first
+            top = ranked[0][0]
             chosen = next(s for s in labels if normalize(s.value) == top)
             result.append(_job_label(job, chosen, "submission", "unreviewed", annotators, store))
     return result

@@ -140,7 +140,8 @@ def export(
             result.files.append(path)
     dataset = to_dataset_dict(task, rows) if fmt != "jsonl" or push_to_hub else None
     if fmt == "parquet":
-        for split, split_dataset in dataset.items():
+        for split in SPLITS:  # an empty split is written too, with the columns of the other one
+            split_dataset = dataset[split] if split in dataset else next(iter(dataset.values())).select([])
             path = out / f"{split}.parquet"
             split_dataset.to_parquet(str(path))
             result.files.append(path)

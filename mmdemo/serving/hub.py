@@ -57,10 +57,14 @@ def hub_reachable() -> bool:
         result: list[bool] = []
 
         def probe() -> None:
+            # Nothing may escape this thread: it can outlive the wait below (a DNS lookup or a connect that
+            # hangs), and whatever it raises then surfaces in some later, unrelated caller.
             try:
-                with socket.create_connection((host, port), timeout=REACHABILITY_TIMEOUT_S):
-                    result.append(True)
-            except OSError:
+                connection = socket.create_connection((host, port), timeout=REACHABILITY_TIMEOUT_S)
+                result.append(connection is not None)
+                if connection is not None:
+                    connection.close()
+            except Exception:  # unreachable, whatever the reason
                 result.append(False)
 
         # getaddrinfo ignores socket timeouts, so the whole probe runs in a thread we stop waiting for.

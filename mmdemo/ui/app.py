@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from mmdemo import __version__, accounts
+from mmdemo import __version__, accounts, config
 from mmdemo.search.retrieval import Search
 from mmdemo.services import Services, default_services
-from mmdemo.ui import captioning, labeling, retrieval, status, video, vqa
+from mmdemo.ui import api, captioning, labeling, retrieval, status, video, vqa
 
 CHEAP_CONCURRENCY = 4  # database reads and corrections: short, and never queued behind a model call
 
@@ -36,6 +36,7 @@ def build_app(services: Services | None = None) -> gr.Blocks:
             labeling.build(demo)  # still looks the process's services up (`mmdemo.services.default_services`)
             status.build(demo, services.registry)
         send_picked_result(found, caption_image, vqa_image, tabs)
+        api.build(services)  # the public API: plain functions over plain data; the events above are private
     return demo.queue(default_concurrency_limit=CHEAP_CONCURRENCY)
 
 
@@ -52,13 +53,26 @@ def send_picked_result(
         return send
 
     picked = [found.found, found.rank]
-    found.caption_this.click(sender("captioning"), picked, [caption_image, tabs], api_name="caption_this")
-    found.ask_about_this.click(sender("vqa"), picked, [vqa_image, tabs], api_name="ask_about_this")
+    found.caption_this.click(
+        sender("captioning"),
+        picked,
+        [caption_image, tabs],
+        api_name="ui_caption_this",
+        api_visibility="private",
+    )
+    found.ask_about_this.click(
+        sender("vqa"), picked, [vqa_image, tabs], api_name="ui_ask_about_this", api_visibility="private"
+    )
 
 
 def launch_options() -> dict[str, object]:
-    """Sign-in with local accounts once any exist (`mmdemo users add`); an open demo otherwise."""
-    return {"auth": accounts.gradio_auth(), "auth_message": "Sign in with your mmdemo account."}
+    """Sign-in with local accounts once any exist (`mmdemo users add`); an open demo otherwise. The MCP
+    server (`/gradio_api/mcp/`) is on unless `MMDEMO_MCP=0`."""
+    return {
+        "auth": accounts.gradio_auth(),
+        "auth_message": "Sign in with your mmdemo account.",
+        "mcp_server": config.mcp_server(),
+    }
 
 
 def launch(host: str = "0.0.0.0", port: int = 7860, share: bool = False) -> None:

@@ -154,7 +154,7 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
                     label="Examples",
                     examples_per_page=8,
                     cache_examples=False,  # examples fill the inputs; no model runs at start-up
-                    api_name="caption_example",
+                    api_visibility="private",
                 )
                 with gr.Accordion("Decoding options", open=False):
                     strategy = gr.Radio(
@@ -209,17 +209,37 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
         bind(caption_one, registry),
         [image, *options],
         [caption, about, prediction, saved],
-        api_name="caption",
+        api_name="ui_caption",
+        api_visibility="private",
         **queue,
     )
-    save.click(save_correction, [prediction, caption], [saved], api_name="correct_caption")
-    image.change(cleared, outputs=[caption, about, prediction, saved], api_name="caption_new_image")
+    caption.input(lambda: "", outputs=[saved], api_visibility="private", queue=False)  # no stale "✔ saved"
+    save.click(
+        save_correction,
+        [prediction, caption],
+        [saved],
+        api_name="ui_correct_caption",
+        api_visibility="private",
+    )
+    image.change(
+        cleared,
+        outputs=[caption, about, prediction, saved],
+        api_name="ui_caption_new_image",
+        api_visibility="private",
+    )
     run_batch.click(
         bind(caption_many, registry),
         [files, *options],
         [gallery, table, batch_about, batch_saved],
-        api_name="caption_batch",
+        api_name="ui_caption_batch",
+        api_visibility="private",
         **queue,
     )
-    save_batch.click(save_batch_corrections, [table], [batch_saved], api_name="correct_captions")
+    save_batch.click(
+        save_batch_corrections,
+        [table],
+        [batch_saved],
+        api_name="ui_correct_captions",
+        api_visibility="private",
+    )
     return image

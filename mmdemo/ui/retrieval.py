@@ -235,7 +235,7 @@ def build(demo: gr.Blocks, service: IndexService) -> Handoff:
                     inputs=[text],
                     label="Try",
                     cache_examples=False,  # examples fill the inputs; no model runs at start-up
-                    api_name="retrieval_text_example",
+                    api_visibility="private",
                 )
                 image = gr.Image(
                     type="filepath",
@@ -248,7 +248,7 @@ def build(demo: gr.Blocks, service: IndexService) -> Handoff:
                     inputs=[image],
                     label="Sample images",
                     cache_examples=False,
-                    api_name="retrieval_image_example",
+                    api_visibility="private",
                 )
                 k = gr.Slider(1, 30, value=DEFAULT_K, step=1, label="Number of results (k)")
             with gr.Column(scale=2):
@@ -292,20 +292,53 @@ def build(demo: gr.Blocks, service: IndexService) -> Handoff:
     queue = model_queue("retrieval")
     by_text = bind(search_by_text, service)
     for event in (
-        text_button.click(by_text, [text, k], shown, api_name="search_text", **queue),
-        text.submit(by_text, [text, k], shown, api_name="search_text_submit", **queue),
-        image.change(bind(search_by_image, service), [image, k], shown, api_name="search_image", **queue),
+        text_button.click(
+            by_text, [text, k], shown, api_name="ui_search_text", api_visibility="private", **queue
+        ),
+        text.submit(
+            by_text, [text, k], shown, api_name="ui_search_text_submit", api_visibility="private", **queue
+        ),
+        image.change(
+            bind(search_by_image, service),
+            [image, k],
+            shown,
+            api_name="ui_search_image",
+            api_visibility="private",
+            **queue,
+        ),
         by_result.click(
-            bind(search_by_result, service), [found, rank, k], shown, api_name="search_by_result", **queue
+            bind(search_by_result, service),
+            [found, rank, k],
+            shown,
+            api_name="ui_search_by_result",
+            api_visibility="private",
+            **queue,
         ),
     ):
         event.success(unselect, None, gallery, api_name=False, queue=False)
-    gallery.select(pick_result, [found], [rank, selection], api_name="pick_result")
+    gallery.select(
+        pick_result, [found], [rank, selection], api_name="ui_pick_result", api_visibility="private"
+    )
     relevant.click(
-        judge_relevant, [found, rank, judged], [gallery, judged, selection], api_name="judge_relevant"
+        judge_relevant,
+        [found, rank, judged],
+        [gallery, judged, selection],
+        api_name="ui_judge_relevant",
+        api_visibility="private",
     )
     not_relevant.click(
-        judge_not_relevant, [found, rank, judged], [gallery, judged, selection], api_name="judge_not_relevant"
+        judge_not_relevant,
+        [found, rank, judged],
+        [gallery, judged, selection],
+        api_name="ui_judge_not_relevant",
+        api_visibility="private",
     )
-    add.click(bind(add_images, service), [files], [added], api_name="add_images", **queue)
+    add.click(
+        bind(add_images, service),
+        [files],
+        [added],
+        api_name="ui_add_images",
+        api_visibility="private",
+        **queue,
+    )
     return Handoff(found=found, rank=rank, caption_this=caption_this, ask_about_this=ask_about_this)

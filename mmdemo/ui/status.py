@@ -83,14 +83,15 @@ def build(demo: gr.Blocks, active: Registry) -> None:
                 rollback = gr.Button("Roll back", variant="stop", elem_id="rollback-button")
                 refresh_versions = gr.Button("Refresh versions", size="sm")
             rollback_message = gr.Markdown()
-    refresh.click(status_of, outputs=[summary, table], api_name="status")
-    refresh_versions.click(versions_of, outputs=versions, api_name="versions")
+    refresh.click(status_of, outputs=[summary, table], api_name="ui_status", api_visibility="private")
+    refresh_versions.click(versions_of, outputs=versions, api_name="ui_versions", api_visibility="private")
     # The tables refresh after the rollback either way; a failed rollback leaves them showing, not blanked.
     rollback.click(
         bind(rollback_version, active),
         inputs=[task, to_version],
         outputs=rollback_message,
-        api_name="rollback",
+        api_name="ui_rollback",
+        api_visibility="private",
     ).then(versions_of, outputs=versions, api_name=False).then(
         status_of, outputs=[summary, table], api_name=False
     )

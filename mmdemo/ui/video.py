@@ -42,8 +42,11 @@ HELP = (
 NOT_SCORED = "not scored (see the note)"
 
 
-def _scores(ranking: list[tuple[str, float]]) -> dict[str, float] | str:
-    return {label: score for label, score in ranking[:TOP_K]} or NOT_SCORED
+def _scores(ranking: list[tuple[str, float]], title: str) -> Any:
+    """A modality's top labels; one that did not score says so in its title, quietly, not as a headline."""
+    if not ranking:
+        return gr.Label(value=None, label=f"{title}: {NOT_SCORED}")
+    return gr.Label(value={label: score for label, score in ranking[:TOP_K]}, label=title)
 
 
 def plot_frame(result: VideoClassification) -> pd.DataFrame:
@@ -102,9 +105,9 @@ def classify(
         registry=registry,
     )
     return (
-        _scores(result.fused),
-        _scores(result.visual),
-        _scores(result.audio),
+        _scores(result.fused, "Fused (top 5)"),
+        _scores(result.visual, "Frames only (top 5)"),
+        _scores(result.audio, "Sound only (top 5)"),
         notes_text(result),
         plot_frame(result),
         result.prediction_id,
@@ -153,9 +156,9 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
                 gr.Examples(
                     examples=[[str(path)] for path in sorted(SAMPLE_CLIPS.glob("*.mp4"))],
                     inputs=[video],
-                    label="Sample clips (with sound)",
+                    label="Sample clips",
                     cache_examples=False,  # examples fill the inputs; no model runs at start-up
-                    api_name="video_example",
+                    api_visibility="private",
                 )
             with gr.Column(scale=2):
                 label_set = gr.Dropdown(
@@ -193,6 +196,7 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
             color="label",
             y_lim=[0, 1],
             title="Fused score of the top labels at each sampled frame",
+            elem_id="video-plot",
             height=280,
         )
         prediction_id = gr.Number(visible=False, precision=0, label="prediction id")
@@ -204,7 +208,9 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
             save_correction = gr.Button("Save correction", elem_id="video-correct", scale=0, min_width=180)
         correction_message = gr.Markdown(elem_id="video-correction-message")
 
-    run.click(
+    # The plot forgets the last result first: on a page, a plot keeps the first data's legend (its colour
+    # domain) and draws no line for labels outside it until its value is emptied.
+    run.click(lambda: None, outputs=[plot], api_visibility="private", queue=False).then(
         bind(classify, registry),
         inputs=[video, labels, visual_weight, audio_weight, frames],
         outputs=[
@@ -218,17 +224,29 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
             new_label,
             correction_message,
         ],
-        api_name="classify_video",
+        api_name="ui_classify_video",
+        api_visibility="private",
         **model_queue("video"),
     )
     save_correction.click(
         correct,
         inputs=[prediction_id, right_label, new_label],
         outputs=[correction_message],
-        api_name="correct_video",
+        api_name="ui_correct_video",
+        api_visibility="private",
     )
     save_set.click(
-        save_labels, inputs=[set_name, labels], outputs=[label_set, set_message], api_name="save_label_set"
+        save_labels,
+        inputs=[set_name, labels],
+        outputs=[label_set, set_message],
+        api_name="ui_save_label_set",
+        api_visibility="private",
     )
-    label_set.input(load_labels, inputs=[label_set], outputs=[labels], api_name="load_label_set")
+    label_set.input(
+        load_labels,
+        inputs=[label_set],
+        outputs=[labels],
+        api_name="ui_load_label_set",
+        api_visibility="private",
+    )
     demo.load(refresh_label_sets, outputs=[label_set], api_name=False)

@@ -87,7 +87,7 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
                     inputs=[image, question],
                     label="Examples",
                     cache_examples=False,  # examples fill the inputs; no model runs at start-up
-                    api_name="vqa_example",
+                    api_visibility="private",
                 )
             with gr.Column():
                 answer = gr.Textbox(
@@ -113,9 +113,22 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
         bind(ask, registry),
         [image, question],
         [answer, top, about, prediction, saved, table],
-        api_name="ask",
+        api_name="ui_ask",
+        api_visibility="private",
         **model_queue("vqa"),
     )
-    save.click(save_correction, [prediction, answer, image], [saved, table], api_name="correct_answer")
-    image.change(new_image, [image], [answer, top, about, prediction, saved, table], api_name="vqa_history")
+    save.click(
+        save_correction,
+        [prediction, answer, image],
+        [saved, table],
+        api_name="ui_correct_answer",
+        api_visibility="private",
+    )
+    image.change(
+        new_image,
+        [image],
+        [answer, top, about, prediction, saved, table],
+        api_name="ui_vqa_history",
+        api_visibility="private",
+    )
     return image

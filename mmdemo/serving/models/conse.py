@@ -21,6 +21,7 @@ from mmdemo.serving.models.efficientnet import ImageNetClassifier
 from mmdemo.serving.models.minilm import MiniLMTextEncoder
 
 YES_THRESHOLD = 0.65  # cosine between the asked-about object and a likely class that counts as "present"
+SAMPLE_FROM = 5  # sampled captions draw from this many top classes
 CANNOT_TELL = "can't tell (the lite baseline only recognises ImageNet objects)"
 
 
@@ -89,8 +90,13 @@ class ImageNetCaptioner:
     def caption(self, images: Sequence[Image.Image], options: CaptionOptions | None = None) -> list[str]:
         options = options or CaptionOptions()
         captions = []
+        rng = np.random.default_rng(options.seed)
         for row in self.classifier.probabilities(images):
-            first, second = np.argsort(-row)[:2]
+            first, second = (
+                _pick_two(row, rng, options.temperature)
+                if options.strategy == "sample"
+                else np.argsort(-row)[:2]
+            )
             name = self.classifier.classes[first]
             caption = f"{options.prefix.strip() or 'a photo of'} {_article(name)} {name}"
             if row[first] < 0.5:
@@ -99,6 +105,15 @@ class ImageNetCaptioner:
             words = caption.split()
             captions.append(" ".join(words[: max(1, options.max_length)]))
         return captions
+
+
+def _pick_two(row: np.ndarray, rng: np.random.Generator, temperature: float = 1.0) -> tuple[int, int]:
+    """Sampling in the baseline: two distinct classes drawn from the top ones, each with its probability
+    sharpened or flattened by the temperature; the seed makes it reproducible."""
+    top = np.argsort(-row)[:SAMPLE_FROM]
+    weights = np.power(row[top] + 1e-9, 1.0 / max(temperature, 0.05))
+    first, second = rng.choice(top, size=2, replace=False, p=weights / weights.sum())
+    return int(first), int(second)
 
 
 _YES_NO = re.compile(r"^(is|are|does|do|can|was|were|has|have)\b", re.IGNORECASE)
@@ -137,17 +152,21 @@ class ImageNetEvidenceVQA:
             thing = match.group(1).strip()
             query = self.text.encode([f"a photo of a {thing}"])[0]
             similarity = self.class_vectors[order] @ query
-            support = float(
-                sum(p for (_, p), s in zip(likely, similarity, strict=True) if s >= YES_THRESHOLD)
-            )
-            verdict = "yes" if support >= 0.2 else "no"
-            confidence = support if verdict == "yes" else 1.0 - support
+            # Present when one of the likely classes is the thing asked about (a "cup" class among the top
+            # ones is a yes even beside a confident "espresso"); the more of the mass such classes hold, the
+            # surer. Absent: the closer the nearest class came, the less sure.
+            matching = similarity >= YES_THRESHOLD
+            support = float(row[order][matching].sum())
+            if matching.any():
+                verdict, confidence = "yes", 0.6 + 0.39 * min(1.0, support / 0.5)
+            else:
+                verdict, confidence = "no", 0.5 + 0.49 * float(1.0 - similarity.max() / YES_THRESHOLD)
             return Answer(
                 verdict, [(verdict, confidence), ("no" if verdict == "yes" else "yes", 1 - confidence)]
             )
         if _WHAT.match(question) or question.lower().rstrip("?") in {"what", "what is it", "what's this"}:
             return Answer(likely[0][0], likely[:top_k])
-        return Answer(CANNOT_TELL, likely[:top_k])
+        return Answer(CANNOT_TELL, [(CANNOT_TELL, 1.0)])  # class names are no answer to other questions
 
 
 def load_embedder(ctx: LoadContext) -> ConseEmbedder:

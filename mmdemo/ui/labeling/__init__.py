@@ -59,7 +59,7 @@ def build_header(demo: gr.Blocks) -> None:
         banner = gr.Markdown(elem_id="signed-in-as")
         if config.on_spaces():
             gr.LoginButton(size="sm", scale=0)
-    demo.load(identity, outputs=banner, api_name="whoami")
+    demo.load(identity, outputs=banner, api_name="ui_whoami", api_visibility="private")
 
 
 def sections(request: gr.Request) -> tuple[Any, ...]:
@@ -85,4 +85,6 @@ def build(demo: gr.Blocks) -> None:
         api_name=False,
     )
     demo.load(None, js=KEYBOARD_JS, api_name=False)
-    annotating.job.focus(list_jobs, outputs=job_dropdowns, api_name="labeling_jobs")
+    annotating.job.focus(
+        list_jobs, outputs=job_dropdowns, api_name="ui_labeling_jobs", api_visibility="private"
+    )

@@ -154,19 +154,24 @@ def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
         inputs=[job_name, task, folder, uploads, labels, prompts, overlap, index_name, query, k, order],
         outputs=[created, *job_dropdowns],
         api_name="labeling_create_job",
+        api_visibility="undocumented",
         **model_queue("labeling"),  # a query's results need the embedder
     )
     export_button.click(
         export_labels,
         inputs=[export_task, export_format, include_anonymous, include_unreviewed],
         outputs=[export_file, exported],
-        api_name="labeling_export",
+        api_name="ui_labeling_export",
+        api_visibility="private",
     )
-    show_button.click(show_accounts, outputs=accounts_table, api_name="labeling_accounts")
+    show_button.click(
+        show_accounts, outputs=accounts_table, api_name="labeling_accounts", api_visibility="undocumented"
+    )
     role_button.click(
         change_role,
         inputs=[account_name, account_role],
         outputs=[role_message, accounts_table],
         api_name="labeling_set_role",
+        api_visibility="undocumented",
     )
     return Admin(tab, accounts_table)

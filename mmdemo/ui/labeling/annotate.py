@@ -15,6 +15,11 @@ from mmdemo.ui.labeling.shared import as_int, client_address, job_dropdown, work
 from mmdemo.ui.runtime import model_queue
 
 NO_JOB = "Pick a job, then press **Next item**."
+ABOUT = (
+    "Label data for fine-tuning: each job hands you its items one at a time, pre-filled with the model's "
+    "answer; accept it or correct it. Jobs are created by an admin (*Labeling → Admin*, or "
+    "`mmdemo jobs create --name photos --task caption --folder assets/images`)."
+)
 DONE = "No more items for you in this job. Thank you!"
 
 
@@ -82,6 +87,9 @@ def item_outputs(view: ItemView) -> ItemShown:
 
 @friendly
 def next_item(job_id: int | None, request: gr.Request) -> ItemShown:
+    if job_id in (None, ""):  # a normal state, not an error: say what to do, paint no field red
+        gr.Info("Pick a job first: the list shows the jobs you may label.")
+        return ItemShown(*(gr.skip() for _ in range(7)), NO_JOB)
     return _next_outputs(job_id, worker(request), client_address(request))
 
 
@@ -104,6 +112,7 @@ def skip(job_id: int | None, item_id: float | None, request: gr.Request) -> Item
 
 def build() -> Annotate:
     with gr.Tab("Annotate", id="labeling-annotate"):
+        gr.Markdown(ABOUT, elem_id="labeling-about")
         with gr.Row():
             job = job_dropdown("labeling-job")
             next_button = gr.Button("Next item", variant="primary", scale=1)
@@ -131,9 +140,37 @@ def build() -> Annotate:
     shown = ItemShown(image, video, prompt, note, text, choice, item, progress)
     outputs = list(shown)
     models = model_queue("labeling")  # the next item may need its pre-fill: a model call
-    next_button.click(next_item, inputs=job, outputs=outputs, api_name="labeling_next", **models)
+    next_button.click(
+        next_item,
+        inputs=job,
+        outputs=outputs,
+        api_name="ui_labeling_next",
+        api_visibility="private",
+        **models,
+    )
     submit_inputs = [job, item, text, choice]
-    submit_button.click(submit, inputs=submit_inputs, outputs=outputs, api_name="labeling_submit", **models)
-    text.submit(submit, inputs=submit_inputs, outputs=outputs, api_name="labeling_submit_enter", **models)
-    skip_button.click(skip, inputs=[job, item], outputs=outputs, api_name="labeling_skip", **models)
+    submit_button.click(
+        submit,
+        inputs=submit_inputs,
+        outputs=outputs,
+        api_name="ui_labeling_submit",
+        api_visibility="private",
+        **models,
+    )
+    text.submit(
+        submit,
+        inputs=submit_inputs,
+        outputs=outputs,
+        api_name="ui_labeling_submit_enter",
+        api_visibility="private",
+        **models,
+    )
+    skip_button.click(
+        skip,
+        inputs=[job, item],
+        outputs=outputs,
+        api_name="ui_labeling_skip",
+        api_visibility="private",
+        **models,
+    )
     return Annotate(job, shown)

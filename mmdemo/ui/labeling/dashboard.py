@@ -106,8 +106,13 @@ def build() -> Dashboard:
         inputs=job,
         outputs=[jobs_table, per_annotator, distribution, agreement],
         api_name="labeling_dashboard",
+        api_visibility="undocumented",
     )
     refresh.click(
-        prefill_match, inputs=job, outputs=[prefill, prefill_table], api_name="labeling_prefill_match"
+        prefill_match,
+        inputs=job,
+        outputs=[prefill, prefill_table],
+        api_name="labeling_prefill_match",
+        api_visibility="undocumented",
     )
     return Dashboard(tab, job)

@@ -83,18 +83,33 @@ def build() -> Review:
                 written = gr.Textbox(label="…or write the final label")
                 decide_button = gr.Button("Save decision", variant="primary")
                 decision = gr.Markdown()
-    load_disputes.click(show_disagreements, inputs=job, outputs=disputes, api_name="labeling_disagreements")
-    open_inputs, open_outputs = [job, item], [image, prompt, accepted, written]
-    disputes.select(pick_row, inputs=disputes, outputs=item, api_name="labeling_pick_disagreement").success(
-        open_disagreement, inputs=open_inputs, outputs=open_outputs, api_name=False
+    load_disputes.click(
+        show_disagreements,
+        inputs=job,
+        outputs=disputes,
+        api_name="labeling_disagreements",
+        api_visibility="undocumented",
     )
+    open_inputs, open_outputs = [job, item], [image, prompt, accepted, written]
+    disputes.select(
+        pick_row,
+        inputs=disputes,
+        outputs=item,
+        api_name="ui_labeling_pick_disagreement",
+        api_visibility="private",
+    ).success(open_disagreement, inputs=open_inputs, outputs=open_outputs, api_name=False)
     open_button.click(
-        open_disagreement, inputs=open_inputs, outputs=open_outputs, api_name="labeling_open_disagreement"
+        open_disagreement,
+        inputs=open_inputs,
+        outputs=open_outputs,
+        api_name="labeling_open_disagreement",
+        api_visibility="undocumented",
     )
     decide_button.click(
         save_decision,
         inputs=[job, item, accepted, written],
         outputs=[decision, disputes],
         api_name="labeling_decide",
+        api_visibility="undocumented",
     )
     return Review(tab, job)

@@ -173,13 +173,22 @@ def build() -> None:
             log = gr.Textbox(show_label=False, lines=8, max_lines=8, interactive=False, elem_id="train-log")
     timer = gr.Timer(POLL_SECONDS, active=False)
     outputs = [status, report, plot, log, timer]
-    task.change(job_choices, inputs=task, outputs=run_jobs, api_name=False)
-    run_jobs.focus(refresh_job_choices, inputs=task, outputs=run_jobs, api_name=False)
+    task.change(job_choices, inputs=task, outputs=run_jobs, api_name=False, api_visibility="private")
+    run_jobs.focus(
+        refresh_job_choices, inputs=task, outputs=run_jobs, api_name=False, api_visibility="private"
+    )
     start.click(
         start_training,
         inputs=[task, run_jobs, steps, learning_rate, validation_share, accept_always],
         outputs=outputs,
         api_name="labeling_train",
+        api_visibility="undocumented",  # the UI's own event (Markdown, plots); scripts run `mmdemo finetune`
     )
-    refresh.click(poll_training, inputs=task, outputs=outputs, api_name="labeling_train_status")
-    timer.tick(poll_training, inputs=task, outputs=outputs, api_name=False)
+    refresh.click(
+        poll_training,
+        inputs=task,
+        outputs=outputs,
+        api_name="labeling_train_status",
+        api_visibility="undocumented",
+    )
+    timer.tick(poll_training, inputs=task, outputs=outputs, api_name=False, api_visibility="private")

@@ -1,0 +1,42 @@
+"""The lite baselines answer the examples the tabs show sensibly, and sampling really samples."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from mmdemo.serving.models.base import CaptionOptions
+from mmdemo.ui import vqa
+from tests.conftest import ROOT
+
+
+def _image(name: str) -> Image.Image:
+    return Image.open(ROOT / "assets" / "images" / f"{name}.jpg").convert("RGB")
+
+
+def test_is_there_an_x_answers_from_the_classes_evidence_and_every_example_is_answered(lite):
+    model = lite.get("vqa")
+    asked = {
+        ("coffee", "Is there a cup in the picture?"): "yes",  # "cup" among the top classes, beside "espresso"
+        ("motorcycle", "Is there a motorcycle?"): "yes",
+        ("cat", "Is there a dog?"): "no",
+        ("clock", "Is there a clock?"): "yes",
+    }
+    for (name, question), expected in asked.items():
+        assert model.answer([_image(name)], [question])[0].answer == expected, question
+    for path, question in vqa.example_questions():
+        answer = model.answer([Image.open(path).convert("RGB")], [question])[0].answer
+        assert not answer.startswith("can't tell") and answer != "no", question
+    [other] = model.answer([_image("coffee")], ["What color is the saucer?"])
+    assert other.top == [
+        (other.answer, 1.0)
+    ]  # no class names as "top answers" to a question it cannot answer
+
+
+def test_sampled_captions_differ_by_seed_and_repeat_with_the_same_seed(lite):
+    captioner, image = lite.get("caption"), _image("cat")
+    sampled = {
+        captioner.caption([image], CaptionOptions(strategy="sample", seed=seed))[0] for seed in range(6)
+    }
+    assert len(sampled) > 1
+    again = [captioner.caption([image], CaptionOptions(strategy="sample", seed=3))[0] for _ in range(2)]
+    assert again[0] == again[1]
