@@ -412,3 +412,29 @@ def _uncertainty_queue_steps(tmp_path, labels: int) -> int:
 def test_an_uncertainty_ordered_next_item_costs_the_same_at_1k_and_19k_labels(tmp_path):
     small, large = _uncertainty_queue_steps(tmp_path, 1_000), _uncertainty_queue_steps(tmp_path, 19_000)
     assert large <= 1.5 * small + 20, f"{small} vs {large} hundred steps: cost grows with the labels"
+
+
+# -- changing a job's order from the Admin section -------------------------------------------------------
+def test_an_admin_changes_a_jobs_order_from_the_admin_section(monkeypatch, store, tmp_path):
+    from gradio_client import Client
+
+    from tests.labeling_helpers import PASSWORD
+    from tests.test_accounts import served_app
+
+    add_accounts(store, {"boss": "admin", "ann": "annotator"}, password=PASSWORD)
+    job = make_job(store, make_images(tmp_path / "imgs", 4), task="caption", overlap=1, admin="boss")
+    assert job.ordering == "position"
+    with served_app(monkeypatch, with_auth=True) as url:
+        admin = Client(url, auth=("boss", PASSWORD), verbose=False)
+        annotator = Client(url, auth=("ann", PASSWORD), verbose=False)
+        with pytest.raises(Exception, match="needs the admin role"):
+            annotator.predict(str(job.id), "random", api_name="/labeling_set_order")
+        assert store.job(job.id).ordering == "position"
+        message = admin.predict(str(job.id), "random", api_name="/labeling_set_order")
+        assert f"Job #{job.id}" in message and "random order" in message
+        assert store.job(job.id).ordering == "random" and len(store.item_scores(job.id, "random")) == 4
+        with pytest.raises(Exception, match=r"is not a job number|no job"):
+            admin.predict("abc", "random", api_name="/labeling_set_order")
+        with pytest.raises(Exception, match="not in the list of choices"):  # gradio's own check
+            admin.predict(str(job.id), "alphabetical", api_name="/labeling_set_order")
+        assert store.job(job.id).ordering == "random"
