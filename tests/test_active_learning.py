@@ -17,7 +17,7 @@ from mmdemo.data import Job, JobItem, MediaItem, Store, default_store
 from mmdemo.finetune.data import LabelSelection, relevance_labels, text_targets
 from mmdemo.finetune.retrieval_adapter import judged_queries
 from mmdemo.labeling import jobs, ordering, queue, review
-from tests.labeling_helpers import FAKE_MODEL, add_accounts, make_images, make_job
+from tests.labeling_helpers import FAKE_MODEL, add_accounts, fake_predictor, make_images, make_job
 
 LABELS = ("a cat", "a dog", "a bird")
 
@@ -296,3 +296,145 @@ def test_runs_read_corrections_owner_checked_and_anonymous_ones_only_when_asked(
         t.target for t in text_targets(store, "caption", LabelSelection(include_anonymous=True))
     }
     assert with_anonymous == targets | {"a clock"}
+
+
+# -- caption uncertainty (tiny BLIP: the real classes, random weights) ---------------------------------
+@pytest.mark.parametrize("strategy,beams", [("beam", 1), ("beam", 3), ("sample", 1)])
+def test_a_caption_prediction_records_the_mean_token_logprob_of_its_output(tiny, store, strategy, beams):
+    from mmdemo.tasks import captioning, uncertainty
+
+    images = make_images(Path(os.environ["MMDEMO_DATA_DIR"]).parent / "cap", 3)
+    options, _ = captioning.caption_options(strategy=strategy, num_beams=beams, max_length=8)
+    results, _ = captioning.caption_images(sorted(images.glob("*.png")), options, registry=tiny, store=store)
+    for result in results:
+        prediction = store.prediction(result.prediction_id)
+        logprob = prediction.params["logprob"]
+        assert isinstance(prediction.output, str) and prediction.output == result.caption
+        assert np.isfinite(logprob) and logprob <= 0
+        assert uncertainty.caption(prediction) == pytest.approx(1 - np.exp(logprob))
+
+
+def caption_logprobs(logprobs: dict[str, float]):
+    """A caption predictor recording each file's mean log-prob as `captioning.caption_images` does."""
+
+    def predictor(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+        return store.record_prediction(
+            "caption",
+            media_id=media.id,
+            input={},
+            output=f"a caption of {Path(media.path).name}",
+            model=FAKE_MODEL,
+            params={"logprob": logprobs[Path(media.path).name]},
+        ).id
+
+    return predictor
+
+
+def test_an_uncertainty_ordered_caption_job_hands_out_the_least_sure_caption_first(store, tmp_path, tiny):
+    folder = make_images(tmp_path / "imgs", 5)
+    job = make_job(store, folder, task="caption", labels=(), overlap=1)
+    job = store.set_job_ordering(job.id, "uncertainty")
+    add_accounts(store, {"ann": "annotator"})
+    names = [f"img{i:03d}.png" for i in range(5)]
+    logprobs = dict(zip(names, (-0.2, -3.1, -0.9, -5.0, -1.5), strict=True))
+    order = queue_order(job, "ann", store, caption_logprobs(logprobs), served=lambda task: "v1")
+    assert order == ["img003.png", "img001.png", "img004.png", "img002.png", "img000.png"]
+
+    # With the real (tiny) BLIP scoring the batch, the first item handed out is one it is least sure of.
+    from mmdemo.tasks import captioning
+
+    def tiny_caption(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+        return captioning.caption_image(media.path, registry=tiny, store=store).prediction_id
+
+    second = make_job(store, folder, task="caption", labels=(), overlap=1, name="second")
+    second = store.set_job_ordering(second.id, "uncertainty")
+    view = queue.next_item(second.id, "ann", predictor=tiny_caption, store=store, served=lambda task: "t")
+    scores = store.item_scores(second.id, "uncertainty")
+    assert len(scores) == 5 and all(0 <= s.score <= 1 for s in scores.values())
+    assert scores[view.item.id].score == max(s.score for s in scores.values())
+    logged = store.prediction(store.job_item(view.item.id).prediction_id).params["logprob"]
+    assert logged == min(
+        store.prediction(i.prediction_id).params["logprob"] for i in store.job_items(second.id)
+    )
+
+
+# -- batched scoring, flat in job size -------------------------------------------------------------
+def test_scoring_a_40_item_job_makes_one_model_call_per_batch_of_16(store, tmp_path):
+    folder = make_images(tmp_path / "imgs", 40)
+    job = store.set_job_ordering(
+        make_job(store, folder, task="caption", labels=(), overlap=1).id, "uncertainty"
+    )
+    calls: list[int] = []
+    single = caption_logprobs({f"img{i:03d}.png": -i / 10 for i in range(40)})
+
+    def batch(job: Job, items, media, store: Store) -> list[int | None]:
+        calls.append(len(items))
+        return [single(job, item, m, store) for item, m in zip(items, media, strict=True)]
+
+    scored = ordering.refresh_uncertainty(
+        job, store, batch_predictor=batch, limit=None, served=lambda t: "v1"
+    )
+    assert scored == 40 and calls == [16, 16, 8]  # ⌈40/16⌉ calls
+    assert ordering.refresh_uncertainty(job, store, batch_predictor=batch, served=lambda t: "v1") == 0
+    assert len(calls) == 3  # nothing stale: no model call
+    # the queue's own predictor for captions is the batched one
+    from mmdemo.tasks import table
+
+    assert table.get("caption").predict_batch is not None and table.get("vqa").predict_batch is not None
+
+
+def _uncertainty_queue_steps(tmp_path, labels: int) -> int:
+    """Steps for a newcomer's next, submit and next in an uncertainty-ordered job holding `labels` labels."""
+    from tests.test_labeling_scale import ITEMS, StepCounter, big_job
+
+    store = Store(tmp_path / f"unc-{labels}.db")
+    job = big_job(store, ITEMS)
+    job = store.set_job_ordering(job.id, "uncertainty")
+    items = [item.id for item in store.job_items(job.id)]
+    store.save_item_scores(job.id, "uncertainty", {item: item % 97 / 97 for item in items}, "v1")
+    store.add_labels_bulk(job.id, [(i, f"bulk{u}", "a label") for u in range(labels // ITEMS) for i in items])
+    add_accounts(store, {"newcomer": "annotator"})
+
+    calls: list[str] = []
+
+    def prefill_only(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+        calls.append(media.path)  # the pre-fill of the item handed out; every score is current
+        return fake_predictor(job, item, media, store)
+
+    counter = StepCounter(store)
+    view = queue.next_item(job.id, "newcomer", predictor=prefill_only, store=store, served=lambda t: "v1")
+    queue.submit(job.id, view.item.id, "newcomer", "mine", store=store)
+    after = queue.next_item(job.id, "newcomer", predictor=prefill_only, store=store, served=lambda t: "v1")
+    assert after.progress.done_by_you == 1 and len(calls) == 2  # no item was scored again
+    return counter.steps
+
+
+def test_an_uncertainty_ordered_next_item_costs_the_same_at_1k_and_19k_labels(tmp_path):
+    small, large = _uncertainty_queue_steps(tmp_path, 1_000), _uncertainty_queue_steps(tmp_path, 19_000)
+    assert large <= 1.5 * small + 20, f"{small} vs {large} hundred steps: cost grows with the labels"
+
+
+# -- changing a job's order from the Admin section -------------------------------------------------------
+def test_an_admin_changes_a_jobs_order_from_the_admin_section(monkeypatch, store, tmp_path):
+    from gradio_client import Client
+
+    from tests.labeling_helpers import PASSWORD
+    from tests.test_accounts import served_app
+
+    add_accounts(store, {"boss": "admin", "ann": "annotator"}, password=PASSWORD)
+    job = make_job(store, make_images(tmp_path / "imgs", 4), task="caption", overlap=1, admin="boss")
+    assert job.ordering == "position"
+    with served_app(monkeypatch, with_auth=True) as url:
+        admin = Client(url, auth=("boss", PASSWORD), verbose=False)
+        annotator = Client(url, auth=("ann", PASSWORD), verbose=False)
+        with pytest.raises(Exception, match="needs the admin role"):
+            annotator.predict(str(job.id), "random", api_name="/labeling_set_order")
+        assert store.job(job.id).ordering == "position"
+        message = admin.predict(str(job.id), "random", api_name="/labeling_set_order")
+        assert f"Job #{job.id}" in message and "random order" in message
+        assert store.job(job.id).ordering == "random" and len(store.item_scores(job.id, "random")) == 4
+        with pytest.raises(Exception, match=r"is not a job number|no job"):
+            admin.predict("abc", "random", api_name="/labeling_set_order")
+        with pytest.raises(Exception, match="not in the list of choices"):  # gradio's own check
+            admin.predict(str(job.id), "alphabetical", api_name="/labeling_set_order")
+        assert store.job(job.id).ordering == "random"

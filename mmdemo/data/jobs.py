@@ -187,6 +187,20 @@ class JobRecords(StoreCore):
         rows = self._records(ItemScore, "item_scores", "job_id = ? AND ordering = ?", [job_id, ordering])
         return {row.item_id: row for row in rows}
 
+    def unscored_items(
+        self, job_id: int, overlap: int, ordering: str, made_by: str, limit: int | None
+    ) -> list[tuple[JobItem, bool]]:
+        """Up to `limit` items the queue may still hand out (held by fewer than `overlap`) with no
+        `ordering` score made by `made_by`, by position, each with whether it has a submitted label.
+        Indexed: the `held`/`submitted` counts, and the scores' primary key; no assignment is read."""
+        rows = self._query(
+            "SELECT ji.*, ji.submitted > 0 AS labeled FROM job_items ji "
+            "WHERE ji.job_id = ? AND ji.held < ? AND NOT EXISTS (SELECT 1 FROM item_scores s "
+            "WHERE s.item_id = ji.id AND s.ordering = ? AND s.made_by = ?) ORDER BY ji.position LIMIT ?",
+            [job_id, overlap, ordering, made_by, -1 if limit is None else limit],
+        )
+        return [(from_row(JobItem, row), bool(row["labeled"])) for row in rows]
+
     # -- the work queue ----------------------------------------------------------------------------
     def assign_next(
         self,

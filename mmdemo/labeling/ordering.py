@@ -9,7 +9,8 @@ overlap, skip and hold guarantees.
   frame): each next item is the one farthest from those before it, so the first labels cover the set.
 - `uncertainty`: the task table's `uncertainty` of the served model's prediction for each item, computed
   in batches and stored with the served version; when another version is served, the stored scores are
-  stale and are computed again, a batch per queue request (lazily: the queue never waits for a whole job).
+  stale and are computed again, a batch per queue request (lazily: the queue never waits for a whole job),
+  with one model call per batch where the task predicts lists (the task table's `predict_batch`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ POSITION = "position"  # the items' creation order: jobs made before orders exis
 BATCH = 16  # items scored per queue request when the uncertainty scores are missing or stale
 
 Predictor = Callable[[Job, JobItem, MediaItem, Store], int]
+# one model call for many items: a prediction id per item, None for one it cannot read
+BatchPredictor = Callable[[Job, Sequence[JobItem], Sequence[MediaItem], Store], list[int | None]]
 Embedder = Callable[[Sequence[MediaItem]], tuple[np.ndarray, str]]  # vectors, and who made them
 
 
@@ -130,50 +133,67 @@ def served_version(task: str) -> str:
     return ";".join(parts)
 
 
-def stale_items(job: Job, store: Store, version: str) -> list[JobItem]:
-    """Items the queue may still hand out (fewer holders than the overlap) with no uncertainty score made
-    by `version`, by position."""
-    stored = store.item_scores(job.id, "uncertainty")
-    held = store.assignment_counts(job.id)
-    return [
-        item
-        for item in store.job_items(job.id)
-        if held.get(item.id, 0) < job.overlap
-        and (item.id not in stored or stored[item.id].made_by != version)
-    ]
+def stale_items(job: Job, store: Store, version: str, limit: int | None = None) -> list[tuple[JobItem, bool]]:
+    """Up to `limit` items the queue may still hand out (fewer holders than the overlap) with no
+    uncertainty score made by `version`, by position, each with whether it has a label (one indexed
+    query: the items' held/submitted counts, not the job's assignments)."""
+    return store.unscored_items(job.id, job.overlap, "uncertainty", version, limit)
+
+
+def one_by_one(predictor: Predictor) -> BatchPredictor:
+    """A batch predictor calling a per-item one (an item it cannot read gets None)."""
+
+    def predict_batch(
+        job: Job, items: Sequence[JobItem], media: Sequence[MediaItem], store: Store
+    ) -> list[int | None]:
+        ids: list[int | None] = []
+        for item, medium in zip(items, media, strict=True):
+            try:
+                ids.append(predictor(job, item, medium, store))
+            except (ModelUnavailable, MediaError, ValueError):  # an item the model cannot read
+                ids.append(None)
+        return ids
+
+    return predict_batch
 
 
 def refresh_uncertainty(
     job: Job,
     store: Store,
-    predictor: Predictor,
+    predictor: Predictor | None = None,
     *,
+    batch_predictor: BatchPredictor | None = None,
     version: str | None = None,
     limit: int | None = BATCH,
     served: Callable[[str], str] = served_version,
 ) -> int:
     """Score up to `limit` (None: all) items whose score is missing or was made by another version than
-    the one served: predict with the served model (the prediction also becomes the pre-fill of an item
-    nobody labeled yet) and store its uncertainty. Returns how many were scored."""
+    the one served, `BATCH` items per predictor call (`batch_predictor`, else `predictor` item by item):
+    the prediction also becomes the pre-fill of an item nobody labeled yet, and its uncertainty is stored.
+    An item the model cannot read is asked last. Returns how many were scored."""
     uncertainty = table.get(job.task).uncertainty
-    if uncertainty is None:
+    if uncertainty is None or (predictor is None and batch_predictor is None):
         return 0
+    predict_batch = batch_predictor or one_by_one(predictor)  # type: ignore[arg-type]
     version = served(job.task) if version is None else version
-    todo = stale_items(job, store, version)[:limit]
-    if not todo:
-        return 0
-    labeled = {s.item_id for s in store.submissions(job.id)}
-    scores: dict[int, float] = {}
-    for item in tqdm(todo, desc=f"scoring {job.name}", unit="item", disable=len(todo) < 2 * BATCH):
-        media = store.media(item.media_id)
+    todo = stale_items(job, store, version, limit)
+    scored = 0
+    batches = [todo[i : i + BATCH] for i in range(0, len(todo), BATCH)]
+    for batch in tqdm(batches, desc=f"scoring {job.name}", unit="batch", disable=len(batches) < 2):
+        media = [store.media(item.media_id) for item, _ in batch]
         try:
-            prediction_id = predictor(job, item, media, store)  # type: ignore[arg-type]
-        except (ModelUnavailable, MediaError, ValueError):  # an item the model cannot read: asked last
-            scores[item.id] = -1.0
-            continue
-        if item.id not in labeled:
-            store.set_item_prediction(item.id, prediction_id)
-        value = uncertainty(store.prediction(prediction_id))  # type: ignore[arg-type]
-        scores[item.id] = -1.0 if value is None else float(value)
-    store.save_item_scores(job.id, "uncertainty", scores, version)
-    return len(scores)
+            ids = predict_batch(job, [item for item, _ in batch], media, store)  # type: ignore[arg-type]
+        except (ModelUnavailable, MediaError, ValueError):
+            ids = [None] * len(batch)
+        scores: dict[int, float] = {}
+        for (item, labeled), prediction_id in zip(batch, ids, strict=True):
+            if prediction_id is None:
+                scores[item.id] = -1.0
+                continue
+            if not labeled:
+                store.set_item_prediction(item.id, prediction_id)
+            value = uncertainty(store.prediction(prediction_id))  # type: ignore[arg-type]
+            scores[item.id] = -1.0 if value is None else float(value)
+        store.save_item_scores(job.id, "uncertainty", scores, version)
+        scored += len(scores)
+    return scored

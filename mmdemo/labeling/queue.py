@@ -166,7 +166,9 @@ def next_item(
     job = get_job(job_id, store)
     item = next(iter(store.assigned_items(job.id, user, "assigned", limit=1)), None)
     if item is None and job.ordering == "uncertainty" and predictor is not None:
-        ordering.refresh_uncertainty(job, store, predictor, served=served)
+        # the task's own predictor scores a batch in one model call where the task predicts lists
+        batch = table.get(job.task).predict_batch if predictor is predict else None
+        ordering.refresh_uncertainty(job, store, predictor, batch_predictor=batch, served=served)
     item = item or _assign(job, user, client_key(client), store)
     if item is None:
         return None

@@ -107,20 +107,22 @@ def caption_images(
     params = {**asdict(options), "batch_size": len(inputs)}
     results = []
     for item, caption in zip(inputs, captions, strict=True):
+        # how sure the model was (the queue's uncertainty order): kept beside the plain-text output
+        logprob = getattr(caption, "logprob", None)
         prediction = store.record_prediction(
             TASK,
             media_id=item.media.id,
             input={"name": item.name, "prefix": options.prefix, "notes": item.notes},
-            output=caption,
+            output=str(caption),
             model=captioner.info,
-            params=params,
+            params=params if logprob is None else {**params, "logprob": round(float(logprob), 6)},
             latency_ms=latency_ms / len(inputs),
             user=user,
         )
         results.append(
             CaptionResult(
                 name=item.name,
-                caption=caption,
+                caption=str(caption),
                 model=captioner.info,
                 latency_ms=latency_ms,
                 prediction_id=prediction.id,

@@ -4,6 +4,7 @@ label it suggests. The services are imported when called: the task table stays c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,46 @@ def predict_answer(job: Job, item: JobItem, media: MediaItem, store: Store) -> i
     return vqa.ask(
         media.path, item.prompt, user=job.created_by, store=store, registry=_registry()
     ).prediction_id
+
+
+def predict_captions(
+    job: Job, items: Sequence[JobItem], media: Sequence[MediaItem], store: Store
+) -> list[int | None]:
+    """Caption many items in one batched model call (None for an image that cannot be read)."""
+    from mmdemo.tasks import captioning
+
+    results, _ = captioning.caption_images(
+        [m.path for m in media], user=job.created_by, skip_bad=True, store=store, registry=_registry()
+    )
+    by_path = {str(result.path): result.prediction_id for result in results}
+    return [by_path.get(str(m.path)) for m in media]
+
+
+def predict_answers(
+    job: Job, items: Sequence[JobItem], media: Sequence[MediaItem], store: Store
+) -> list[int | None]:
+    """Answer the items' questions with one batched model call per image (an image's questions together)."""
+    from mmdemo.media.files import MediaError
+    from mmdemo.tasks import vqa
+
+    by_image: dict[str, list[int]] = {}
+    for index, m in enumerate(media):
+        by_image.setdefault(str(m.path), []).append(index)
+    ids: list[int | None] = [None] * len(items)
+    for path, indices in by_image.items():
+        try:
+            results = vqa.ask_questions(
+                path,
+                [items[i].prompt for i in indices],
+                user=job.created_by,
+                store=store,
+                registry=_registry(),
+            )
+        except (MediaError, ValueError):
+            continue
+        for index, result in zip(indices, results, strict=True):
+            ids[index] = result.prediction_id
+    return ids
 
 
 def predict_video_label(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # (job, item, its media, store) -> the id of the prediction recorded for the item
 Predictor = Callable[["Job", "JobItem", "MediaItem", "Store"], int]
+# many items in one model call: a prediction id per item, None for one the model cannot read
+BatchPredictor = Callable[["Job", Sequence["JobItem"], Sequence["MediaItem"], "Store"], list[int | None]]
 # (job, its final labels, store) -> (split key, row): the key keeps an item on one side of the split
 RowMaker = Callable[["Job", "Sequence[Label]", "Store"], list[tuple[str, dict[str, Any]]]]
 IMAGES = frozenset(IMAGE_SUFFIXES)
@@ -46,6 +48,7 @@ class Task:
     # a stored prediction -> how unsure its model was (0 sure … 1 unsure; None: no score), for the
     # labeling queue's `uncertainty` order
     uncertainty: Callable[[Prediction], float | None] | None = None
+    predict_batch: BatchPredictor | None = None  # `predict` for many items at once, where the task can
 
     def prefill_value(self, prediction: Prediction | None) -> str:
         """The label a prediction suggests; "" without one."""
@@ -96,6 +99,7 @@ TASKS: dict[str, Task] = {
             export_rows=rows.caption_rows,
             training_examples=lambda store: _text_targets(store, "caption"),
             uncertainty=uncertainty.caption,
+            predict_batch=prefill.predict_captions,
             media_columns=("image",),
         ),
         Task(
@@ -106,6 +110,7 @@ TASKS: dict[str, Task] = {
             export_rows=rows.vqa_rows,
             training_examples=lambda store: _text_targets(store, "vqa"),
             uncertainty=uncertainty.answer,
+            predict_batch=prefill.predict_answers,
             prompt="question",
             prompt_plural="questions",
             media_columns=("image",),

@@ -5,8 +5,9 @@ with the highest value first.
 - video / label jobs: 1 − the margin between the two best fused label scores;
 - retrieval: how near the similarity lies to the decision threshold that pre-fills "relevant";
 - VQA: 1 − the probability of the answer given (BLIP's beams merged, the lite baseline's top class);
-- caption: 1 − exp(mean token log-probability) when the output records it (`logprob`); a plain caption
-  string carries none, so it stays unscored.
+- caption: 1 − exp(mean token log-probability of the model's own caption), recorded with the prediction
+  as `params["logprob"]` (BLIP: its tokens' log-probabilities, or the beam's length-normalised score; the
+  lite baseline: log of its top class's probability); a caption recorded without it stays unscored.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def answer(prediction: Prediction) -> float | None:
 def caption(prediction: Prediction) -> float | None:
     output: Any = prediction.output
     logprob = output.get("logprob") if isinstance(output, dict) else None
-    if not isinstance(logprob, int | float):
+    if logprob is None and isinstance(prediction.params, dict):
+        logprob = prediction.params.get("logprob")
+    if not isinstance(logprob, int | float) or not math.isfinite(logprob):
         return None
     return _clip(1.0 - math.exp(float(logprob)))

@@ -79,6 +79,18 @@ class CaptionOptions:
     seed: int | None = 0
 
 
+class Caption(str):
+    """A caption that is still a plain string, carrying how sure its model was: the mean token
+    log-probability of the model's own output (≤ 0; None when the model cannot tell)."""
+
+    logprob: float | None
+
+    def __new__(cls, text: str, logprob: float | None = None) -> Caption:
+        caption = super().__new__(cls, text)
+        caption.logprob = logprob
+        return caption
+
+
 @dataclass
 class Answer:
     answer: str

@@ -19,6 +19,7 @@ from transformers import (
 
 from mmdemo.serving.models.base import (
     Answer,
+    Caption,
     CaptionOptions,
     LoadContext,
     ModelInfo,
@@ -45,18 +46,36 @@ class BlipCaptioner:
         self.num_parameters = count_parameters(model)
 
     @torch.inference_mode()
-    def caption(self, images: Sequence[Image.Image], options: CaptionOptions | None = None) -> list[str]:
+    def caption(self, images: Sequence[Image.Image], options: CaptionOptions | None = None) -> list[Caption]:
         options = options or CaptionOptions()
         if options.seed is not None:
             torch.manual_seed(options.seed)
-        captions: list[str] = []
+        captions: list[Caption] = []
         for batch in batched(list(images), self.batch_size):
             text = [options.prefix] * len(batch) if options.prefix.strip() else None
             inputs = self.processor(images=list(batch), text=text, return_tensors="pt")
             inputs = _to(inputs, self.model)
-            output = self.model.generate(**inputs, **generation_kwargs(options))
-            captions.extend(s.strip() for s in self.processor.batch_decode(output, skip_special_tokens=True))
+            output = self.model.generate(
+                **inputs, **generation_kwargs(options), output_scores=True, return_dict_in_generate=True
+            )
+            texts = self.processor.batch_decode(output.sequences, skip_special_tokens=True)
+            logprobs = self._mean_logprobs(output)
+            captions.extend(Caption(t.strip(), lp) for t, lp in zip(texts, logprobs, strict=True))
         return captions
+
+    def _mean_logprobs(self, output: Any) -> list[float]:
+        """The mean log-probability per generated token of each caption: beams give their length-normalised
+        sequence score; greedy and sampled ones average their tokens' log-probabilities (up to the end)."""
+        if getattr(output, "sequences_scores", None) is not None:
+            return [min(0.0, float(score)) for score in output.sequences_scores.float().cpu()]
+        steps = self.model.text_decoder.compute_transition_scores(
+            output.sequences, output.scores, normalize_logits=True
+        ).float()
+        generated = output.sequences[:, -steps.shape[1] :]
+        keep = (generated != self.processor.tokenizer.pad_token_id) & torch.isfinite(steps)
+        total = torch.where(keep, steps, torch.zeros_like(steps)).sum(dim=1)
+        means = total / keep.sum(dim=1).clamp(min=1)
+        return [min(0.0, float(value)) for value in means.cpu()]
 
 
 def generation_kwargs(options: CaptionOptions) -> dict[str, Any]:

@@ -9,6 +9,7 @@ baselines that say only what the class evidence supports.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from mmdemo import config
-from mmdemo.serving.models.base import Answer, CaptionOptions, LoadContext, ModelInfo, l2_normalize
+from mmdemo.serving.models.base import Answer, Caption, CaptionOptions, LoadContext, ModelInfo, l2_normalize
 from mmdemo.serving.models.efficientnet import ImageNetClassifier
 from mmdemo.serving.models.minilm import MiniLMTextEncoder
 
@@ -87,7 +88,7 @@ class ImageNetCaptioner:
         self.classifier = classifier
         self.info = info
 
-    def caption(self, images: Sequence[Image.Image], options: CaptionOptions | None = None) -> list[str]:
+    def caption(self, images: Sequence[Image.Image], options: CaptionOptions | None = None) -> list[Caption]:
         options = options or CaptionOptions()
         captions = []
         rng = np.random.default_rng(options.seed)
@@ -103,7 +104,9 @@ class ImageNetCaptioner:
                 other = self.classifier.classes[second]
                 caption += f" or {_article(other)} {other}"
             words = caption.split()
-            captions.append(" ".join(words[: max(1, options.max_length)]))
+            # the top class's probability stands in for BLIP's mean token log-probability
+            logprob = math.log(max(float(row[first]), 1e-12))
+            captions.append(Caption(" ".join(words[: max(1, options.max_length)]), logprob))
         return captions
 
 

@@ -56,6 +56,13 @@ def create_job(
 
 
 @friendly
+def change_order(job: str, order: str, request: gr.Request) -> str:
+    """The same as `mmdemo jobs order JOB ORDER`: items already handed out stay; the rest follow it."""
+    changed = jobs.set_order(current_user(request), job, order)
+    return f"Job #{changed.id} **{changed.name}** now hands out items in {changed.ordering} order."
+
+
+@friendly
 def show_accounts(request: gr.Request) -> pd.DataFrame:
     accounts.require_role(current_user(request), accounts.ADMIN)
     rows = [(u.name, u.role, u.source, u.created_at[:19]) for u in accounts.list_users()]
@@ -129,6 +136,17 @@ def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
             prompts = gr.Textbox(label="Questions (VQA) or queries (retrieval)", lines=2)
         create_button = gr.Button("Create job", variant="primary")
         created = gr.Markdown()
+        gr.Markdown("### Change a job's queue order")
+        with gr.Row():
+            order_job = gr.Textbox(label="Job number", placeholder="3", elem_id="labeling-order-job")
+            new_order = gr.Dropdown(
+                label="Queue order",
+                choices=list(ordering.ORDERS),
+                value="uncertainty",
+                elem_id="labeling-order",
+            )
+            order_button = gr.Button("Change order")
+        order_message = gr.Markdown()
         gr.Markdown("### Export labels")
         with gr.Row():
             export_task = gr.Dropdown(label="Task", choices=list(TASK_NAMES), value="caption")
@@ -156,6 +174,13 @@ def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
         api_name="labeling_create_job",
         api_visibility="undocumented",
         **model_queue("labeling"),  # a query's results need the embedder
+    )
+    order_button.click(
+        change_order,
+        inputs=[order_job, new_order],
+        outputs=order_message,
+        api_name="labeling_set_order",
+        **model_queue("labeling"),  # the diverse order needs the embedder
     )
     export_button.click(
         export_labels,
