@@ -242,8 +242,9 @@ def test_a_caption_run_consumes_a_jobs_reviewed_labels(tmp_path, data_dir):
         ("two cats", f"job {job.id}, agreed"),
         ("a red double-decker bus", f"job {job.id}, reviewed"),
     }
+    # --include-unreviewed takes a majority label; the boat/ship item is a 1–1 tie, left for review
     unreviewed = text_targets(store, "caption", LabelSelection(include_unreviewed=True))
-    assert len(list(unreviewed)) == len(after) + 1
+    assert {t.target for t in unreviewed} == {t.target for t in after}
     only_job = list(text_targets(store, "caption", LabelSelection(job_ids=(job.id,))))
     assert {t.origin for t in only_job} >= {f"job {job.id}, agreed"}
 

@@ -11,11 +11,17 @@ from gradio import utils
 
 from mmdemo.ui import api
 
-# One runnable example per endpoint: the arguments after `client.predict(`.
+# One runnable example per endpoint: the arguments after `client.predict(`, and when it needs one, a note
+# on its own line above the call.
+NOTES = {
+    "judge": "# after a search_text / search_image of this client",
+    "rollback": "# admins",
+    "export": "# admins; returns the zip file and the row counts",
+}
 EXAMPLES = {
     "search_text": 'query="a cup of coffee", k=5',
     "search_image": 'image=handle_file("assets/images/coffee.jpg"), k=5',
-    "judge": "rank=1, relevant=True  # after a search_text / search_image of this client",
+    "judge": "rank=1, relevant=True",
     "add_images": 'images=[handle_file("assets/images/cat.jpg")]',
     "caption": 'image=handle_file("assets/images/cat.jpg"), strategy="beam", beams=3',
     "caption_batch": 'images=[handle_file("assets/images/cat.jpg"), handle_file("assets/images/coffee.jpg")]',
@@ -30,8 +36,8 @@ EXAMPLES = {
     "labeling_skip": "job_id=1, item_id=4",
     "status": "",
     "versions": "",
-    "rollback": 'task="caption", to_version=""  # admins',
-    "export": 'task="caption", format="jsonl"  # admins; returns the zip file and the row counts',
+    "rollback": 'task="caption", to_version=""',
+    "export": 'task="caption", format="jsonl"',
     "whoami": "",
 }
 
@@ -91,6 +97,7 @@ def render(endpoints: dict[str, dict[str, Any]], functions: dict[str, Any]) -> s
         lines += [
             "",
             "```python",
+            *([NOTES[name]] if name in NOTES else []),
             f'client.predict({EXAMPLES[name]}{", " if EXAMPLES[name] else ""}api_name="/{name}")',
             "```",
         ]

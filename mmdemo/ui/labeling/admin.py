@@ -180,6 +180,7 @@ def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
         inputs=[order_job, new_order],
         outputs=order_message,
         api_name="labeling_set_order",
+        api_visibility="undocumented",
         **model_queue("labeling"),  # the diverse order needs the embedder
     )
     export_button.click(
