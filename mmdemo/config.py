@@ -61,6 +61,19 @@ def db_busy_timeout_s() -> float:
     return seconds
 
 
+QUANTIZE_MODES = ("", "int8")
+
+
+def quantize() -> str:
+    """`MMDEMO_QUANTIZE=int8`: the registry quantises the Linear layers of CPU models to int8 (dynamic)."""
+    value = os.environ.get("MMDEMO_QUANTIZE", "").strip().lower()
+    if value in ("0", "none", "off", "fp32"):
+        value = ""
+    if value not in QUANTIZE_MODES:
+        raise ValueError(f"MMDEMO_QUANTIZE={value!r} must be int8 or unset")
+    return value
+
+
 def max_loaded() -> int:
     return int(os.environ.get("MMDEMO_MAX_LOADED", "6"))
 
