@@ -74,6 +74,11 @@ def quantize() -> str:
     return value
 
 
+def warmup() -> bool:
+    """Whether the app warms its first models up in the background once serving (`MMDEMO_WARMUP=0`: no)."""
+    return os.environ.get("MMDEMO_WARMUP", "1").strip().lower() in TRUTHY
+
+
 def max_loaded() -> int:
     return int(os.environ.get("MMDEMO_MAX_LOADED", "6"))
 
