@@ -86,9 +86,8 @@ def main() -> None:
     }
     gradio_s = import_gradio_s(args.repeats, env)
     started = time.perf_counter()
-    app = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = open(fresh / "app.log", "wb")  # noqa: SIM115 - closed with the app
+    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for_page(url, app, args.timeout)
@@ -101,7 +100,7 @@ def main() -> None:
                 handle_file(IMAGE), "beam", 3, 20, 1.0, "", api_name="/caption"
             ),
             "/classify_video": lambda: client.predict(
-                {"video": handle_file(CLIP)}, "a cup of coffee, a clock, a camera", 0.7, 0.3, 8,
+                handle_file(CLIP), "a cup of coffee\na clock\na camera", 0.7, 0.3, 8,
                 api_name="/classify_video",
             ),
         }  # fmt: skip
@@ -110,9 +109,13 @@ def main() -> None:
             call_started = time.perf_counter()
             call()
             seconds[name] = time.perf_counter() - call_started
+    except Exception:
+        print(f"the app's log: {fresh / 'app.log'}", file=sys.stderr)
+        raise
     finally:
         app.terminate()
         app.wait(timeout=30)
+        log.close()
 
     print(
         f"profile {args.profile}; fresh data dir; think time {args.think_time:.0f} s; cpus {os.cpu_count()}"
