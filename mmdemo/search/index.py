@@ -22,9 +22,10 @@ from typing import Any
 import faiss
 import numpy as np
 
+from mmdemo.search.ivfpq import CompressedIndex
 from mmdemo.serving.models.base import ModelInfo
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 FLAT_BELOW = 50_000  # exact search stays under ~5 ms/query below this size
 HNSW_BELOW = 300_000  # HNSW builds get slow beyond this on a small CPU; IVF trains and adds fast
 HNSW_M = 32
@@ -32,6 +33,7 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
 IVF_NPROBE = 24
 IVF_TRAIN_PER_LIST = 50
+IVFPQ_ABOVE = 5_000_000  # compressed, memory-mapped: past ~10 GB of flat 512-d vectors
 MANIFEST = "manifest.json"
 MAP_CHUNK = 65_536  # vectors read back and mapped at a time
 FORMAT = 1
@@ -61,7 +63,10 @@ def set_threads(count: int) -> None:
 
 
 def choose_index_type(count: int) -> str:
-    """Exact search for small collections; a graph, then an inverted file, as they grow."""
+    """Exact search for small collections; a graph, then an inverted file, as they grow; compressed and
+    read from disk beyond memory."""
+    if count >= IVFPQ_ABOVE:
+        return "ivfpq"
     if count < FLAT_BELOW:
         return "flat"
     return "hnsw" if count < HNSW_BELOW else "ivf"
@@ -97,6 +102,11 @@ def new_faiss_index(index_type: str, dim: int, training: np.ndarray | None = Non
         index.train(np.ascontiguousarray(training, dtype=np.float32))
         index.nprobe = min(ivf_probes(lists), lists)
         return index
+    if index_type == "ivfpq":  # exact until it has enough vectors to train on (`ivfpq.MIN_TRAIN`)
+        compressed = CompressedIndex(dim)
+        if training is not None and len(training):
+            compressed.add(training)
+        return compressed
     raise VectorIndexError(f"unknown index type {index_type!r}; choose from {', '.join(INDEX_TYPES)}")
 
 
@@ -235,7 +245,12 @@ class VectorIndex:
         generation = manifest.generation
         try:
             ids = json.loads((folder / f"ids-{generation}.json").read_text())
-            index = faiss.read_index(str(folder / f"vectors-{generation}.faiss"))
+            if manifest.index_type == "ivfpq":  # memory-mapped: searches read only what they touch
+                index = CompressedIndex.read(
+                    folder / f"vectors-{generation}.faiss", folder / f"raw-{generation}.npy"
+                )
+            else:
+                index = faiss.read_index(str(folder / f"vectors-{generation}.faiss"))
         except (OSError, ValueError, RuntimeError) as error:
             raise VectorIndexError(f"index {name!r} is damaged ({error}); {rebuild_command(name)}") from None
         if index.ntotal != len(ids) or len(ids) != manifest.count:
@@ -321,9 +336,13 @@ class VectorIndex:
         self.folder.mkdir(parents=True, exist_ok=True)
         generation = self.manifest.generation + 1
         index = self._index if self._index is not None else new_faiss_index("flat", self.manifest.dim)
-        _atomic_write(
-            self.folder / f"vectors-{generation}.faiss", lambda path: faiss.write_index(index, str(path))
-        )
+        if isinstance(index, CompressedIndex):  # the original vectors beside it, for the refine step
+            _atomic_write(self.folder / f"raw-{generation}.npy", index.write_raw)
+            _atomic_write(self.folder / f"vectors-{generation}.faiss", index.write_base)
+        else:
+            _atomic_write(
+                self.folder / f"vectors-{generation}.faiss", lambda path: faiss.write_index(index, str(path))
+            )
         _atomic_write(
             self.folder / f"ids-{generation}.json", lambda path: path.write_text(json.dumps(self.ids))
         )
@@ -337,7 +356,8 @@ class VectorIndex:
         self._remove_stale_generations()
 
     def _remove_stale_generations(self) -> None:
-        current = {f"vectors-{self.version}.faiss", f"ids-{self.version}.json", MANIFEST}
+        current = {f"vectors-{self.version}.faiss", f"ids-{self.version}.json", f"raw-{self.version}.npy"}
+        current.add(MANIFEST)
         for path in self.folder.iterdir():
             if path.name not in current:
                 path.unlink(missing_ok=True)
@@ -360,14 +380,14 @@ class VectorIndex:
 
     def tune(self, breadth: int) -> None:
         """How widely an approximate index searches (IVF lists probed, HNSW candidates); flat ignores it."""
-        if isinstance(self._index, faiss.IndexIVF):
+        if isinstance(self._index, (faiss.IndexIVF, CompressedIndex)):
             self._index.nprobe = max(1, min(int(breadth), self._index.nlist))
         elif isinstance(self._index, faiss.IndexHNSW):
             self._index.hnsw.efSearch = max(1, int(breadth))
 
     @property
     def breadth(self) -> int | None:
-        if isinstance(self._index, faiss.IndexIVF):
+        if isinstance(self._index, (faiss.IndexIVF, CompressedIndex)):
             return int(self._index.nprobe)
         if isinstance(self._index, faiss.IndexHNSW):
             return int(self._index.hnsw.efSearch)
