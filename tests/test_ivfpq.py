@@ -27,7 +27,7 @@ def small_training(monkeypatch):
 
 def clustered(count: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    centres = l2_normalize(rng.normal(size=(count // 10, dim)))
+    centres = l2_normalize(rng.normal(size=(max(1, count // 10), dim)))
     labels = rng.integers(0, len(centres), count)
     return l2_normalize(centres[labels] + rng.normal(scale=0.5 / np.sqrt(dim), size=(count, dim))).astype(
         np.float32
