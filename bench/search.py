@@ -1,8 +1,10 @@
 """Vector search benchmark: each index type `mmdemo.search.index` offers, on synthetic 512-d vectors.
 
 For 100k and 1M vectors it reports build time, memory (resident-set growth while building), single-query
-latency (p50/p95, one query at a time, as the app searches) and recall@10 against exact search, which is the
-baseline of the same run. Target: at 1M, p50 under 2 ms per query on 2 cores with recall@10 >= 0.95.
+latency (p50/p95, one query at a time, as the app searches), throughput one query at a time and batched (all
+queries in one call), and recall@10 against exact search, which is the baseline of the same run. `auto` is
+the type `mmdemo` picks for that size (`index.choose_index_type`). Targets on 2 cores: at 1M the default
+answers at p50 <= 1 ms with recall@10 >= 0.95, built in <= 90 s; at 100k the automatic type builds in <= 15 s.
 
 The vectors are clustered (a Gaussian mixture of ~20-vector groups, like photos of one subject) rather than
 uniform on the sphere, where every neighbour is about equally far and no approximate index is meaningful.
@@ -28,9 +30,15 @@ from mmdemo.search.index import VectorIndex
 from mmdemo.serving.models.base import ModelInfo, l2_normalize
 
 BENCH_EMBEDDER = ModelInfo(name="synthetic", version="1", profile="bench", source="bench/search.py")
-TARGET_P50_MS = 2.0
+TARGET_P50_MS = 1.0
 TARGET_RECALL = 0.95
 BREADTH = {"ivf": "nprobe", "hnsw": "efSearch"}
+
+
+def batched_qps(built: VectorIndex, queries: np.ndarray, k: int) -> float:
+    started = time.perf_counter()
+    built.search(queries, k)
+    return len(queries) / (time.perf_counter() - started)
 
 
 def clustered_vectors(count: int, dim: int, clusters: int, seed: int) -> np.ndarray:
@@ -81,7 +89,8 @@ def run(size: int, dim: int, queries: int, types: list[str], k: int, flat_querie
     query_vectors = clustered_vectors(queries, dim, clusters=max(100, size // 20), seed=1)
     ids = [f"v{i}" for i in range(size)]
     rows = []
-    for index_type in ["flat", *[t for t in types if t != "flat"]]:
+    for asked in ["flat", *[t for t in types if t != "flat"]]:
+        index_type = index.choose_index_type(size) if asked == "auto" else asked
         built, seconds, memory = build(index_type, data, ids)
         if index_type == "flat":
             # The baseline: exact neighbours of every query in one batched call; single-query latency of
@@ -98,8 +107,12 @@ def run(size: int, dim: int, queries: int, types: list[str], k: int, flat_querie
             times, found = latencies_ms(built, sample, k)
             recall = recall_at(found, truth[: len(found)], k)
             p50, p95 = np.percentile(times, [50, 95])
-            meets = "yes" if p50 < TARGET_P50_MS and recall >= TARGET_RECALL else "no"
+            meets = "yes" if p50 <= TARGET_P50_MS and recall >= TARGET_RECALL else "no"
             name = index_type if breadth is None else f"{index_type} ({BREADTH[index_type]}={breadth})"
+            if asked == "auto":
+                name = f"auto = {name}"
+                if breadth is not None and breadth != settings[1]:
+                    continue  # the default setting only
             rows.append(
                 [
                     f"{size:,}",
@@ -108,6 +121,8 @@ def run(size: int, dim: int, queries: int, types: list[str], k: int, flat_querie
                     f"{memory / 1024**2:,.0f}",
                     f"{p50:.3f}",
                     f"{p95:.3f}",
+                    f"{1000 / times.mean():,.0f}",
+                    f"{batched_qps(built, sample, k):,.0f}",
                     f"{recall:.3f}",
                     meets,
                 ]
@@ -141,9 +156,9 @@ def main() -> None:
     rows = [
         row for size in sizes for row in run(size, args.dim, args.queries, types, args.k, args.flat_queries)
     ]
-    headers = ["vectors", "index", "build s", "memory MB", "p50 ms", "p95 ms", f"recall@{args.k}",
-               f"p50<{TARGET_P50_MS}ms & recall>={TARGET_RECALL}"]  # fmt: skip
-    from mmdemo.cli import format_table
+    headers = ["vectors", "index", "build s", "memory MB", "p50 ms", "p95 ms", "QPS 1-by-1", "QPS batched",
+               f"recall@{args.k}", f"p50<={TARGET_P50_MS}ms & recall>={TARGET_RECALL}"]  # fmt: skip
+    from mmdemo.cli.common import format_table
 
     print("\n" + format_table(headers, rows))
 

@@ -61,6 +61,24 @@ def db_busy_timeout_s() -> float:
     return seconds
 
 
+QUANTIZE_MODES = ("", "int8")
+
+
+def quantize() -> str:
+    """`MMDEMO_QUANTIZE=int8`: the registry quantises the Linear layers of CPU models to int8 (dynamic)."""
+    value = os.environ.get("MMDEMO_QUANTIZE", "").strip().lower()
+    if value in ("0", "none", "off", "fp32"):
+        value = ""
+    if value not in QUANTIZE_MODES:
+        raise ValueError(f"MMDEMO_QUANTIZE={value!r} must be int8 or unset")
+    return value
+
+
+def warmup() -> bool:
+    """Whether the app warms its first models up in the background once serving (`MMDEMO_WARMUP=0`: no)."""
+    return os.environ.get("MMDEMO_WARMUP", "1").strip().lower() in TRUTHY
+
+
 def max_loaded() -> int:
     return int(os.environ.get("MMDEMO_MAX_LOADED", "6"))
 

@@ -208,3 +208,18 @@ def test_real_catalog_auto_profile_is_lite_offline():
         choice = registry.choose(task)
         assert choice.spec.profile == "lite", task
         assert "unreachable" in choice.why
+
+
+def test_quantize_int8_is_applied_by_the_registry_and_keeps_the_embeddings(monkeypatch, tiny, sample_images):
+    monkeypatch.setenv("MMDEMO_QUANTIZE", "int8")
+    quantized = Registry("tiny", device="cpu")  # reads MMDEMO_QUANTIZE, as the app and the CLI do
+    int8 = quantized.get("embed")
+    assert {row.dtype for row in quantized.status() if row.task == "embed" and row.loaded} == {"int8"}
+    assert "quantized.dynamic" in type(int8.model.visual.transformer.resblocks[0].mlp.c_fc).__module__
+    images = list(sample_images.values())
+    reference = tiny.get("embed").encode_images(images)
+    cosine = (int8.encode_images(images) * reference).sum(axis=1)
+    assert cosine.min() >= 0.99
+    monkeypatch.setenv("MMDEMO_QUANTIZE", "int4")
+    with pytest.raises(ValueError, match="MMDEMO_QUANTIZE"):
+        Registry("tiny", device="cpu")

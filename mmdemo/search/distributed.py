@@ -4,8 +4,8 @@ The driver (this process) walks the paths and skips files the index already hold
 any embedding. Ray Data then carries the remaining files to an actor pool of embedders (`map_batches`, one
 model per actor, one GPU per actor when the cluster has GPUs), which read and embed them and return per
 file: shard number, media id (= content hash), path, size and vector, or why it could not be read. The
-driver adds the shards to the index in order and saves after each, as in-process ingestion saves after
-each batch, so:
+driver adds the shards to the index in order and saves as in-process ingestion saves (every few seconds,
+and when the run ends or is interrupted), so:
 
 - Ray's own fault handling (actor restarts, task retries) re-runs lost work; the driver adds a shard once
   even when its task ran twice (shards are tracked, and the index skips ids it holds);
@@ -20,6 +20,7 @@ same paths (a shared disk). Ray is imported here only: nothing else in mmdemo im
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from tqdm import tqdm
 from mmdemo.data import Store
 from mmdemo.search import index
 from mmdemo.search.retrieval import BATCH_SIZE, IngestReport, Progress, walk
-from mmdemo.search.service import IndexService, _pending
+from mmdemo.search.service import SAVE_EVERY_S, IndexService, _additions, _pending
 
 ENGINES = ("local", "ray")
 
@@ -191,7 +192,7 @@ def ingest(
     on_shard: Callable[[Shard], None] | None = None,
 ) -> IngestReport:
     """Embed every image under `paths` that the index lacks on a Ray cluster; the same report as
-    `IndexService.ingest`. `on_shard` sees each shard after it was saved."""
+    `IndexService.ingest`. `on_shard` sees each shard after it was added."""
     options = options or RayOptions()
     embedder = service.embedder()
     store = store or service._store_or_default(None)
@@ -212,23 +213,30 @@ def ingest(
             bar = tqdm(
                 total=len(pending), unit="img", desc=f"indexing into {name} on Ray", disable=not show_bar
             )
-            done = 0
+            done, unsaved, saved_at = 0, [], time.monotonic()
             if progress:
                 progress(0, len(pending))
-            for shard in shards(rows, len(pending), options.batch_size, model_key):
-                report.failed.extend(shard.failed)
-                if shard.ids:
-                    for path, (width, height) in zip(shard.paths, shard.sizes, strict=True):
-                        store.add_media(Path(path).resolve(), "image", width=width, height=height)
-                    service._add_and_save(slot, vectors, shard.ids, np.stack(shard.vectors))
-                    report.added.extend(shard.paths)
-                done += len(shard.ids) + len(shard.failed)
-                bar.update(len(shard.ids) + len(shard.failed))
-                if progress:
-                    progress(done, len(pending))
-                if on_shard:
-                    on_shard(shard)
-            bar.close()
+            try:
+                for shard in shards(rows, len(pending), options.batch_size, model_key):
+                    report.failed.extend(shard.failed)
+                    if shard.ids:
+                        for path, (width, height) in zip(shard.paths, shard.sizes, strict=True):
+                            store.add_media(Path(path).resolve(), "image", width=width, height=height)
+                        unsaved.append((shard.ids, np.stack(shard.vectors)))
+                        report.added.extend(shard.paths)
+                    if unsaved and time.monotonic() - saved_at >= SAVE_EVERY_S:
+                        vectors = service._commit(slot, vectors, _additions(unsaved))[0]
+                        unsaved, saved_at = [], time.monotonic()
+                    done += len(shard.ids) + len(shard.failed)
+                    bar.update(len(shard.ids) + len(shard.failed))
+                    if progress:
+                        progress(done, len(pending))
+                    if on_shard:
+                        on_shard(shard)
+            finally:  # also when interrupted: what was embedded is kept
+                bar.close()
+                if unsaved:
+                    vectors = service._commit(slot, vectors, _additions(unsaved))[0]
         if built and not index.exists(name, vectors.root):
-            service._add_and_save(slot, vectors, [], None)
+            service._commit(slot, vectors, _additions([]))  # an empty index still records its embedder
     return report

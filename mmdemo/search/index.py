@@ -27,14 +27,19 @@ from mmdemo.serving.models.base import ModelInfo
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 FLAT_BELOW = 50_000  # exact search stays under ~5 ms/query below this size
-HNSW_BELOW = 300_000  # HNSW builds get slow beyond this on a small CPU; IVF trains and adds fast
+# HNSW is kept for whoever asks for it, but never chosen automatically: at 100k it built in 90 s on 2 cores
+# where IVF built in 12 s at recall@10 0.998 (bench/search.py --quick).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
 IVF_NPROBE = 24
-IVF_TRAIN_PER_LIST = 50
+IVF_TRAIN_PER_LIST = 32  # k-means sample per list; the build's main cost at 1M
+IVF_KMEANS_ITERATIONS = 12  # FAISS's default 25 buys no recall on embeddings, at twice the training time
+IVF_HNSW_QUANTIZER_FROM = 1024  # lists from which the coarse quantizer is an HNSW graph, not an exact scan
 IVFPQ_ABOVE = 5_000_000  # compressed, memory-mapped: past ~10 GB of flat 512-d vectors
 MANIFEST = "manifest.json"
+WRITE_LOCK = ".write.lock"  # the index service's cross-process lock of saves; never removed by a save
+LOAD_ATTEMPTS = 5  # a reader re-reads the manifest when writers replaced the generation it was opening
 MAP_CHUNK = 65_536  # vectors read back and mapped at a time
 FORMAT = 1
 
@@ -63,18 +68,44 @@ def set_threads(count: int) -> None:
 
 
 def choose_index_type(count: int) -> str:
-    """Exact search for small collections; a graph, then an inverted file, as they grow; compressed and
-    read from disk beyond memory."""
+    """Exact search for small collections, an inverted file beyond (it trains and adds fast); compressed
+    and read from disk beyond memory."""
     if count >= IVFPQ_ABOVE:
         return "ivfpq"
-    if count < FLAT_BELOW:
-        return "flat"
-    return "hnsw" if count < HNSW_BELOW else "ivf"
+    return "flat" if count < FLAT_BELOW else "ivf"
 
 
 def ivf_lists(count: int) -> int:
-    # ~4·sqrt(n) lists, but at least ~39 training points per list (FAISS warns below that).
-    return max(1, min(int(4 * np.sqrt(max(count, 1))), count // 39))
+    # ~2·sqrt(n) lists (2000 at 1M), but at least ~39 points per list.
+    return max(1, min(int(2 * np.sqrt(max(count, 1))), count // 39))
+
+
+def ivf_factory(dim: int, lists: int) -> str:
+    """The FAISS `index_factory` string of an IVF index: an HNSW coarse quantiser once there are many
+    lists (assigning a vector or a query then costs a graph walk, not a scan of every centroid)."""
+    quantizer = "_HNSW32" if lists >= IVF_HNSW_QUANTIZER_FROM else ""
+    return f"IVF{lists}{quantizer},Flat"
+
+
+def set_probes(index: Any, probes: int) -> None:
+    """How many lists an IVF index scans per query, set through FAISS's `ParameterSpace` (which also reaches
+    an IVF wrapped in other indexes); an HNSW coarse quantiser searches wider as the probes grow."""
+    ivf = faiss.extract_index_ivf(index)
+    probes = max(1, min(int(probes), ivf.nlist))
+    settings = f"nprobe={probes}"
+    if isinstance(faiss.downcast_index(ivf.quantizer), faiss.IndexHNSW):
+        settings += f",quantizer_efSearch={max(HNSW_EF_SEARCH, 2 * probes)}"
+    faiss.ParameterSpace().set_index_parameters(index, settings)
+
+
+def ivf_of(index: Any) -> Any:
+    """The IVF part of a FAISS index, or None."""
+    if index is None:
+        return None
+    try:
+        return faiss.extract_index_ivf(index)
+    except (RuntimeError, TypeError):
+        return None
 
 
 def ivf_probes(lists: int) -> int:
@@ -95,12 +126,15 @@ def new_faiss_index(index_type: str, dim: int, training: np.ndarray | None = Non
         if training is None or len(training) == 0:
             raise VectorIndexError("an IVF index needs vectors to train on")
         lists = ivf_lists(len(training))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.index_factory(dim, ivf_factory(dim, lists), faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.extract_index_ivf(index)
+        ivf.cp.niter = IVF_KMEANS_ITERATIONS
+        ivf.cp.min_points_per_centroid = min(IVF_TRAIN_PER_LIST, 39)
         if len(training) > IVF_TRAIN_PER_LIST * lists:  # k-means on a sample: minutes saved at 1M vectors
             pick = np.random.default_rng(0).choice(len(training), IVF_TRAIN_PER_LIST * lists, replace=False)
             training = training[np.sort(pick)]
         index.train(np.ascontiguousarray(training, dtype=np.float32))
-        index.nprobe = min(ivf_probes(lists), lists)
+        set_probes(index, ivf_probes(lists))
         return index
     if index_type == "ivfpq":  # exact until it has enough vectors to train on (`ivfpq.MIN_TRAIN`)
         compressed = CompressedIndex(dim)
@@ -113,8 +147,9 @@ def new_faiss_index(index_type: str, dim: int, training: np.ndarray | None = Non
 def readable(index: Any) -> Any:
     """`index`, able to give its stored vectors back: an IVF index builds its id -> list map once (FAISS
     keeps it up to date on later adds; `remove` rebuilds the index anyway)."""
-    if isinstance(index, faiss.IndexIVF) and index.direct_map.type == faiss.DirectMap.NoMap:
-        index.make_direct_map()
+    ivf = ivf_of(index)
+    if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
+        ivf.make_direct_map()
     return index
 
 
@@ -238,21 +273,28 @@ class VectorIndex:
     @classmethod
     def load(cls, name: str, root: Path, embedder: ModelInfo | None = None) -> VectorIndex:
         """Open a saved index; refuse it when it was built by another embedder than `embedder`."""
-        manifest = read_manifest(name, root)
-        if embedder is not None:
-            check_embedder(manifest, embedder)
         folder = Path(root) / name
-        generation = manifest.generation
-        try:
-            ids = json.loads((folder / f"ids-{generation}.json").read_text())
-            if manifest.index_type == "ivfpq":  # memory-mapped: searches read only what they touch
-                index = CompressedIndex.read(
-                    folder / f"vectors-{generation}.faiss", folder / f"raw-{generation}.npy"
-                )
-            else:
-                index = faiss.read_index(str(folder / f"vectors-{generation}.faiss"))
-        except (OSError, ValueError, RuntimeError) as error:
-            raise VectorIndexError(f"index {name!r} is damaged ({error}); {rebuild_command(name)}") from None
+        for attempt in range(LOAD_ATTEMPTS):
+            manifest = read_manifest(name, root)
+            if embedder is not None:
+                check_embedder(manifest, embedder)
+            generation = manifest.generation
+            try:
+                ids = json.loads((folder / f"ids-{generation}.json").read_text())
+                if manifest.index_type == "ivfpq":  # memory-mapped: searches read only what they touch
+                    index = CompressedIndex.read(
+                        folder / f"vectors-{generation}.faiss", folder / f"raw-{generation}.npy"
+                    )
+                else:
+                    index = faiss.read_index(str(folder / f"vectors-{generation}.faiss"))
+                break
+            except (OSError, ValueError, RuntimeError) as error:
+                # Another process saved twice since the manifest was read: read the newer generation.
+                if attempt + 1 < LOAD_ATTEMPTS and read_manifest(name, root).generation != generation:
+                    continue
+                raise VectorIndexError(
+                    f"index {name!r} is damaged ({error}); {rebuild_command(name)}"
+                ) from None
         if index.ntotal != len(ids) or len(ids) != manifest.count:
             raise VectorIndexError(
                 f"index {name!r} is inconsistent ({index.ntotal} vectors, {len(ids)} ids); "
@@ -300,7 +342,8 @@ class VectorIndex:
         for position in keep:
             self._positions[media_ids[position]] = len(self.ids)
             self.ids.append(media_ids[position])
-        if isinstance(self._index, faiss.IndexIVF) and ivf_lists(len(self.ids)) >= 2 * self._index.nlist:
+        ivf = ivf_of(self._index)
+        if ivf is not None and ivf_lists(len(self.ids)) >= 2 * ivf.nlist:
             self._retrain()
         return len(keep)
 
@@ -356,8 +399,10 @@ class VectorIndex:
         self._remove_stale_generations()
 
     def _remove_stale_generations(self) -> None:
-        current = {f"vectors-{self.version}.faiss", f"ids-{self.version}.json", f"raw-{self.version}.npy"}
-        current.add(MANIFEST)
+        # Saves are serialised by the service's file lock; a reader that loses its generation here re-reads
+        # the manifest (`load`).
+        current = {f"vectors-{self.version}.faiss", f"ids-{self.version}.json", MANIFEST, WRITE_LOCK}
+        current.add(f"raw-{self.version}.npy")  # ivfpq: the original vectors
         for path in self.folder.iterdir():
             if path.name not in current:
                 path.unlink(missing_ok=True)
@@ -380,15 +425,19 @@ class VectorIndex:
 
     def tune(self, breadth: int) -> None:
         """How widely an approximate index searches (IVF lists probed, HNSW candidates); flat ignores it."""
-        if isinstance(self._index, (faiss.IndexIVF, CompressedIndex)):
-            self._index.nprobe = max(1, min(int(breadth), self._index.nlist))
+        if isinstance(self._index, CompressedIndex):
+            self._index.nprobe = int(breadth)
+        elif ivf_of(self._index) is not None:
+            set_probes(self._index, int(breadth))
         elif isinstance(self._index, faiss.IndexHNSW):
             self._index.hnsw.efSearch = max(1, int(breadth))
 
     @property
     def breadth(self) -> int | None:
-        if isinstance(self._index, (faiss.IndexIVF, CompressedIndex)):
+        if isinstance(self._index, CompressedIndex):
             return int(self._index.nprobe)
+        if (ivf := ivf_of(self._index)) is not None:
+            return int(ivf.nprobe)
         if isinstance(self._index, faiss.IndexHNSW):
             return int(self._index.hnsw.efSearch)
         return None

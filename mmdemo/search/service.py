@@ -6,23 +6,33 @@ Each index folder has two locks: `write` lets one writer (ingest, rebuild, remov
 while images are embedded; a rebuild embeds into a staging index and swaps the new generation in under a
 short `live` lock, so searches of the live generation keep answering until the swap.
 
-Ingestion records media first and saves the index after every batch, so an interrupted run leaves the index a
-subset of the store, and re-running embeds only what the index lacks.
+Across processes (the app and `mmdemo index add` on one index folder), every save takes the index's file lock
+(`<root>/<name>/.write.lock`), re-reads the newest generation on disk and applies its own additions or
+removals on top of it, so concurrent writers all land; the generation number is taken under that lock.
+
+Ingestion is a pipeline: files are hashed in a thread pool, decoded a batch ahead of the model, recorded in
+the store just before their batch is embedded, and the index is saved every few seconds and at the end
+(also when the run is interrupted), so an interrupted run leaves the index a subset of the store, and
+re-running embeds only what the index lacks.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from mmdemo import config
 from mmdemo.data import Store, default_store
-from mmdemo.media.files import MediaError, file_hash, is_image_path, load_image
+from mmdemo.media.files import LoadedImage, MediaError, file_hash, is_image_path, load_image
 from mmdemo.search import index
 from mmdemo.search.index import VectorIndex
 from mmdemo.search.retrieval import (
@@ -42,6 +52,12 @@ from mmdemo.search.retrieval import (
 from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo, batched
 from mmdemo.serving.models.embedding_adapter import EmbeddingAdapter
 from mmdemo.serving.registry import BASE_VERSION, Registry
+
+LOADERS = 2  # threads that hash and decode files while the model embeds the previous batch
+SAVE_EVERY_S = 3.0  # ingestion saves the index at most this often (and always at the end)
+LOCK_TIMEOUT_S = 600.0  # how long a save waits for another process's save of the same index
+
+Change = Callable[[VectorIndex], int]  # applied to the newest generation under the file lock
 
 
 @dataclass
@@ -180,38 +196,70 @@ class IndexService:
             bar = tqdm(total=len(pending), unit="img", desc=f"indexing into {name}", disable=not show_bar)
             if progress:
                 progress(0, len(pending))
-            for done, batch in enumerate(batched(pending, batch_size), start=1):
-                images, ids, kept = [], [], []
-                for path, media_id in batch:
-                    try:
-                        loaded = load_image(path)
-                    except MediaError as error:
-                        report.failed.append((str(path), str(error)))
-                        continue
-                    store.add_media(
-                        path.resolve(), "image", width=loaded.image.width, height=loaded.image.height
-                    )
-                    images.append(loaded.image)
-                    ids.append(media_id)
-                    kept.append(str(path))
-                if images:
-                    embedded = embedder.encode_images(images)  # outside the live lock: searches go on
-                    self._add_and_save(
-                        slot, vectors, ids, embedded
-                    )  # every batch: an interrupted run keeps it
-                    report.added.extend(kept)
-                bar.update(len(batch))
-                if progress:
-                    progress(min(done * batch_size, len(pending)), len(pending))
-            bar.close()
-            if built and not index.exists(name, vectors.root):
-                self._add_and_save(slot, vectors, [], None)  # an empty index still records its embedder
+            unsaved: list[tuple[list[str], np.ndarray]] = []
+            saved_at, done = time.monotonic(), 0
+            try:
+                for batch in _decoded_batches(pending, batch_size):
+                    images, ids, kept = [], [], []
+                    for path, media_id, loaded in batch:
+                        if isinstance(loaded, str):
+                            report.failed.append((str(path), loaded))
+                            continue
+                        store.add_media(
+                            path.resolve(), "image", width=loaded.image.width, height=loaded.image.height
+                        )
+                        images.append(loaded.image)
+                        ids.append(media_id)
+                        kept.append(str(path))
+                    if images:
+                        unsaved.append((ids, embedder.encode_images(images)))  # no lock held: searches go on
+                        report.added.extend(kept)
+                    if unsaved and time.monotonic() - saved_at >= SAVE_EVERY_S:
+                        vectors = self._commit(slot, vectors, _additions(unsaved))[0]
+                        unsaved, saved_at = [], time.monotonic()
+                    done += len(batch)
+                    bar.update(len(batch))
+                    if progress:
+                        progress(done, len(pending))
+            finally:  # also when interrupted: what was embedded is kept
+                bar.close()
+                if unsaved or (built and not index.exists(name, vectors.root)):
+                    vectors = self._commit(slot, vectors, _additions(unsaved))[
+                        0
+                    ]  # an empty index records its embedder
         return report
 
-    def _add_and_save(
-        self, slot: IndexSlot, vectors: VectorIndex, ids: list[str], embedded: np.ndarray | None
-    ) -> None:
-        _change_and_save(slot, vectors, lambda: vectors.add(ids, embedded) if ids else 0)  # type: ignore[arg-type]
+    def _lock(self, name: str, root: Path | None = None) -> FileLock:
+        """The cross-process lock of one index's saves: `<root>/<name>/.write.lock`."""
+        folder = Path(root if root is not None else self.root) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(folder / index.WRITE_LOCK), timeout=LOCK_TIMEOUT_S)
+
+    def _commit(self, slot: IndexSlot, vectors: VectorIndex, change: Change) -> tuple[VectorIndex, int]:
+        """Apply `change` to the newest saved generation (another process may have saved since `vectors` was
+        read) and save it as the next generation, under the index's file lock. Returns the saved index and
+        what `change` returned."""
+        try:
+            with self._lock(vectors.name, vectors.root):
+                current = vectors
+                if index.exists(vectors.name, vectors.root):
+                    on_disk = index.read_manifest(vectors.name, vectors.root)
+                    if on_disk != vectors.manifest:
+                        current = VectorIndex.load(vectors.name, vectors.root)
+                with slot.live:
+                    try:
+                        changed = change(current)
+                        if changed or not index.exists(current.name, current.root):
+                            current.save()
+                    except BaseException:
+                        slot.loaded = None  # the copy in memory may be ahead of the disk: reload it next time
+                        raise
+                    slot.loaded = current
+                return current, changed
+        except Timeout:
+            raise index.VectorIndexError(
+                f"index {vectors.name!r} is being saved by another process; try again in a minute"
+            ) from None
 
     def rebuild(
         self,
@@ -249,8 +297,10 @@ class IndexService:
             # The manifest switch of `save` is the one commit point: a crash leaves the old generation or the
             # new one, never neither. A search that reads the new manifest first loads it from disk.
             rebuilt = VectorIndex.load(staging, root)
-            rebuilt.manifest.name, rebuilt.manifest.generation = name, old.version
-            rebuilt.save()
+            with self._lock(name, root):  # the generation number is taken under the lock
+                rebuilt.manifest.name = name
+                rebuilt.manifest.generation = index.read_manifest(name, root).generation
+                rebuilt.save()
             with slot.live:
                 slot.loaded, slot.mapped = rebuilt, None
             index.remove_index(staging, root)
@@ -271,7 +321,7 @@ class IndexService:
         with slot.write:
             vectors = self.load(name)
             absent = [path for media_id, path in ids.items() if media_id not in vectors]
-            removed = _change_and_save(slot, vectors, lambda: vectors.remove(list(ids)))
+            removed = self._commit(slot, vectors, lambda current: current.remove(list(ids)))[1]
         return removed, absent + [path for path, _ in missing]
 
     # -- search -----------------------------------------------------------------------------------------
@@ -366,20 +416,27 @@ class IndexService:
             return mapped
 
 
+def _hashed(path: Path) -> tuple[Path, str | None, str | None]:
+    """(path, content hash, None), or (path, None, why it was skipped)."""
+    if not is_image_path(path):
+        return path, None, f"{path.name}: not an image file"
+    try:
+        return path, file_hash(path), None
+    except OSError as error:
+        return path, None, f"{path.name}: cannot be read ({error.strerror})"
+
+
 def _pending(files: list[Path], vectors: VectorIndex, report: IngestReport) -> list[tuple[Path, str]]:
-    """The image files the index lacks, each once, with their content hash; the others go in the report."""
+    """The image files the index lacks, each once, with their content hash (hashed in a thread pool); the
+    others go in the report."""
     pending: list[tuple[Path, str]] = []
     queued: set[str] = set()
-    for path in files:
-        if not is_image_path(path):
-            report.failed.append((str(path), f"{path.name}: not an image file"))
-            continue
-        try:
-            media_id = file_hash(path)
-        except OSError as error:
-            report.failed.append((str(path), f"{path.name}: cannot be read ({error.strerror})"))
-            continue
-        if media_id in vectors or media_id in queued:
+    with ThreadPoolExecutor(max_workers=LOADERS) as pool:
+        hashed = list(pool.map(_hashed, files))
+    for path, media_id, why in hashed:
+        if media_id is None:
+            report.failed.append((str(path), why or path.name))
+        elif media_id in vectors or media_id in queued:
             report.already_indexed.append(str(path))
         else:
             pending.append((path, media_id))
@@ -387,14 +444,32 @@ def _pending(files: list[Path], vectors: VectorIndex, report: IngestReport) -> l
     return pending
 
 
-def _change_and_save(slot: IndexSlot, vectors: VectorIndex, change: Callable[[], int]) -> int:
-    with slot.live:
-        try:
-            changed = change()
-            if changed or not index.exists(vectors.name, vectors.root):
-                vectors.save()
-        except BaseException:
-            slot.loaded = None  # the copy in memory may be ahead of the disk: reload it next time
-            raise
-        slot.loaded = vectors
-        return changed
+def _decoded(path: Path) -> LoadedImage | str:
+    try:
+        return load_image(path)
+    except MediaError as error:
+        return str(error)
+
+
+def _decoded_batches(
+    pending: list[tuple[Path, str]], batch_size: int
+) -> Iterator[list[tuple[Path, str, LoadedImage | str]]]:
+    """Batches of (path, media id, decoded image or error), decoded in a thread pool one batch ahead of the
+    consumer, so decoding overlaps the model; at most two batches of images are held at once."""
+    with ThreadPoolExecutor(max_workers=LOADERS, thread_name_prefix="mmdemo-decode") as pool:
+        ahead: deque[list[tuple[Path, str, Future[LoadedImage | str]]]] = deque()
+        for batch in batched(pending, batch_size):
+            ahead.append([(path, media_id, pool.submit(_decoded, path)) for path, media_id in batch])
+            if len(ahead) > 1:
+                yield [(path, media_id, future.result()) for path, media_id, future in ahead.popleft()]
+        while ahead:
+            yield [(path, media_id, future.result()) for path, media_id, future in ahead.popleft()]
+
+
+def _additions(unsaved: list[tuple[list[str], np.ndarray]]) -> Change:
+    """A change that adds the embedded batches (ids already present in the newest generation are skipped)."""
+
+    def add(current: VectorIndex) -> int:
+        return sum(current.add(ids, embedded) for ids, embedded in unsaved)
+
+    return add

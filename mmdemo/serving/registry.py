@@ -25,7 +25,7 @@ from mmdemo import config
 from mmdemo.serving import hub, zerogpu
 from mmdemo.serving.catalog import PROFILE_TABLES
 from mmdemo.serving.devices import detect_device, pick_dtype
-from mmdemo.serving.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec
+from mmdemo.serving.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec, quantize_int8
 
 if TYPE_CHECKING:
     from mmdemo.data import ModelVersion, Store
@@ -82,6 +82,7 @@ class Registry:
         gpu_budget_bytes: int | None = None,
         tables: Mapping[str, Mapping[str, ModelSpec]] = PROFILE_TABLES,
         store: Store | None = None,
+        quantize: str | None = None,
     ) -> None:
         self.profile = profile or config.profile()
         if self.profile not in ("auto", *tables):
@@ -99,6 +100,7 @@ class Registry:
         self._store = store  # None: the process-wide store, once a database exists
         self._serving: dict[str, str] = {}  # task -> key of the loaded model that serves it
         self._swap_locks: dict[str, threading.Lock] = {}
+        self.quantize = quantize if quantize is not None else config.quantize()
 
     # -- which model serves a task -------------------------------------------------------------
     @property
@@ -305,11 +307,14 @@ class Registry:
             get=lambda task: self.load_spec(self.spec_in_profile(spec.profile, task)),
         )
         adapter = builder(context)
+        dtype_name = str(dtype).replace("torch.", "")
+        if self.quantize == "int8" and self.device == "cpu" and quantize_int8(adapter):
+            dtype_name = "int8"
         return LoadedModel(
             adapter=adapter,
             spec=spec,
             device=self.device,
-            dtype=str(dtype).replace("torch.", ""),
+            dtype=dtype_name,
             load_seconds=time.perf_counter() - started,
             num_parameters=int(getattr(adapter, "num_parameters", 0)),
         )

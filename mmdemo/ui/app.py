@@ -9,7 +9,7 @@ import gradio as gr
 from mmdemo import __version__, accounts
 from mmdemo.search.retrieval import Search
 from mmdemo.services import Services, default_services
-from mmdemo.ui import captioning, labeling, retrieval, status, video, vqa
+from mmdemo.ui import captioning, labeling, retrieval, runtime, status, video, vqa
 
 CHEAP_CONCURRENCY = 4  # database reads and corrections: short, and never queued behind a model call
 
@@ -27,6 +27,9 @@ def build_app(services: Services | None = None) -> gr.Blocks:
     services = services if services is not None else default_services()
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
+        warming = gr.Markdown(visible=False)  # "warming up …" while the background warm-up runs
+        demo.load(runtime.warmup_status, None, warming, queue=False, api_visibility="private")
+        gr.Timer(2.0).tick(runtime.warmup_status, None, warming, queue=False, api_visibility="private")
         labeling.build_header(demo)
         with gr.Tabs() as tabs:
             found = retrieval.build(demo, services.index)
@@ -61,5 +64,13 @@ def launch_options() -> dict[str, object]:
     return {"auth": accounts.gradio_auth(), "auth_message": "Sign in with your mmdemo account."}
 
 
+def serve(demo: gr.Blocks, services: Services, **options: object) -> None:
+    """Serve `demo`, then warm its first models up in the background (the page never waits for them)."""
+    demo.launch(prevent_thread_lock=True, **launch_options(), **options)  # type: ignore[arg-type]
+    runtime.start_warmup(services)
+    demo.block_thread()
+
+
 def launch(host: str = "0.0.0.0", port: int = 7860, share: bool = False) -> None:
-    build_app(default_services()).launch(server_name=host, server_port=port, share=share, **launch_options())
+    services = default_services()
+    serve(build_app(services), services, server_name=host, server_port=port, share=share)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -133,3 +137,69 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 
 def count_parameters(*modules: Any) -> int:
     return sum(p.numel() for module in modules for p in module.parameters())
+
+
+# -- preprocessing and inference helpers shared by the image adapters -----------------------------------
+def preprocess_workers() -> int:
+    """Threads that resize and convert images while the model runs (PIL releases the GIL while resizing)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=preprocess_workers(), thread_name_prefix="mmdemo-preprocess")
+
+
+def parallel_map(function: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+    """`function` over `items` in the preprocessing pool (in order); one item runs inline."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    return list(_pool().map(function, items))
+
+
+def resize_crop(image: Image.Image, short_side: int, crop: int) -> np.ndarray:
+    """RGB uint8 pixels (crop, crop, 3): shorter side resized to `short_side` (bilinear; large photos are
+    first reduced by whole factors, which is what makes this fast), then centre-cropped."""
+    image = image.convert("RGB") if image.mode != "RGB" else image
+    width, height = image.size
+    scale = short_side / min(width, height)
+    size = (max(crop, round(width * scale)), max(crop, round(height * scale)))
+    resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    left, top = (size[0] - crop) // 2, (size[1] - crop) // 2
+    return np.asarray(resized.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
+
+
+def normalized_batch(pixels: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Any:
+    """A float32 NCHW tensor (channels_last in memory) from uint8 HWC arrays, normalised in one step."""
+    import torch
+
+    batch = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float().div_(255.0)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return batch.sub_(mean_t).div_(std_t).contiguous(memory_format=torch.channels_last)
+
+
+QUANTIZABLE_ATTRIBUTES = ("model",)
+
+
+def quantize_int8(adapter: Any) -> bool:
+    """Dynamic int8 quantisation of the Linear layers of an adapter's torch model (CPU only): weights are
+    stored as int8 and activations quantised per batch. Returns whether anything was quantised.
+
+    `torch.ao.quantization.quantize_dynamic` is deprecated in favour of torchao, whose CPU int8 path needs
+    `torch.compile` to be faster than fp32; the dynamic path is the one that speeds up eager CPU inference."""
+    import torch
+
+    done = False
+    for attribute in QUANTIZABLE_ATTRIBUTES:
+        module = getattr(adapter, attribute, None)
+        if not isinstance(module, torch.nn.Module):
+            continue
+        if not any(isinstance(layer, torch.nn.Linear) for layer in module.modules()):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantized = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+        setattr(adapter, attribute, quantized)
+        done = True
+    return done

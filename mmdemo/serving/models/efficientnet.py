@@ -7,9 +7,19 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms
 
-from mmdemo.serving.models.base import LoadContext, ModelInfo, batched, count_parameters
+from mmdemo.serving.models.base import (
+    LoadContext,
+    ModelInfo,
+    batched,
+    count_parameters,
+    normalized_batch,
+    parallel_map,
+    resize_crop,
+)
+
+RESIZE, CROP = 256, 224
+MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
 
 def imagenet_classes() -> list[str]:
@@ -21,26 +31,23 @@ def imagenet_classes() -> list[str]:
 
 class ImageNetClassifier:
     def __init__(self, model: torch.nn.Module, info: ModelInfo, batch_size: int = 32) -> None:
-        self.model = model.eval()
+        # channels_last: the depthwise convolutions of EfficientNet run faster in NHWC on CPU.
+        self.model = model.eval().to(memory_format=torch.channels_last)
         self.info = info
         self.batch_size = batch_size
         self.classes = imagenet_classes()
         self.num_parameters = count_parameters(model)
-        self.preprocess = transforms.Compose(
-            [
-                transforms.Resize(256),
-                transforms.CenterCrop(224),
-                transforms.ToTensor(),
-                transforms.Normalize([0.5] * 3, [0.5] * 3),
-            ]
-        )
+
+    @staticmethod
+    def pixels(image: Image.Image) -> np.ndarray:
+        return resize_crop(image, RESIZE, CROP)
 
     @torch.inference_mode()
     def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Softmax over the 1000 ImageNet classes, one row per image."""
         chunks = [np.zeros((0, len(self.classes)), np.float32)]
         for batch in batched(list(images), self.batch_size):
-            pixels = torch.stack([self.preprocess(image) for image in batch]).to(self.info.device)
+            pixels = normalized_batch(parallel_map(self.pixels, batch), MEAN, STD).to(self.info.device)
             chunks.append(self.model(pixels).float().softmax(-1).cpu().numpy())
         return np.concatenate(chunks)
 

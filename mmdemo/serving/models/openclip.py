@@ -11,7 +11,7 @@ import open_clip
 import torch
 from PIL import Image
 
-from mmdemo.serving.models.base import LoadContext, ModelInfo, batched, count_parameters
+from mmdemo.serving.models.base import LoadContext, ModelInfo, batched, count_parameters, parallel_map
 
 TINY_CONFIG: dict[str, Any] = {
     "embed_dim": 32,
@@ -44,7 +44,7 @@ class OpenClipEmbedder:
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         chunks = [np.zeros((0, self.dim), np.float32)]
         for batch in batched(list(images), self.batch_size):
-            pixels = torch.stack([self.preprocess(image) for image in batch])
+            pixels = torch.stack(parallel_map(self.preprocess, batch))
             features = self.model.encode_image(pixels.to(self.info.device, self.dtype))
             chunks.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         return np.concatenate(chunks)
