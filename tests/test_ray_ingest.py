@@ -137,3 +137,10 @@ def test_the_app_and_the_cli_do_not_import_ray():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_cli_spells_the_engines_as_the_ray_module_does():
+    from mmdemo.cli import index as index_commands
+    from mmdemo.search import distributed
+
+    assert index_commands.ENGINES == distributed.ENGINES

@@ -16,6 +16,7 @@ Changing a mapped index first reads it into memory (FAISS cannot add to mapped l
 
 from __future__ import annotations
 
+import mmap as mmaplib
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,8 @@ class CompressedIndex:
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         base = faiss.read_index(str(index_path), flags)
         raw = np.load(raw_path, mmap_mode="r" if mmap else None)
+        if mmap and hasattr(raw, "_mmap") and hasattr(raw._mmap, "madvise"):
+            raw._mmap.madvise(mmaplib.MADV_RANDOM)  # the refine step reads scattered rows: no read-ahead
         trained = isinstance(base, (faiss.IndexPreTransform, faiss.IndexIVF))
         index = cls(raw.shape[1], base if trained else None, raw, Path(index_path) if mmap else None)
         if trained:
