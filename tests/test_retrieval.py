@@ -15,6 +15,7 @@ from mmdemo.data import Store
 from mmdemo.search import index, retrieval
 from mmdemo.search.service import IndexService
 from mmdemo.services import Services
+from mmdemo.serving.registry import spec_key
 from tests.conftest import ASSETS, process_services, served
 
 PHOTOS = ["cat.jpg", "coffee.jpg", "moon.jpg", "rocket.jpg", "flower.jpg"]
@@ -337,3 +338,18 @@ def test_a_search_answers_while_images_are_embedded_into_the_same_index(folder, 
         report = adding.result(timeout=60)
     assert len(during.results) == len(before.results) == 2 and during.index_version == before.index_version
     assert len(report.added) == 3 and len(service.load("photos")) == 5
+
+
+def test_the_background_warm_up_loads_the_first_models_and_builds_the_default_index(tiny, store, index_root):
+    from mmdemo.ui import runtime
+
+    services = Services(tiny, IndexService(tiny, root=index_root, store=store))
+    thread = runtime.start_warmup(services)
+    assert thread is not None and runtime.WARMUP.running and "warming up" in runtime.WARMUP.text()
+    thread.join(timeout=300)
+    assert runtime.WARMUP.done and not runtime.WARMUP.running and runtime.WARMUP.errors == []
+    loaded = set(tiny.loaded_names())
+    assert {spec_key(tiny.serving_spec(task)) for task in ("embed", "caption", "audio")} <= loaded
+    assert index.exists("default", index_root)  # the first search finds it built
+    markdown, timer = runtime.warmup_status()
+    assert markdown["visible"] is False and timer.active is False

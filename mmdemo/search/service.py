@@ -18,6 +18,7 @@ re-running embeds only what the index lacks.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -53,7 +54,9 @@ from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo, batched
 from mmdemo.serving.models.embedding_adapter import EmbeddingAdapter
 from mmdemo.serving.registry import BASE_VERSION, Registry
 
-LOADERS = 2  # threads that hash and decode files while the model embeds the previous batch
+# Threads that hash and decode files while the model embeds the previous batch: one on a 2-core machine,
+# where more only compete with the model's own threads.
+LOADERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 SAVE_EVERY_S = 3.0  # ingestion saves the index at most this often (and always at the end)
 LOCK_TIMEOUT_S = 600.0  # how long a save waits for another process's save of the same index
 

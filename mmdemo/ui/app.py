@@ -28,8 +28,9 @@ def build_app(services: Services | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         warming = gr.Markdown(visible=False)  # "warming up …" while the background warm-up runs
-        demo.load(runtime.warmup_status, None, warming, queue=False, api_visibility="private")
-        gr.Timer(2.0).tick(runtime.warmup_status, None, warming, queue=False, api_visibility="private")
+        timer = gr.Timer(2.0)  # stops once the warm-up is over
+        demo.load(runtime.warmup_status, None, [warming, timer], queue=False, api_visibility="private")
+        timer.tick(runtime.warmup_status, None, [warming, timer], queue=False, api_visibility="private")
         labeling.build_header(demo)
         with gr.Tabs() as tabs:
             found = retrieval.build(demo, services.index)

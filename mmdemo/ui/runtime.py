@@ -127,7 +127,8 @@ def start_warmup(services: Services) -> threading.Thread | None:
     return thread
 
 
-def warmup_status() -> Any:
-    """The header line's update: "warming up …" while it runs, hidden once done."""
+def warmup_status() -> tuple[Any, gr.Timer]:
+    """The header line's update ("warming up …" while it runs, hidden once done) and its timer's (stopped
+    once nothing is warming)."""
     text = WARMUP.text()
-    return gr.update(value=text, visible=bool(text))
+    return gr.update(value=text, visible=bool(text)), gr.Timer(active=bool(text))
