@@ -45,7 +45,7 @@ from mmdemo.search.index import VectorIndex, set_threads
 def rss():
     # private memory, and pages of the mapped files (page cache: clean, the kernel may drop them)
     fields = dict(line.split(":") for line in open("/proc/self/status") if line.startswith("Rss"))
-    return {key: int(value.split()[0]) * 1024 for key, value in fields.items()}
+    return {{key: int(value.split()[0]) * 1024 for key, value in fields.items()}}
 
 set_threads({threads})
 queries = np.load({queries!r})
