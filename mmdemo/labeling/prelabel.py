@@ -121,7 +121,9 @@ def _on_ray(
     connect(address)
     registry = default_services().registry
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    rows = ray.data.from_items([{"job": job_id, "item": item_id} for item_id in item_ids]).map_batches(
+    blocks = max(1, min(len(item_ids) // 8 + 1, 4 * max(1, workers)))  # one block would feed only one actor
+    items = [{"job": job_id, "item": item_id} for item_id in item_ids]
+    rows = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         Predictor,
         fn_constructor_kwargs={
             "db_path": str(store.path),

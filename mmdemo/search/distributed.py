@@ -127,7 +127,9 @@ def embedded_rows(
         {"shard": position // options.batch_size, "id": media_id, "path": str(path)}
         for position, (path, media_id) in enumerate(pending)
     ]
-    return ray.data.from_items(items).map_batches(
+    shard_count = -(-len(items) // options.batch_size)
+    blocks = max(1, min(shard_count, 4 * max(1, options.workers)))  # one block would feed only one actor
+    return ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         Embedder,
         fn_constructor_kwargs={"profile": profile, "device": "cuda" if gpus else device},
         batch_size=options.batch_size,
