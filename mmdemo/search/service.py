@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
+from PIL import Image
 from tqdm import tqdm
 
 from mmdemo import config
@@ -201,6 +202,7 @@ class IndexService:
                 progress(0, len(pending))
             unsaved: list[tuple[list[str], np.ndarray]] = []
             saved_at, done = time.monotonic(), 0
+            recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmdemo-record")
             try:
                 for batch in _decoded_batches(pending, batch_size):
                     images, ids, kept = [], [], []
@@ -208,15 +210,17 @@ class IndexService:
                         if isinstance(loaded, str):
                             report.failed.append((str(path), loaded))
                             continue
-                        store.add_media(
-                            path.resolve(), "image", width=loaded.image.width, height=loaded.image.height
-                        )
                         images.append(loaded.image)
                         ids.append(media_id)
-                        kept.append(str(path))
+                        kept.append(path)
                     if images:
-                        unsaved.append((ids, embedder.encode_images(images)))  # no lock held: searches go on
-                        report.added.extend(kept)
+                        # The batch is recorded in the store while the model embeds it (no lock held: searches
+                        # go on); its vectors are kept only once its records are written.
+                        recorded = recorder.submit(_record, store, kept, images)
+                        embedded = embedder.encode_images(images)
+                        recorded.result()
+                        unsaved.append((ids, embedded))
+                        report.added.extend(str(path) for path in kept)
                     if unsaved and time.monotonic() - saved_at >= SAVE_EVERY_S:
                         vectors = self._commit(slot, vectors, _additions(unsaved))[0]
                         unsaved, saved_at = [], time.monotonic()
@@ -225,6 +229,7 @@ class IndexService:
                     if progress:
                         progress(done, len(pending))
             finally:  # also when interrupted: what was embedded is kept
+                recorder.shutdown(wait=True)
                 bar.close()
                 if unsaved or (built and not index.exists(name, vectors.root)):
                     vectors = self._commit(slot, vectors, _additions(unsaved))[
@@ -467,6 +472,11 @@ def _decoded_batches(
                 yield [(path, media_id, future.result()) for path, media_id, future in ahead.popleft()]
         while ahead:
             yield [(path, media_id, future.result()) for path, media_id, future in ahead.popleft()]
+
+
+def _record(store: Store, paths: list[Path], images: list[Image.Image]) -> None:
+    for path, image in zip(paths, images, strict=True):
+        store.add_media(path.resolve(), "image", width=image.width, height=image.height)
 
 
 def _additions(unsaved: list[tuple[list[str], np.ndarray]]) -> Change:
