@@ -11,7 +11,8 @@ import typer
 from mmdemo import config
 from mmdemo.cli.common import UserError, chatter_to_stderr, choice_option, print_json, print_table
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")  # search.index.INDEX_TYPES, without importing FAISS
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")  # search.index.INDEX_TYPES, without importing FAISS
+ENGINES = ("local", "ray")  # search.distributed.ENGINES, without importing it
 
 IndexName = Annotated[str, typer.Option("--index", help="index name")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
@@ -34,14 +35,37 @@ def add(
         choice_option(INDEX_TYPES, help_text="for a new index"),
     ] = "auto",
     batch_size: Annotated[int, typer.Option(help="images embedded at once")] = 16,
+    engine: Annotated[
+        str, choice_option(ENGINES, help_text="ray: embed on a Ray cluster (a local one if none is given)")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="with --engine ray: the cluster to join (default: RAY_ADDRESS)")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="with --engine ray: embedder actors, one model each")] = 2,
 ) -> None:
     """Embed the images under files/folders into an index."""
     from mmdemo.services import default_services
 
+    if workers < 1:
+        raise UserError("--workers must be at least 1")
+    if engine != "ray" and ray_address:
+        raise UserError("--ray-address needs --engine ray")
     with chatter_to_stderr():
-        report = default_services().index.ingest(
-            paths, index, index_type=index_type, batch_size=batch_size, show_bar=True
-        )
+        if engine == "ray":
+            from mmdemo.search import distributed  # imports Ray: only when asked for
+
+            report = distributed.ingest(
+                default_services().index,
+                paths,
+                index,
+                options=distributed.RayOptions(ray_address, workers, batch_size),
+                index_type=index_type,
+                show_bar=True,
+            )
+        else:
+            report = default_services().index.ingest(
+                paths, index, index_type=index_type, batch_size=batch_size, show_bar=True
+            )
     _print_ingest(report)
 
 

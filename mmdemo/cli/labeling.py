@@ -158,6 +158,27 @@ def list_jobs() -> None:
     print_table(("id", "name", "task", "items", "overlap", "order", "by"), rows, empty="no jobs yet")
 
 
+@jobs_app.command("prelabel")
+def prelabel_job(
+    job: Annotated[int, typer.Argument(metavar="JOB", help="the job's id (`mmdemo jobs list`)")],
+    engine: Annotated[
+        str, choice_option(("local", "ray"), help_text="ray: predict on a Ray cluster (a local one if none)")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="with --engine ray: the cluster to join (default: RAY_ADDRESS)")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="with --engine ray: predictor actors")] = 2,
+) -> None:
+    """Record the model's pre-fill for every item of a job that has none, so annotators never wait."""
+    from mmdemo.labeling.prelabel import prelabel
+
+    if workers < 1:
+        raise UserError("--workers must be at least 1")
+    with chatter_to_stderr():
+        report = prelabel(job, engine=engine, ray_address=ray_address, workers=workers, show_bar=True)
+    print(report.summary())
+
+
 def export(
     task: Task,
     out: Annotated[str, typer.Option(help="output folder (train and validation files)")],

@@ -22,9 +22,10 @@ from typing import Any
 import faiss
 import numpy as np
 
+from mmdemo.search.ivfpq import CompressedIndex
 from mmdemo.serving.models.base import ModelInfo
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 FLAT_BELOW = 50_000  # exact search stays under ~5 ms/query below this size
 # HNSW is kept for whoever asks for it, but never chosen automatically: at 100k it built in 90 s on 2 cores
 # where IVF built in 12 s at recall@10 0.998 (bench/search.py --quick).
@@ -35,6 +36,7 @@ IVF_NPROBE = 24
 IVF_TRAIN_PER_LIST = 32  # k-means sample per list; the build's main cost at 1M
 IVF_KMEANS_ITERATIONS = 12  # FAISS's default 25 buys no recall on embeddings, at twice the training time
 IVF_HNSW_QUANTIZER_FROM = 1024  # lists from which the coarse quantizer is an HNSW graph, not an exact scan
+IVFPQ_ABOVE = 5_000_000  # compressed, memory-mapped: past ~10 GB of flat 512-d vectors
 MANIFEST = "manifest.json"
 WRITE_LOCK = ".write.lock"  # the index service's cross-process lock of saves; never removed by a save
 LOAD_ATTEMPTS = 5  # a reader re-reads the manifest when writers replaced the generation it was opening
@@ -66,7 +68,10 @@ def set_threads(count: int) -> None:
 
 
 def choose_index_type(count: int) -> str:
-    """Exact search for small collections, an inverted file beyond (it trains and adds fast)."""
+    """Exact search for small collections, an inverted file beyond (it trains and adds fast); compressed
+    and read from disk beyond memory."""
+    if count >= IVFPQ_ABOVE:
+        return "ivfpq"
     return "flat" if count < FLAT_BELOW else "ivf"
 
 
@@ -131,6 +136,11 @@ def new_faiss_index(index_type: str, dim: int, training: np.ndarray | None = Non
         index.train(np.ascontiguousarray(training, dtype=np.float32))
         set_probes(index, ivf_probes(lists))
         return index
+    if index_type == "ivfpq":  # exact until it has enough vectors to train on (`ivfpq.MIN_TRAIN`)
+        compressed = CompressedIndex(dim)
+        if training is not None and len(training):
+            compressed.add(training)
+        return compressed
     raise VectorIndexError(f"unknown index type {index_type!r}; choose from {', '.join(INDEX_TYPES)}")
 
 
@@ -271,7 +281,12 @@ class VectorIndex:
             generation = manifest.generation
             try:
                 ids = json.loads((folder / f"ids-{generation}.json").read_text())
-                index = faiss.read_index(str(folder / f"vectors-{generation}.faiss"))
+                if manifest.index_type == "ivfpq":  # memory-mapped: searches read only what they touch
+                    index = CompressedIndex.read(
+                        folder / f"vectors-{generation}.faiss", folder / f"raw-{generation}.npy"
+                    )
+                else:
+                    index = faiss.read_index(str(folder / f"vectors-{generation}.faiss"))
                 break
             except (OSError, ValueError, RuntimeError) as error:
                 # Another process saved twice since the manifest was read: read the newer generation.
@@ -364,9 +379,13 @@ class VectorIndex:
         self.folder.mkdir(parents=True, exist_ok=True)
         generation = self.manifest.generation + 1
         index = self._index if self._index is not None else new_faiss_index("flat", self.manifest.dim)
-        _atomic_write(
-            self.folder / f"vectors-{generation}.faiss", lambda path: faiss.write_index(index, str(path))
-        )
+        if isinstance(index, CompressedIndex):  # the original vectors beside it, for the refine step
+            _atomic_write(self.folder / f"raw-{generation}.npy", index.write_raw)
+            _atomic_write(self.folder / f"vectors-{generation}.faiss", index.write_base)
+        else:
+            _atomic_write(
+                self.folder / f"vectors-{generation}.faiss", lambda path: faiss.write_index(index, str(path))
+            )
         _atomic_write(
             self.folder / f"ids-{generation}.json", lambda path: path.write_text(json.dumps(self.ids))
         )
@@ -383,6 +402,7 @@ class VectorIndex:
         # Saves are serialised by the service's file lock; a reader that loses its generation here re-reads
         # the manifest (`load`).
         current = {f"vectors-{self.version}.faiss", f"ids-{self.version}.json", MANIFEST, WRITE_LOCK}
+        current.add(f"raw-{self.version}.npy")  # ivfpq: the original vectors
         for path in self.folder.iterdir():
             if path.name not in current:
                 path.unlink(missing_ok=True)
@@ -405,13 +425,17 @@ class VectorIndex:
 
     def tune(self, breadth: int) -> None:
         """How widely an approximate index searches (IVF lists probed, HNSW candidates); flat ignores it."""
-        if ivf_of(self._index) is not None:
+        if isinstance(self._index, CompressedIndex):
+            self._index.nprobe = int(breadth)
+        elif ivf_of(self._index) is not None:
             set_probes(self._index, int(breadth))
         elif isinstance(self._index, faiss.IndexHNSW):
             self._index.hnsw.efSearch = max(1, int(breadth))
 
     @property
     def breadth(self) -> int | None:
+        if isinstance(self._index, CompressedIndex):
+            return int(self._index.nprobe)
         if (ivf := ivf_of(self._index)) is not None:
             return int(ivf.nprobe)
         if isinstance(self._index, faiss.IndexHNSW):
