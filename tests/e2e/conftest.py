@@ -70,6 +70,9 @@ def serve_app_py(root: Path) -> Iterator[RunningApp]:
         "MMDEMO_DATA_DIR": str(root / "data"),
         "MMDEMO_INDEX_DIR": str(root / "index"),
         "MMDEMO_PROFILE": "auto",  # a unit test's `mmdemo --profile tiny` may have exported another one
+        # The first search builds the sample index in front of the user (the tests check that path); the
+        # background warm-up, which would build it first, is tested in tests/test_retrieval.py.
+        "MMDEMO_WARMUP": "0",
     }
     env.pop("MMDEMO_PROFILE", None)  # the default (auto), even after a test set --profile in this process
     log = (root / "app.log").open("w")
