@@ -144,14 +144,14 @@ def test_the_retrieval_tab_says_which_version_ranked_and_judgements_record_it(se
 
     with served(build_app(services)) as url:
         client = Client(url, verbose=False)
-        _, summary, *_ = client.predict("photo of apple", 4, api_name="/search_text")
-        assert "ranked by the base embeddings" in summary
+        found = client.predict(query="photo of apple", k=4, api_name="/search_text")
+        assert found["ranked_by"] == "base"  # no retrieval adapter yet
         for text, concept in queries(TRAIN_FILLERS)[:6]:
             judge_like_a_user(services.index, text, world[concept])
         assert finetune("--accept-always") == 0  # as if from a terminal beside the running app
-        _, summary, *_ = client.predict("photo of apple", 4, api_name="/search_text")
-        assert "ranked by retrieval adapter `v1`" in summary
-        client.predict(1, api_name="/judge_relevant")
+        found = client.predict(query="photo of apple", k=4, api_name="/search_text")
+        assert found["ranked_by"] == "v1"  # the adapter, hot-swapped in
+        client.predict(rank=1, relevant=True, api_name="/judge")
     assert default_store().judgements()[-1].adapter_version == "v1"
 
 

@@ -81,13 +81,16 @@ def test_scripted_sessions_through_the_api_share_one_labeler(open_job):
 
     with served(build_app()) as url:
         shown = [
-            ApiClient(url, verbose=False).predict(open_job.id, api_name="/labeling_next") for _ in range(26)
+            ApiClient(url, verbose=False).predict(job_id=open_job.id, api_name="/labeling_next")
+            for _ in range(26)
         ]
         with pytest.raises(AppError, match="is not an item number"):  # a message, not an OverflowError
-            ApiClient(url, verbose=False).predict(open_job.id, 1e300, "x", None, api_name="/labeling_submit")
+            ApiClient(url, verbose=False).predict(
+                job_id=open_job.id, item_id=1e300, label="x", api_name="/labeling_submit"
+            )
     # Same address and user agent: one anonymous labeler, who gets their open item back every time.
     assert held(open_job) == 1
-    assert len({answer[6] for answer in shown}) == 1
+    assert len({answer["item_id"] for answer in shown}) == 1 and not shown[0]["done"]
 
 
 def test_a_page_reload_keeps_the_same_anonymous_labeler(open_job):

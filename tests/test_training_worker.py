@@ -59,7 +59,7 @@ def test_an_admin_trains_through_the_api_while_the_app_answers_and_the_version_i
         with pytest.raises(Exception, match="a caption run is already training, started by boss"):
             admin.predict(*args, api_name="/labeling_train")
         # The app answers while the run trains: it trains in another process.
-        assert "boss" in admin.predict(api_name="/whoami")
+        assert admin.predict(api_name="/whoami") == {"user": "boss", "role": "admin"}
         assert worker.status("caption").pid != os.getpid()
         status, report, _plot, log, _timer = _poll_until_done(
             lambda: admin.predict("caption", api_name="/labeling_train_status")

@@ -13,7 +13,7 @@ from mmdemo.services import Services
 from mmdemo.serving import reporting
 from mmdemo.tasks import table
 from mmdemo.ui.common import current_user
-from mmdemo.ui.labeling.shared import worker
+from mmdemo.ui.labeling.shared import client_address, worker
 
 
 # -- labeling ----------------------------------------------------------------------------------------------
@@ -65,7 +65,9 @@ def labeling_next(job_id: int | None, request: gr.Request) -> dict[str, Any]:
         {"done", "job_id", "task", "item_id", "file", "prompt", "labels", "prefill", "model", "your_label",
         "progress"}
     """
-    return item_dict(queue.next_item(job_id, worker(request), predictor=queue.predict))
+    return item_dict(
+        queue.next_item(job_id, worker(request), predictor=queue.predict, client=client_address(request))
+    )
 
 
 def labeling_submit(
@@ -82,7 +84,7 @@ def labeling_submit(
     """
     user = worker(request)
     queue.submit(job_id, item_id, user, label)
-    return item_dict(queue.next_item(job_id, user, predictor=queue.predict))
+    return item_dict(queue.next_item(job_id, user, predictor=queue.predict, client=client_address(request)))
 
 
 def labeling_skip(job_id: int | None, item_id: int | None, request: gr.Request) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def labeling_skip(job_id: int | None, item_id: int | None, request: gr.Request) 
     """
     user = worker(request)
     queue.skip(job_id, item_id, user)
-    return item_dict(queue.next_item(job_id, user, predictor=queue.predict))
+    return item_dict(queue.next_item(job_id, user, predictor=queue.predict, client=client_address(request)))
 
 
 # -- models and export -------------------------------------------------------------------------------------
