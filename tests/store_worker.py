@@ -37,9 +37,7 @@ def main(db: str, job_id: int, user: str, rounds: int, ready: Path, go: Path) ->
             done["corrections"].append(correction.id)
             view = queue.next_item(job_id, user, predictor=fake_predictor, store=store)
             if view is not None:
-                label = queue.submit(
-                    job_id, view.item.id, user, f"{user} labels {view.item.id}", store=store
-                )
+                label = queue.submit(job_id, view.item.id, user, f"{user} labels {view.item.id}", store=store)
                 done["submissions"].append(label.id)
         except Exception as error:  # every failure is reported, the worker keeps going
             where = traceback.extract_tb(error.__traceback__)[-1]

@@ -74,14 +74,14 @@ def test_a_user_error_is_one_line_and_exit_2_and_debug_shows_the_traceback(capsy
 
 
 def test_an_unexpected_error_is_one_line_and_exit_1_and_ctrl_c_130(capsys, monkeypatch, tmp_path):
-    from mmdemo.search import index
+    from mmdemo.search import manifest as index_manifest
 
     def broken(root):
         raise RuntimeError("disk on fire\nsecond line")
 
     monkeypatch.setenv("MMDEMO_INDEX_DIR", str(tmp_path))
     monkeypatch.delenv("MMDEMO_DEBUG", raising=False)
-    monkeypatch.setattr(index, "list_indexes", broken)
+    monkeypatch.setattr(index_manifest, "list_indexes", broken)
     assert main(["index", "info"]) == 1
     err = capsys.readouterr().err
     assert err == "mmdemo: RuntimeError: disk on fire second line (set MMDEMO_DEBUG=1 for details)\n"
@@ -89,7 +89,7 @@ def test_an_unexpected_error_is_one_line_and_exit_1_and_ctrl_c_130(capsys, monke
     def interrupted(root):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(index, "list_indexes", interrupted)
+    monkeypatch.setattr(index_manifest, "list_indexes", interrupted)
     assert main(["index", "info"]) == 130
     assert capsys.readouterr().err == "mmdemo: interrupted\n"
 

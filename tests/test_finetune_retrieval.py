@@ -157,7 +157,8 @@ def test_the_retrieval_tab_says_which_version_ranked_and_judgements_record_it(se
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf"])
 def test_a_mapped_index_reads_back_the_stored_vectors_and_is_never_saved(tmp_path, index_type):
-    from mmdemo.search.index import VectorIndex, VectorIndexError
+    from mmdemo.search.index import VectorIndex
+    from mmdemo.search.manifest import VectorIndexError
     from tests.test_index import DIM, EMBEDDER, ids, vectors
 
     data, names = vectors(300), ids(300)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from mmdemo.search import index
-from mmdemo.search.index import EmbedderMismatch, VectorIndex
+from mmdemo.search import manifest as index_manifest
+from mmdemo.search.index import VectorIndex
+from mmdemo.search.manifest import EmbedderMismatch
 from mmdemo.serving.models.base import ModelInfo, l2_normalize
 
 EMBEDDER = ModelInfo(name="test embedder", version="v1", profile="tiny", source="test")
@@ -105,10 +107,10 @@ def test_a_crash_while_saving_leaves_the_previous_generation_whole(tmp_path, mon
             raise OSError("disk full")
         real_replace(source, target)
 
-    monkeypatch.setattr(index.os, "replace", crash_on_manifest)
+    monkeypatch.setattr(index_manifest.os, "replace", crash_on_manifest)
     with pytest.raises(OSError):
         built.save()
-    monkeypatch.setattr(index.os, "replace", real_replace)
+    monkeypatch.setattr(index_manifest.os, "replace", real_replace)
 
     survivor = VectorIndex.load("photos", tmp_path, EMBEDDER)
     assert survivor.ids == names[:10]
@@ -122,15 +124,15 @@ def test_index_type_is_picked_by_size_and_missing_or_damaged_indexes_say_what_to
     assert index.choose_index_type(1_000) == "flat"
     assert index.choose_index_type(100_000) == "ivf"  # issue 15: HNSW built in 90 s at 100k, IVF in 12 s
     assert index.choose_index_type(1_000_000) == "ivf"
-    with pytest.raises(index.IndexNotFound, match="mmdemo index add"):
+    with pytest.raises(index_manifest.IndexNotFound, match="mmdemo index add"):
         VectorIndex.load("nothing", tmp_path)
     built = VectorIndex.create("photos", tmp_path, EMBEDDER, DIM)
     built.add(ids(3), vectors(3))
     built.save()
     (tmp_path / "photos" / "vectors-1.faiss").write_bytes(b"garbage")
-    with pytest.raises(index.VectorIndexError, match="mmdemo index rebuild --index photos"):
+    with pytest.raises(index_manifest.VectorIndexError, match="mmdemo index rebuild --index photos"):
         VectorIndex.load("photos", tmp_path)
-    assert index.list_indexes(tmp_path) == ["photos"]
+    assert index_manifest.list_indexes(tmp_path) == ["photos"]
 
 
 def test_an_ivf_index_grown_in_small_batches_is_retrained_and_still_finds_its_vectors(tmp_path):

@@ -65,7 +65,7 @@ def test_ray_ingestion_matches_in_process_and_a_rerun_adds_nothing(cluster, imag
     assert on_ray.ids == local.ids and len(on_ray) == IMAGES
     cosines = np.sum(on_ray.vectors(on_ray.ids) * local.vectors(local.ids), axis=1)
     assert cosines.min() >= 0.999
-    assert all(services.index._store_or_default(None).media(media_id) for media_id in on_ray.ids)
+    assert all(services.index.store_or_default().media(media_id) for media_id in on_ray.ids)
 
     again = mmdemo(*args, "--ray-address", cluster, tmp_path=tmp_path)
     assert again.returncode == 0, again.stderr

@@ -13,6 +13,7 @@ import pytest
 from mmdemo.cli import main
 from mmdemo.data import Store
 from mmdemo.search import index, retrieval
+from mmdemo.search import manifest as index_manifest
 from mmdemo.search.service import IndexService
 from mmdemo.services import Services
 from mmdemo.serving.registry import spec_key
@@ -149,12 +150,12 @@ def test_the_default_index_is_built_on_first_use_and_rebuilt_for_a_new_embedder(
     assert service.default_index(embedder=embedder, store=store)[1] == ""  # loaded, not rebuilt
 
     other = Renamed(embedder, "another embedder")
-    with pytest.raises(index.EmbedderMismatch):
+    with pytest.raises(index_manifest.EmbedderMismatch):
         index.VectorIndex.load("default", index_root, other.info)
     rebuilt, note = service.default_index(embedder=other, store=store)
     assert "Rebuilt" in note and len(rebuilt) == samples
     assert rebuilt.manifest.embedder == "another embedder"
-    assert index.list_indexes(index_root) == ["default"]
+    assert index_manifest.list_indexes(index_root) == ["default"]
 
 
 def test_judgements_are_stored_with_the_query_and_provenance(embedder, store, index_root, service):
@@ -191,7 +192,7 @@ def test_rebuild_re_embeds_in_place_as_the_next_generation(
 ):
     service.ingest([folder], "photos", embedder=embedder, store=store)
     before = index.VectorIndex.load("photos", index_root)
-    with pytest.raises(index.EmbedderMismatch):
+    with pytest.raises(index_manifest.EmbedderMismatch):
         service.load("photos", lite.get("embed").info)
     report = service.rebuild("photos", embedder=lite.get("embed"), store=store)
     after = service.load("photos", lite.get("embed").info)
@@ -244,7 +245,7 @@ def test_the_search_api_through_gradio_client(tiny, index_root, monkeypatch):
             client.predict(1, True, api_name="/judge")
         with pytest.raises(AppError, match="Type what you are looking for"):
             client.predict("  ", 4, api_name="/search_text")
-        assert not index.exists("default", index_root)  # an empty query builds nothing
+        assert not index_manifest.exists("default", index_root)  # an empty query builds nothing
         found = client.predict("a cup of coffee", 4, api_name="/search_text")
         assert [r["rank"] for r in found["results"]] == [1, 2, 3, 4] and found["query"] == "a cup of coffee"
         verdict = client.predict(2, True, api_name="/judge")
@@ -349,6 +350,6 @@ def test_the_background_warm_up_loads_the_first_models_and_builds_the_default_in
     assert runtime.WARMUP.done and not runtime.WARMUP.running and runtime.WARMUP.errors == []
     loaded = set(tiny.loaded_names())
     assert {spec_key(tiny.serving_spec(task)) for task in ("embed", "caption", "audio")} <= loaded
-    assert index.exists("default", index_root)  # the first search finds it built
+    assert index_manifest.exists("default", index_root)  # the first search finds it built
     markdown, timer = runtime.warmup_status()
     assert markdown["visible"] is False and timer.active is False

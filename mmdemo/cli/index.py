@@ -75,14 +75,14 @@ def info(
     as_json: JsonFlag = False,
 ) -> None:
     """Print the manifest and counts of indexes."""
-    from mmdemo.search import index as vector_index
+    from mmdemo.search import manifest as index_manifest
 
     root = config.index_dir()
-    names = [index] if index else vector_index.list_indexes(root)
+    names = [index] if index else index_manifest.list_indexes(root)
     if not names:
         print(f"no indexes in {root} yet; `mmdemo index add PATH` or `mmdemo search` builds one")
         return
-    manifests = [asdict(vector_index.read_manifest(name, root)) for name in names]
+    manifests = [asdict(index_manifest.read_manifest(name, root)) for name in names]
     if as_json:
         print_json(manifests)
         return
@@ -98,11 +98,11 @@ def remove(
     remove_all: Annotated[bool, typer.Option("--all", help="delete the whole index")] = False,
 ) -> None:
     """Remove images (by content) or a whole index."""
-    from mmdemo.search import index as vector_index
+    from mmdemo.search import manifest as index_manifest
     from mmdemo.services import default_services
 
     if remove_all:
-        vector_index.remove_index(index, config.index_dir())
+        index_manifest.remove_index(index, config.index_dir())
         print(f"removed index {index!r}")
         return
     if not paths:

@@ -24,7 +24,8 @@ from mmdemo.data.labels import Label
 from mmdemo.finetune.data import DEFAULT_SELECTION, LabelSelection, origin, relevance_labels
 from mmdemo.finetune.runs import RunConfig, RunContext, RunOutcome, TrainResult, run
 from mmdemo.media.files import MediaError, load_image
-from mmdemo.search.index import EmbedderMismatch, IndexNotFound, VectorIndex
+from mmdemo.search.index import VectorIndex
+from mmdemo.search.manifest import EmbedderMismatch, IndexNotFound
 from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo, batched
 from mmdemo.serving.models.embedding_adapter import AdapterMeta, EmbeddingAdapter, ResidualMap, save
 from mmdemo.serving.registry import Registry

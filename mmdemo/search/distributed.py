@@ -20,7 +20,6 @@ same paths (a shared disk). Ray is imported here only: nothing else in mmdemo im
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +29,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mmdemo.data import Store
-from mmdemo.search import index
 from mmdemo.search.retrieval import BATCH_SIZE, IngestReport, Progress, walk
-from mmdemo.search.service import SAVE_EVERY_S, IndexService, _additions, _pending
+from mmdemo.search.service import IndexService
 
 ENGINES = ("local", "ray")
 
@@ -197,48 +195,36 @@ def ingest(
     `IndexService.ingest`. `on_shard` sees each shard after it was added."""
     options = options or RayOptions()
     embedder = service.embedder()
-    store = store or service._store_or_default(None)
+    store = service.store_or_default(store)
     files, failed = walk(paths)
-    slot = service._slot(name)
-    with slot.write:
-        vectors, built = service.open_or_create(
-            name, embedder, expected_count=len(files), index_type=index_type
+    with service.writing(name, embedder, expected_count=len(files), index_type=index_type) as write:
+        report = IngestReport(index_name=name, failed=failed, built=write.built)
+        pending = write.pending(files, report)
+        if not pending:
+            return report
+        connect(options.address)
+        rows = embedded_rows(
+            pending, profile=service.registry.profile, device=service.registry.device, options=options
         )
-        report = IngestReport(index_name=name, failed=failed, built=built)
-        pending = _pending(files, vectors, report)
-        if pending:
-            connect(options.address)
-            rows = embedded_rows(
-                pending, profile=service.registry.profile, device=service.registry.device, options=options
-            )
-            model_key = f"{embedder.info.name}@{embedder.info.version}"
-            bar = tqdm(
-                total=len(pending), unit="img", desc=f"indexing into {name} on Ray", disable=not show_bar
-            )
-            done, unsaved, saved_at = 0, [], time.monotonic()
-            if progress:
-                progress(0, len(pending))
-            try:
-                for shard in shards(rows, len(pending), options.batch_size, model_key):
-                    report.failed.extend(shard.failed)
-                    if shard.ids:
-                        for path, (width, height) in zip(shard.paths, shard.sizes, strict=True):
-                            store.add_media(Path(path).resolve(), "image", width=width, height=height)
-                        unsaved.append((shard.ids, np.stack(shard.vectors)))
-                        report.added.extend(shard.paths)
-                    if unsaved and time.monotonic() - saved_at >= SAVE_EVERY_S:
-                        vectors = service._commit(slot, vectors, _additions(unsaved))[0]
-                        unsaved, saved_at = [], time.monotonic()
-                    done += len(shard.ids) + len(shard.failed)
-                    bar.update(len(shard.ids) + len(shard.failed))
-                    if progress:
-                        progress(done, len(pending))
-                    if on_shard:
-                        on_shard(shard)
-            finally:  # also when interrupted: what was embedded is kept
-                bar.close()
-                if unsaved:
-                    vectors = service._commit(slot, vectors, _additions(unsaved))[0]
-        if built and not index.exists(name, vectors.root):
-            service._commit(slot, vectors, _additions([]))  # an empty index still records its embedder
+        model_key = f"{embedder.info.name}@{embedder.info.version}"
+        bar = tqdm(total=len(pending), unit="img", desc=f"indexing into {name} on Ray", disable=not show_bar)
+        done = 0
+        if progress:
+            progress(0, len(pending))
+        try:
+            for shard in shards(rows, len(pending), options.batch_size, model_key):
+                report.failed.extend(shard.failed)
+                if shard.ids:
+                    for path, (width, height) in zip(shard.paths, shard.sizes, strict=True):
+                        store.add_media(Path(path).resolve(), "image", width=width, height=height)
+                    write.add(shard.ids, np.stack(shard.vectors))
+                    report.added.extend(shard.paths)
+                done += len(shard.ids) + len(shard.failed)
+                bar.update(len(shard.ids) + len(shard.failed))
+                if progress:
+                    progress(done, len(pending))
+                if on_shard:
+                    on_shard(shard)
+        finally:  # `writing` saves what was embedded, also when interrupted
+            bar.close()
     return report

@@ -11,11 +11,8 @@ Vectors are L2-normalised embeddings and the metric is inner product (= cosine).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,18 @@ import faiss
 import numpy as np
 
 from mmdemo.search.ivfpq import CompressedIndex
+from mmdemo.search.manifest import (
+    MANIFEST,
+    WRITE_LOCK,
+    Hit,
+    Manifest,
+    VectorIndexError,
+    atomic_write,
+    check_embedder,
+    now,
+    read_manifest,
+    rebuild_command,
+)
 from mmdemo.serving.models.base import ModelInfo
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
@@ -39,29 +48,8 @@ IVF_KMEANS_ITERATIONS = 12  # FAISS's default 25 buys no recall on embeddings, a
 # vectors (2,000 lists): the same recall either way, but HNSW built in 74 s, exact 22 s; only past 65k lists.
 IVF_HNSW_QUANTIZER_FROM = 65_536
 IVFPQ_ABOVE = 5_000_000  # compressed, memory-mapped: past ~10 GB of flat 512-d vectors
-MANIFEST = "manifest.json"
-WRITE_LOCK = ".write.lock"  # the index service's cross-process lock of saves; never removed by a save
 LOAD_ATTEMPTS = 5  # a reader re-reads the manifest when writers replaced the generation it was opening
 MAP_CHUNK = 65_536  # vectors read back and mapped at a time
-FORMAT = 1
-
-
-class VectorIndexError(ValueError):
-    """An index that cannot be used as asked, with a message for the person who asked.
-
-    A ValueError, so the CLI and `ui.common.friendly` show it as one clear line."""
-
-
-class IndexNotFound(VectorIndexError):
-    pass
-
-
-class EmbedderMismatch(VectorIndexError):
-    pass
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def set_threads(count: int) -> None:
@@ -160,81 +148,6 @@ def all_vectors(index: Any) -> np.ndarray:
     if index.ntotal == 0:
         return np.zeros((0, index.d), dtype=np.float32)
     return readable(index).reconstruct_n(0, index.ntotal)
-
-
-@dataclass
-class Manifest:
-    name: str
-    embedder: str
-    embedder_version: str
-    profile: str
-    dim: int
-    index_type: str
-    metric: str = "inner_product"
-    count: int = 0
-    generation: int = 0  # the index version: +1 on every save
-    created_at: str = field(default_factory=now)
-    updated_at: str = field(default_factory=now)
-    format: int = FORMAT
-
-    def built_with(self) -> str:
-        return f"{self.embedder} (version {self.embedder_version}, profile {self.profile})"
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str  # media id in the store
-    score: float
-    rank: int  # 1 = best
-
-
-def rebuild_command(name: str) -> str:
-    return f"mmdemo index rebuild --index {name}"
-
-
-def manifest_path(root: Path, name: str) -> Path:
-    return Path(root) / name / MANIFEST
-
-
-def exists(name: str, root: Path) -> bool:
-    return manifest_path(root, name).exists()
-
-
-def read_manifest(name: str, root: Path) -> Manifest:
-    path = manifest_path(root, name)
-    if not path.exists():
-        raise IndexNotFound(
-            f"no index named {name!r} in {root}; build it with `mmdemo index add PATH --index {name}`"
-        )
-    try:
-        data = json.loads(path.read_text())
-        return Manifest(**{key: data[key] for key in Manifest.__dataclass_fields__ if key in data})
-    except (OSError, ValueError, TypeError) as error:
-        raise VectorIndexError(
-            f"the manifest of index {name!r} is unreadable ({error}); {rebuild_command(name)}"
-        ) from None
-
-
-def list_indexes(root: Path) -> list[str]:
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}") if not p.parent.name.startswith("."))
-
-
-def remove_index(name: str, root: Path) -> None:
-    folder = Path(root) / name
-    if not manifest_path(root, name).exists():
-        raise IndexNotFound(f"no index named {name!r} in {root}")
-    shutil.rmtree(folder)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 class VectorIndex:
@@ -383,19 +296,19 @@ class VectorIndex:
         generation = self.manifest.generation + 1
         index = self._index if self._index is not None else new_faiss_index("flat", self.manifest.dim)
         if isinstance(index, CompressedIndex):  # the original vectors beside it, for the refine step
-            _atomic_write(self.folder / f"raw-{generation}.npy", index.write_raw)
-            _atomic_write(self.folder / f"vectors-{generation}.faiss", index.write_base)
+            atomic_write(self.folder / f"raw-{generation}.npy", index.write_raw)
+            atomic_write(self.folder / f"vectors-{generation}.faiss", index.write_base)
         else:
-            _atomic_write(
+            atomic_write(
                 self.folder / f"vectors-{generation}.faiss", lambda path: faiss.write_index(index, str(path))
             )
-        _atomic_write(
+        atomic_write(
             self.folder / f"ids-{generation}.json", lambda path: path.write_text(json.dumps(self.ids))
         )
         manifest = Manifest(
             **{**asdict(self.manifest), "generation": generation, "count": len(self.ids), "updated_at": now()}
         )
-        _atomic_write(
+        atomic_write(
             self.folder / MANIFEST, lambda path: path.write_text(json.dumps(asdict(manifest), indent=2))
         )
         self.manifest = manifest
@@ -486,12 +399,3 @@ class VectorIndex:
         if chunks:
             copy.add(list(self.ids), np.concatenate(chunks))
         return copy
-
-
-def check_embedder(manifest: Manifest, embedder: ModelInfo) -> None:
-    if (manifest.embedder, manifest.embedder_version) != (embedder.name, embedder.version):
-        raise EmbedderMismatch(
-            f"index {manifest.name!r} was built with {manifest.built_with()}, but the active embedder is "
-            f"{embedder.name} (version {embedder.version}, profile {embedder.profile}); rebuild it with "
-            f"`{rebuild_command(manifest.name)}`"
-        )

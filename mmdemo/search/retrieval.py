@@ -18,7 +18,7 @@ from mmdemo import accounts
 from mmdemo.data import Judgement, Store, default_store
 from mmdemo.media.files import keep_file, load_image
 from mmdemo.media.images import media_folder
-from mmdemo.search.index import Hit
+from mmdemo.search.manifest import Hit
 from mmdemo.serving.hub import ModelUnavailable
 from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo
 from mmdemo.serving.models.embedding_adapter import EmbeddingAdapter

@@ -18,25 +18,24 @@ re-running embeds only what the index lacks.
 
 from __future__ import annotations
 
-import os
 import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
-from PIL import Image
 from tqdm import tqdm
 
 from mmdemo import config
 from mmdemo.data import Store, default_store
-from mmdemo.media.files import LoadedImage, MediaError, file_hash, is_image_path, load_image
+from mmdemo.media.files import file_hash, load_image
 from mmdemo.search import index
+from mmdemo.search import manifest as index_manifest
 from mmdemo.search.index import VectorIndex
+from mmdemo.search.ingest import Change, IndexWrite, decoded_batches, record
 from mmdemo.search.retrieval import (
     BATCH_SIZE,
     DEFAULT_INDEX,
@@ -51,17 +50,11 @@ from mmdemo.search.retrieval import (
     similarity,
     walk,
 )
-from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo, batched
+from mmdemo.serving.models.base import ImageTextEmbedder, ModelInfo
 from mmdemo.serving.models.embedding_adapter import EmbeddingAdapter
 from mmdemo.serving.registry import BASE_VERSION, Registry
 
-# Threads that hash and decode files while the model embeds the previous batch: one on a 2-core machine,
-# where more only compete with the model's own threads.
-LOADERS = max(1, min(4, (os.cpu_count() or 2) - 1))
-SAVE_EVERY_S = 3.0  # ingestion saves the index at most this often (and always at the end)
 LOCK_TIMEOUT_S = 600.0  # how long a save waits for another process's save of the same index
-
-Change = Callable[[VectorIndex], int]  # applied to the newest generation under the file lock
 
 
 @dataclass
@@ -91,7 +84,7 @@ class IndexService:
     def embedder(self, embedder: ImageTextEmbedder | None = None) -> ImageTextEmbedder:
         return embedder if embedder is not None else self.registry.get("embed")
 
-    def _store_or_default(self, store: Store | None) -> Store:
+    def store_or_default(self, store: Store | None = None) -> Store:
         return store or self._store or default_store()
 
     def _slot(self, name: str) -> IndexSlot:
@@ -109,9 +102,9 @@ class IndexService:
         too)."""
         slot = self._slot(name)
         with slot.live:
-            manifest = index.read_manifest(name, self.root)
+            manifest = index_manifest.read_manifest(name, self.root)
             if embedder is not None:
-                index.check_embedder(manifest, embedder)
+                index_manifest.check_embedder(manifest, embedder)
             if slot.loaded is None or slot.loaded.manifest != manifest:
                 slot.loaded = VectorIndex.load(name, self.root, embedder)
             return slot.loaded
@@ -120,7 +113,7 @@ class IndexService:
         self, name: str, embedder: ImageTextEmbedder, *, expected_count: int = 0, index_type: str = "auto"
     ) -> tuple[VectorIndex, bool]:
         """The named index, refused if another embedder built it; a new one when there is none yet."""
-        if index.exists(name, self.root):
+        if index_manifest.exists(name, self.root):
             return self.load(name, embedder.info), False
         chosen = index.choose_index_type(expected_count) if index_type == "auto" else index_type
         return VectorIndex.create(name, self.root, embedder.info, embedder.dim, chosen), True
@@ -138,10 +131,10 @@ class IndexService:
         embedder = self.embedder(embedder)
         try:
             return self.load(DEFAULT_INDEX, embedder.info), ""  # the common case takes no writer's lock
-        except (index.IndexNotFound, index.EmbedderMismatch):
+        except (index_manifest.IndexNotFound, index_manifest.EmbedderMismatch):
             pass
         with self._slot(DEFAULT_INDEX).write:  # another caller may have built it meanwhile: look again
-            if not index.exists(DEFAULT_INDEX, self.root):
+            if not index_manifest.exists(DEFAULT_INDEX, self.root):
                 report = self.ingest(
                     [SAMPLES_DIR], DEFAULT_INDEX, embedder=embedder, store=store, progress=progress
                 )
@@ -149,7 +142,7 @@ class IndexService:
             else:
                 try:
                     return self.load(DEFAULT_INDEX, embedder.info), ""
-                except index.EmbedderMismatch:
+                except index_manifest.EmbedderMismatch:
                     report = self.rebuild(DEFAULT_INDEX, embedder=embedder, store=store, progress=progress)
                     note = f"Rebuilt the default index ({len(report.added)} images) for the active embedder."
             return self.load(DEFAULT_INDEX, embedder.info), note
@@ -170,11 +163,34 @@ class IndexService:
         """The files of every item in a saved index, in the order they were added (a labeling job's items).
 
         The default index is built from the sample photos first if it does not exist yet."""
-        store = self._store_or_default(store)
+        store = self.store_or_default(store)
         vectors = self.open_index(name, store=store) if name == DEFAULT_INDEX else self.load(name)
         return [item.path for media_id in vectors.ids if (item := store.media(media_id)) is not None]
 
     # -- writing ----------------------------------------------------------------------------------------
+    @contextmanager
+    def writing(
+        self,
+        name: str,
+        embedder: ImageTextEmbedder | None = None,
+        *,
+        expected_count: int = 0,
+        index_type: str = "auto",
+    ) -> Iterator[IndexWrite]:
+        """The named index opened (or created) for adding, under its writer lock; what was added is saved
+        when the block ends, also when it ends by an error or an interrupt."""
+        embedder = self.embedder(embedder)
+        slot = self._slot(name)
+        with slot.write:
+            vectors, built = self.open_or_create(
+                name, embedder, expected_count=expected_count, index_type=index_type
+            )
+            write = IndexWrite(vectors, built, lambda current, change: self._commit(slot, current, change)[0])
+            try:
+                yield write
+            finally:
+                write.close()
+
     def ingest(
         self,
         paths: Sequence[str | Path],
@@ -188,23 +204,18 @@ class IndexService:
         show_bar: bool = False,
     ) -> IngestReport:
         """Embed every image under `paths` that the index lacks, in batches; unreadable files are reported."""
-        embedder, store = self.embedder(embedder), self._store_or_default(store)
+        embedder, store = self.embedder(embedder), self.store_or_default(store)
         files, failed = walk(paths)
-        slot = self._slot(name)
-        with slot.write:
-            vectors, built = self.open_or_create(
-                name, embedder, expected_count=len(files), index_type=index_type
-            )
-            report = IngestReport(index_name=name, failed=failed, built=built)
-            pending = _pending(files, vectors, report)
+        with self.writing(name, embedder, expected_count=len(files), index_type=index_type) as write:
+            report = IngestReport(index_name=name, failed=failed, built=write.built)
+            pending = write.pending(files, report)
             bar = tqdm(total=len(pending), unit="img", desc=f"indexing into {name}", disable=not show_bar)
             if progress:
                 progress(0, len(pending))
-            unsaved: list[tuple[list[str], np.ndarray]] = []
-            saved_at, done = time.monotonic(), 0
+            done = 0
             recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmdemo-record")
             try:
-                for batch in _decoded_batches(pending, batch_size):
+                for batch in decoded_batches(pending, batch_size):
                     images, ids, kept = [], [], []
                     for path, media_id, loaded in batch:
                         if isinstance(loaded, str):
@@ -216,32 +227,25 @@ class IndexService:
                     if images:
                         # The batch is recorded in the store while the model embeds it (no lock held: searches
                         # go on); its vectors are kept only once its records are written.
-                        recorded = recorder.submit(_record, store, kept, images)
+                        recorded = recorder.submit(record, store, kept, images)
                         embedded = embedder.encode_images(images)
                         recorded.result()
-                        unsaved.append((ids, embedded))
+                        write.add(ids, embedded)
                         report.added.extend(str(path) for path in kept)
-                    if unsaved and time.monotonic() - saved_at >= SAVE_EVERY_S:
-                        vectors = self._commit(slot, vectors, _additions(unsaved))[0]
-                        unsaved, saved_at = [], time.monotonic()
                     done += len(batch)
                     bar.update(len(batch))
                     if progress:
                         progress(done, len(pending))
-            finally:  # also when interrupted: what was embedded is kept
+            finally:
                 recorder.shutdown(wait=True)
                 bar.close()
-                if unsaved or (built and not index.exists(name, vectors.root)):
-                    vectors = self._commit(slot, vectors, _additions(unsaved))[
-                        0
-                    ]  # an empty index records its embedder
         return report
 
     def _lock(self, name: str, root: Path | None = None) -> FileLock:
         """The cross-process lock of one index's saves: `<root>/<name>/.write.lock`."""
         folder = Path(root if root is not None else self.root) / name
         folder.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(folder / index.WRITE_LOCK), timeout=LOCK_TIMEOUT_S)
+        return FileLock(str(folder / index_manifest.WRITE_LOCK), timeout=LOCK_TIMEOUT_S)
 
     def _commit(self, slot: IndexSlot, vectors: VectorIndex, change: Change) -> tuple[VectorIndex, int]:
         """Apply `change` to the newest saved generation (another process may have saved since `vectors` was
@@ -250,14 +254,14 @@ class IndexService:
         try:
             with self._lock(vectors.name, vectors.root):
                 current = vectors
-                if index.exists(vectors.name, vectors.root):
-                    on_disk = index.read_manifest(vectors.name, vectors.root)
+                if index_manifest.exists(vectors.name, vectors.root):
+                    on_disk = index_manifest.read_manifest(vectors.name, vectors.root)
                     if on_disk != vectors.manifest:
                         current = VectorIndex.load(vectors.name, vectors.root)
                 with slot.live:
                     try:
                         changed = change(current)
-                        if changed or not index.exists(current.name, current.root):
+                        if changed or not index_manifest.exists(current.name, current.root):
                             current.save()
                     except BaseException:
                         slot.loaded = None  # the copy in memory may be ahead of the disk: reload it next time
@@ -265,7 +269,7 @@ class IndexService:
                     slot.loaded = current
                 return current, changed
         except Timeout:
-            raise index.VectorIndexError(
+            raise index_manifest.VectorIndexError(
                 f"index {vectors.name!r} is being saved by another process; try again in a minute"
             ) from None
 
@@ -282,17 +286,17 @@ class IndexService:
 
         The items are embedded into a staging index while searches of the live generation go on; the new
         vectors then become the index's next generation, swapped in under a short lock."""
-        root, store = self.root, self._store_or_default(store)
+        root, store = self.root, self.store_or_default(store)
         slot = self._slot(name)
         with slot.write:
-            manifest = index.read_manifest(name, root)
+            manifest = index_manifest.read_manifest(name, root)
             old = VectorIndex.load(name, root)  # no embedder check: that is why it is being rebuilt
             paths = [item.path for media_id in old.ids if (item := store.media(media_id)) is not None]
             if name == DEFAULT_INDEX:
                 paths.insert(0, str(SAMPLES_DIR))
             staging = f".{name}.rebuild"
-            if index.exists(staging, root):
-                index.remove_index(staging, root)
+            if index_manifest.exists(staging, root):
+                index_manifest.remove_index(staging, root)
             report = self.ingest(
                 paths,
                 staging,
@@ -307,11 +311,11 @@ class IndexService:
             rebuilt = VectorIndex.load(staging, root)
             with self._lock(name, root):  # the generation number is taken under the lock
                 rebuilt.manifest.name = name
-                rebuilt.manifest.generation = index.read_manifest(name, root).generation
+                rebuilt.manifest.generation = index_manifest.read_manifest(name, root).generation
                 rebuilt.save()
             with slot.live:
                 slot.loaded, slot.mapped = rebuilt, None
-            index.remove_index(staging, root)
+            index_manifest.remove_index(staging, root)
             self._forget(staging)
         report.index_name = name
         return report
@@ -347,7 +351,7 @@ class IndexService:
         judgements can point at it."""
         if (text is None) == (image is None):
             raise ValueError("search by a text or by an image, not both or neither")
-        embedder, store = self.embedder(embedder), self._store_or_default(store)
+        embedder, store = self.embedder(embedder), self.store_or_default(store)
         if text is not None:
             query = check_query(text)
             vectors = self.open_index(name, embedder=embedder, store=store)
@@ -422,67 +426,3 @@ class IndexService:
                 mapped = vectors.mapped(adapter.adapt_images, adapter.label)
             slot.mapped = (key, mapped)
             return mapped
-
-
-def _hashed(path: Path) -> tuple[Path, str | None, str | None]:
-    """(path, content hash, None), or (path, None, why it was skipped)."""
-    if not is_image_path(path):
-        return path, None, f"{path.name}: not an image file"
-    try:
-        return path, file_hash(path), None
-    except OSError as error:
-        return path, None, f"{path.name}: cannot be read ({error.strerror})"
-
-
-def _pending(files: list[Path], vectors: VectorIndex, report: IngestReport) -> list[tuple[Path, str]]:
-    """The image files the index lacks, each once, with their content hash (hashed in a thread pool); the
-    others go in the report."""
-    pending: list[tuple[Path, str]] = []
-    queued: set[str] = set()
-    with ThreadPoolExecutor(max_workers=LOADERS) as pool:
-        hashed = list(pool.map(_hashed, files))
-    for path, media_id, why in hashed:
-        if media_id is None:
-            report.failed.append((str(path), why or path.name))
-        elif media_id in vectors or media_id in queued:
-            report.already_indexed.append(str(path))
-        else:
-            pending.append((path, media_id))
-            queued.add(media_id)
-    return pending
-
-
-def _decoded(path: Path) -> LoadedImage | str:
-    try:
-        return load_image(path)
-    except MediaError as error:
-        return str(error)
-
-
-def _decoded_batches(
-    pending: list[tuple[Path, str]], batch_size: int
-) -> Iterator[list[tuple[Path, str, LoadedImage | str]]]:
-    """Batches of (path, media id, decoded image or error), decoded in a thread pool one batch ahead of the
-    consumer, so decoding overlaps the model; at most two batches of images are held at once."""
-    with ThreadPoolExecutor(max_workers=LOADERS, thread_name_prefix="mmdemo-decode") as pool:
-        ahead: deque[list[tuple[Path, str, Future[LoadedImage | str]]]] = deque()
-        for batch in batched(pending, batch_size):
-            ahead.append([(path, media_id, pool.submit(_decoded, path)) for path, media_id in batch])
-            if len(ahead) > 1:
-                yield [(path, media_id, future.result()) for path, media_id, future in ahead.popleft()]
-        while ahead:
-            yield [(path, media_id, future.result()) for path, media_id, future in ahead.popleft()]
-
-
-def _record(store: Store, paths: list[Path], images: list[Image.Image]) -> None:
-    for path, image in zip(paths, images, strict=True):
-        store.add_media(path.resolve(), "image", width=image.width, height=image.height)
-
-
-def _additions(unsaved: list[tuple[list[str], np.ndarray]]) -> Change:
-    """A change that adds the embedded batches (ids already present in the newest generation are skipped)."""
-
-    def add(current: VectorIndex) -> int:
-        return sum(current.add(ids, embedded) for ids, embedded in unsaved)
-
-    return add
