@@ -1,7 +1,7 @@
 """The stateful services of one process, created once and passed in: the model registry and the index service.
 
-Entry points (`app.py`, the CLI, the labeling tab until it takes them as an argument) get them from
-`default_services()`; everything below takes them as arguments. Tests build their own `Services`.
+Entry points (`app.py`, the CLI) get them from `default_services()`; everything below takes them as
+arguments. Tests build their own `Services`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def default_services() -> Services:
 
 def use_services(services: Services | None) -> Services | None:
     """Make `services` the process's (None: built afresh on next use), so entry points that look them up
-    (the CLI, the labeling tab) use them too; returns the ones they replace."""
+    (the CLI) use them too; returns the ones they replace."""
     global _process
     with _lock:
         previous, _process = _process, services

@@ -82,7 +82,8 @@ def served_app(monkeypatch, *, with_auth: bool):
     from mmdemo.labeling import queue
     from mmdemo.ui.app import build_app, launch_options
 
-    monkeypatch.setattr(queue, "predict", fake_predictor)
+    # the app's pre-fills come from the fake model instead of the served one
+    monkeypatch.setattr(queue.ModelPredictor, "__call__", lambda self, *item: fake_predictor(*item))
     demo = build_app()
     options = launch_options() if with_auth else {}
     demo.queue().launch(

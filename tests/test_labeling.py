@@ -163,7 +163,7 @@ def test_every_task_is_prefilled_by_the_tabs_services_through_the_registry(tiny_
     add_accounts(store, {"ann": "annotator"})
     predictions = {}
     for task, job in by_task.items():
-        view = queue.next_item(job.id, "ann", predictor=queue.predict, store=store)
+        view = queue.next_item(job.id, "ann", predictor=queue.ModelPredictor(tiny_registry), store=store)
         prediction = predictions[task] = store.prediction(store.job_item(view.item.id).prediction_id)
         assert prediction.task == task and prediction.profile == "tiny" and prediction.model_name
         assert prediction.media_id == view.media.id and prediction.user == "root"  # asked for the job's admin
@@ -205,9 +205,9 @@ def test_video_jobs_take_clips_and_sample_frames_for_the_prediction(tiny_registr
     (folder / "broken.mp4").write_bytes(b"not a video")
     job = make_job(store, folder, task="video", labels=("dark", "bright"), overlap=1)
     add_accounts(store, {"ann": "annotator"})
-    views = [queue.next_item(job.id, "ann", predictor=queue.predict, store=store)]
+    views = [queue.next_item(job.id, "ann", predictor=queue.ModelPredictor(tiny_registry), store=store)]
     queue.skip(job.id, views[0].item.id, "ann", store=store)
-    views.append(queue.next_item(job.id, "ann", predictor=queue.predict, store=store))
+    views.append(queue.next_item(job.id, "ann", predictor=queue.ModelPredictor(tiny_registry), store=store))
     by_name = {view.media.path.rsplit("/", 1)[-1]: view for view in views}
     assert by_name["clip.mp4"].prefill in job.labels and by_name["clip.mp4"].media.kind == "video"
     clip_prediction = store.prediction(store.job_item(by_name["clip.mp4"].item.id).prediction_id)
@@ -235,8 +235,8 @@ def index_root(tmp_path, monkeypatch):
     return root
 
 
-def job_from(user, name, task, *, prompts=(), store, **source):
-    items = jobs.items_from(user, task, store=store, **source)
+def job_from(user, name, task, *, prompts=(), store, indexes=None, **source):
+    items = jobs.items_from(user, task, store=store, indexes=indexes, **source)
     return jobs.create_job_from(user, name, task, items, prompts=prompts, store=store)
 
 
@@ -245,11 +245,20 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
     tiny_registry.index.ingest([], "empty", store=store)
     add_accounts(store, {"root": "admin", "ann": "annotator"})
 
-    everything = job_from("root", "all", "caption", index_name="squares", store=store)
+    everything = job_from(
+        "root", "all", "caption", index_name="squares", store=store, indexes=tiny_registry.index
+    )
     assert len(store.job_items(everything.id)) == 4 and everything.source == "index squares"
 
     relevance = job_from(
-        "root", "rel", "retrieval", query=" a red square ", k=3, index_name="squares", store=store
+        "root",
+        "rel",
+        "retrieval",
+        query=" a red square ",
+        k=3,
+        index_name="squares",
+        store=store,
+        indexes=tiny_registry.index,
     )
     items = store.job_items(relevance.id)
     found = tiny_registry.index.search(text="a red square", k=3, name="squares", store=store)
@@ -265,11 +274,12 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
         index_name="squares",
         prompts="what colour?,is it big?",
         store=store,
+        indexes=tiny_registry.index,
     )
     assert len(store.job_items(questions.id)) == 4  # two results × two questions
 
     with pytest.raises(AccessDenied):
-        job_from("ann", "mine", "caption", index_name="squares", store=store)
+        job_from("ann", "mine", "caption", index_name="squares", store=store, indexes=tiny_registry.index)
     bad = {
         "no index named 'nope'": {"index_name": "nope"},
         "found nothing in index 'empty'": {"query": "a square", "index_name": "empty"},
@@ -280,10 +290,17 @@ def test_jobs_take_every_item_of_an_index_or_a_querys_results(tiny_registry, sto
     }
     for message, source in bad.items():
         with pytest.raises(ValueError, match=message):
-            job_from("root", "bad", "caption", store=store, **source)
+            job_from("root", "bad", "caption", store=store, indexes=tiny_registry.index, **source)
     with pytest.raises(jobs.LabelingError, match="judges them against that query"):
         job_from(
-            "root", "r2", "retrieval", query="a square", index_name="squares", prompts="other", store=store
+            "root",
+            "r2",
+            "retrieval",
+            query="a square",
+            index_name="squares",
+            prompts="other",
+            store=store,
+            indexes=tiny_registry.index,
         )
     assert [job.name for job in store.jobs()] == ["all", "rel", "q"]  # no half-made job
 

@@ -43,7 +43,8 @@ class Request:
 
 @pytest.fixture(autouse=True)
 def no_models(monkeypatch):
-    monkeypatch.setattr(queue, "predict", fake_predictor)
+    # the app's pre-fills come from the fake model instead of the served one
+    monkeypatch.setattr(queue.ModelPredictor, "__call__", lambda self, *item: fake_predictor(*item))
 
 
 @pytest.fixture
@@ -64,12 +65,12 @@ def test_scripted_sessions_from_one_address_cannot_hold_every_item(open_job):
     # 26 scripted sessions from one address, each with its own session and user agent.
     for i in range(26):
         try:
-            annotate.next_item(open_job.id, Request(f"script-{i}", agent=f"bot/{i}"))
+            annotate.next_item(fake_predictor, open_job.id, Request(f"script-{i}", agent=f"bot/{i}"))
         except gr.Error as error:
             assert "network address" in str(error)
     assert held(open_job) <= 10 < 26
     # A real visitor from elsewhere still gets an item, pre-filled.
-    shown = annotate.next_item(open_job.id, Request("visitor", host="198.51.100.20"))
+    shown = annotate.next_item(fake_predictor, open_job.id, Request("visitor", host="198.51.100.20"))
     assert shown.item is not None and shown.note.startswith("Pre-filled")
 
 
@@ -94,10 +95,14 @@ def test_scripted_sessions_through_the_api_share_one_labeler(open_job):
 
 
 def test_a_page_reload_keeps_the_same_anonymous_labeler(open_job):
-    first = annotate.next_item(open_job.id, Request("before-reload"))
-    first = annotate.submit(open_job.id, first.item, "a caption", None, Request("before-reload"))
+    first = annotate.next_item(fake_predictor, open_job.id, Request("before-reload"))
+    first = annotate.submit(
+        fake_predictor, open_job.id, first.item, "a caption", None, Request("before-reload")
+    )
     assert first.progress.startswith("**1 / 26** labeled by you")
-    again = annotate.next_item(open_job.id, Request("after-reload"))  # a new session hash, same browser
+    again = annotate.next_item(
+        fake_predictor, open_job.id, Request("after-reload")
+    )  # a new session hash, same browser
     assert again.item == first.item and again.progress.startswith("**1 / 26** labeled by you")
 
 
@@ -183,7 +188,7 @@ def test_item_numbers_are_validated(open_job, bad):
     with pytest.raises(LabelingError, match="is not an item number"):
         queue.submit(open_job.id, bad, "ann", "x", store=store)
     with pytest.raises(gr.Error, match="is not an item number"):
-        annotate.submit(open_job.id, bad, "x", None, Request("ann-session", username="ann"))
+        annotate.submit(fake_predictor, open_job.id, bad, "x", None, Request("ann-session", username="ann"))
 
 
 def test_job_numbers_are_validated(open_job):

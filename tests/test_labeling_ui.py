@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import pytest
 
 from mmdemo.data import default_store
-from mmdemo.labeling import queue
 from mmdemo.ui.labeling import annotate, dashboard, review
 from tests.labeling_helpers import add_accounts, fake_predictor, make_images, make_job
 
@@ -19,20 +18,15 @@ class Request:
     session_hash: str = "browser-session"
 
 
-@pytest.fixture(autouse=True)
-def no_models(monkeypatch):
-    monkeypatch.setattr(queue, "predict", fake_predictor)  # the handlers pre-fill through `queue.predict`
-
-
 @pytest.fixture
 def disputed_job(tmp_path):
     store = default_store()
     job = make_job(store, make_images(tmp_path / "imgs", 2), task="video", labels=("indoor", "outdoor"))
     add_accounts(store, {"ann1": "annotator", "ann2": "annotator", "rev": "reviewer"})
     for user, values in {"ann1": ["indoor", "indoor"], "ann2": ["indoor", "outdoor"]}.items():
-        shown = annotate.next_item(job.id, Request(user))
+        shown = annotate.next_item(fake_predictor, job.id, Request(user))
         for value in values:
-            shown = annotate.submit(job.id, shown.item, "", value, Request(user))
+            shown = annotate.submit(fake_predictor, job.id, shown.item, "", value, Request(user))
     return job
 
 
@@ -42,16 +36,16 @@ def test_annotate_shows_a_label_set_item_and_the_progress(tmp_path):
         store, make_images(tmp_path / "imgs", 2), task="video", labels=("indoor", "outdoor"), overlap=1
     )
     add_accounts(store, {"ann": "annotator"})
-    shown = annotate.next_item(job.id, Request("ann"))
+    shown = annotate.next_item(fake_predictor, job.id, Request("ann"))
     assert isinstance(shown, annotate.ItemShown) and len(shown) == 8
     assert shown.choice["visible"] and shown.choice["choices"] == ["indoor", "outdoor"]
     assert not shown.text["visible"] and shown.prompt == ""
     assert shown.note.startswith("Pre-filled by **fake captioner**")
     assert shown.progress == "**0 / 2** labeled by you · 0 skipped · job: 0 / 2 complete"
-    shown = annotate.skip(job.id, shown.item, Request("ann"))
+    shown = annotate.skip(fake_predictor, job.id, shown.item, Request("ann"))
     assert shown.progress.startswith("**0 / 2** labeled by you · 1 skipped")
     for _ in range(2):
-        shown = annotate.submit(job.id, shown.item, "", "outdoor", Request("ann"))
+        shown = annotate.submit(fake_predictor, job.id, shown.item, "", "outdoor", Request("ann"))
     assert shown.note == annotate.DONE and shown.progress.endswith("job: 2 / 2 complete")
 
 
@@ -59,7 +53,7 @@ def test_a_vqa_item_shows_its_question(tmp_path):
     store = default_store()
     job = make_job(store, make_images(tmp_path / "imgs", 1), task="vqa", prompts=("what colour?",), overlap=1)
     add_accounts(store, {"ann": "annotator"})
-    shown = annotate.next_item(job.id, Request("ann"))
+    shown = annotate.next_item(fake_predictor, job.id, Request("ann"))
     assert shown.prompt == "**Question:** what colour?" and shown.text["visible"]
 
 

@@ -53,6 +53,20 @@ def test_prelabel_records_one_prediction_per_item_and_the_queue_uses_it(tmp_path
     assert len(store.predictions("caption")) == 4
 
 
+def test_prelabel_of_an_uncertainty_ordered_job_also_scores_its_items(tmp_path, data_dir):
+    store = Store(data_dir / "mmdemo.db")
+    job = make_job(store, make_images(tmp_path / "images", 3), task="caption", overlap=1)
+    store.set_job_ordering(job.id, "uncertainty")
+
+    result = mmdemo("jobs", "prelabel", str(job.id), data=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "pre-labeled 3, already pre-labeled 0, scored 3 for the uncertainty order" in result.stdout
+    scores = store.item_scores(job.id, "uncertainty")
+    assert len(scores) == 3 and all(0 <= row.score <= 1 for row in scores.values())
+    items = store.job_items(job.id)
+    assert {store.prediction(item.prediction_id).task for item in items} == {"caption"}  # the pre-fills
+
+
 def test_prelabel_of_an_unknown_job_is_one_clear_line(data_dir):
     Store(data_dir / "mmdemo.db")
     result = mmdemo("jobs", "prelabel", "999", data=data_dir)

@@ -103,9 +103,13 @@ def create_job(
 ) -> None:
     """Create a labeling job over a folder, an index, or a query's results."""
     from mmdemo.labeling import jobs as labeling
+    from mmdemo.services import default_services
 
+    services = default_services()
     with chatter_to_stderr():  # a query (or the diverse order) loads the embedder
-        items = labeling.items_from(None, task, folder=folder, index_name=index, query=query, k=k)
+        items = labeling.items_from(
+            None, task, folder=folder, index_name=index, query=query, k=k, indexes=services.index
+        )
         job = labeling.create_job_from(
             None,
             name,
@@ -115,6 +119,7 @@ def create_job(
             prompts=prompts or (),
             overlap=overlap,
             ordering=order,
+            registry=services.registry,
         )
     print(
         f"job #{job.id} {job.name!r}: {labeling.item_count(job)} items, overlap {job.overlap}, "
@@ -129,9 +134,10 @@ def order_job(
 ) -> None:
     """Change the order a job's queue hands out items."""
     from mmdemo.labeling import jobs as labeling
+    from mmdemo.services import default_services
 
     with chatter_to_stderr():  # the diverse order loads the embedder
-        changed = labeling.set_order(None, job, ordering)
+        changed = labeling.set_order(None, job, ordering, registry=default_services().registry)
     print(f"job #{changed.id} {changed.name!r}: order {changed.ordering}")
 
 
@@ -171,11 +177,14 @@ def prelabel_job(
 ) -> None:
     """Record the model's pre-fill for every item of a job that has none, so annotators never wait."""
     from mmdemo.labeling.prelabel import prelabel
+    from mmdemo.services import default_services
 
     if workers < 1:
         raise UserError("--workers must be at least 1")
     with chatter_to_stderr():
-        report = prelabel(job, engine=engine, ray_address=ray_address, workers=workers, show_bar=True)
+        report = prelabel(
+            job, default_services(), engine=engine, ray_address=ray_address, workers=workers, show_bar=True
+        )
     print(report.summary())
 
 

@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmdemo import accounts
 from mmdemo.accounts import ADMIN, ANNOTATOR
@@ -18,12 +18,15 @@ from mmdemo.labeling import ordering as orders
 from mmdemo.media.files import MediaError, is_video_path, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.search import retrieval
-from mmdemo.services import default_services
 from mmdemo.serving.hub import ModelUnavailable
 from mmdemo.tasks import table
 from mmdemo.tasks.table import Task
 from mmdemo.tasks.video_classify import MAX_LABEL_CHARS as MAX_SET_LABEL_CHARS
 from mmdemo.tasks.video_classify import MAX_LABELS
+
+if TYPE_CHECKING:
+    from mmdemo.search.service import IndexService
+    from mmdemo.serving.registry import Registry
 
 MAX_ITEMS = 5000
 MAX_OVERLAP = 20
@@ -136,12 +139,14 @@ def create_job(
     copy_files: bool = False,
     ordering: str | None = orders.POSITION,
     store: Store | None = None,
+    registry: Registry | None = None,
 ) -> Job:
     """A new job over `files`. VQA and retrieval items are (file, question/query) pairs. `ordering` is
     the queue's order (`ordering.ORDERS`; None or blank: the task's default, uncertainty where a model
     scores the task; `position`: the items' creation order).
 
     `copy_files` keeps a copy under the data folder (uploads from the browser live in a temp folder).
+    A diverse order embeds the items with `registry`'s embedder (None: the process's registry).
     `user` None is the operator at the command line, who holds the database file anyway."""
     if user is not None:
         accounts.require_role(user, ADMIN, store=store)
@@ -182,7 +187,7 @@ def create_job(
         created_by=user or LOCAL_OPERATOR,
         ordering=order,
     )
-    _prepare_order(job, store)
+    _prepare_order(job, store, registry)
     return job
 
 
@@ -193,15 +198,20 @@ def _order_of(task: str, ordering: str | None) -> str:
         raise LabelingError(str(error)) from None
 
 
-def _prepare_order(job: Job, store: Store) -> None:
+def _prepare_order(job: Job, store: Store, registry: Registry | None) -> None:
     try:
-        orders.prepare(job, store)
+        orders.prepare(job, store, registry=registry)
     except (ModelUnavailable, MediaError) as error:
         raise LabelingError(f"the {job.ordering} order needs the embedder: {error}") from None
 
 
 def set_order(
-    user: str | None, job_id: int | str | None, ordering: str, *, store: Store | None = None
+    user: str | None,
+    job_id: int | str | None,
+    ordering: str,
+    *,
+    store: Store | None = None,
+    registry: Registry | None = None,
 ) -> Job:
     """Change a job's queue order (admins; `user` None: the CLI). Items already handed out stay with their
     annotators; the rest come in the new order."""
@@ -210,7 +220,7 @@ def set_order(
     store = store_or_default(store)
     job = get_job(job_id, store)
     job = store.set_job_ordering(job.id, _order_of(job.task, ordering))
-    _prepare_order(job, store)
+    _prepare_order(job, store, registry)
     return job
 
 
@@ -233,9 +243,11 @@ def items_from(
     query: str | None = None,
     k: int = QUERY_K,
     store: Store | None = None,
+    indexes: IndexService | None = None,
 ) -> ItemSource:
     """Items from exactly one of: a folder, files (uploads), every item of an index, or the top-`k` results
-    of a text query (searching `index_name`, else the default index). Admins only (`user` None: the CLI)."""
+    of a text query (searching `index_name`, else the default index, in `indexes`: the process's index
+    service, needed for these two). Admins only (`user` None: the CLI)."""
     if user is not None:
         accounts.require_role(user, ADMIN, store=store)
     task_of(task)
@@ -255,14 +267,16 @@ def items_from(
     if files:
         return ItemSource([Path(f) for f in files], "upload")
     name = index_name or retrieval.DEFAULT_INDEX
+    if indexes is None:
+        raise TypeError("items from an index or a query need the index service (`indexes=`)")
     if query is None:
-        paths = default_services().index.indexed_paths(name, store=store)
+        paths = indexes.indexed_paths(name, store=store)
         if not paths:
             raise LabelingError(f"index {name!r} holds no items")
         return ItemSource([Path(p) for p in paths], f"index {name}")
     if not 1 <= int(k) <= MAX_ITEMS:
         raise LabelingError(f"take between 1 and {MAX_ITEMS} results of the query, not {k}")
-    found = default_services().index.search(text=query, k=int(k), name=name, store=store)
+    found = indexes.search(text=query, k=int(k), name=name, store=store)
     if not found.results:
         raise LabelingError(f"the query {query!r} found nothing in index {name!r}")
     paths = [Path(result.path) for result in found.results]
@@ -280,6 +294,7 @@ def create_job_from(
     overlap: int = 1,
     ordering: str | None = orders.POSITION,
     store: Store | None = None,
+    registry: Registry | None = None,
 ) -> Job:
     """A job over items from `items_from`. A retrieval job over a query's results judges each result
     against that query, which becomes the items' prompt."""
@@ -302,6 +317,7 @@ def create_job_from(
         copy_files=items.source == "upload",
         ordering=ordering,
         store=store,
+        registry=registry,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -25,6 +26,9 @@ from mmdemo.data import Job, JobItem, MediaItem, Store
 from mmdemo.media.files import MediaError
 from mmdemo.serving.hub import ModelUnavailable
 from mmdemo.tasks import table
+
+if TYPE_CHECKING:
+    from mmdemo.serving.registry import Registry
 
 ORDERS = ("random", "uncertainty", "diverse")  # what an admin chooses from
 POSITION = "position"  # the items' creation order: jobs made before orders existed, and the API's default
@@ -86,13 +90,13 @@ def diverse_scores(items: Sequence[JobItem], vectors: np.ndarray) -> dict[int, f
     return {items[index].id: float(len(order) - rank) for rank, index in enumerate(order)}
 
 
-def served_embedder(media: Sequence[MediaItem]) -> tuple[np.ndarray, str]:
-    """The served embedder's vectors of images (a clip: its middle frame)."""
+def served_embedder(media: Sequence[MediaItem], registry: Registry | None = None) -> tuple[np.ndarray, str]:
+    """The served embedder's vectors of images (a clip: its middle frame); `registry` None: the process's."""
     from mmdemo.media.files import load_image
     from mmdemo.media.video import sample_clip
-    from mmdemo.serving import registry
+    from mmdemo.serving.registry import default_registry
 
-    embedder = registry.default_registry().get("embed")
+    embedder = (registry or default_registry()).get("embed")
     images = [
         sample_clip(m.path, 1, None).frames[0] if m.kind == "video" else load_image(m.path).image
         for m in media
@@ -103,8 +107,11 @@ def served_embedder(media: Sequence[MediaItem]) -> tuple[np.ndarray, str]:
     ), f"{embedder.info.name}@{embedder.info.version}"
 
 
-def prepare(job: Job, store: Store, *, embed: Embedder = served_embedder) -> None:
-    """Make a random or diverse job's scores, once (uncertainty is scored when the queue is asked)."""
+def prepare(
+    job: Job, store: Store, *, embed: Embedder | None = None, registry: Registry | None = None
+) -> None:
+    """Make a random or diverse job's scores, once (uncertainty is scored when the queue is asked). A diverse
+    order embeds with `embed`, else with the embedder `registry` serves (None: the process's)."""
     if job.ordering in ("uncertainty", POSITION) or store.item_scores(job.id, job.ordering):
         return
     items = store.job_items(job.id)
@@ -112,22 +119,25 @@ def prepare(job: Job, store: Store, *, embed: Embedder = served_embedder) -> Non
         store.save_item_scores(job.id, "random", random_scores(items, job.id), f"seed {job.id}")
         return
     media = [store.media(item.media_id) for item in items]
-    vectors, made_by = embed(media)  # type: ignore[arg-type]
+    if embed is None:
+        vectors, made_by = served_embedder(media, registry)  # type: ignore[arg-type]
+    else:
+        vectors, made_by = embed(media)  # type: ignore[arg-type]
     store.save_item_scores(job.id, "diverse", diverse_scores(items, vectors), made_by)
 
 
 # -- uncertainty: with the served version, refreshed lazily --------------------------------------------
-def served_version(task: str) -> str:
-    """What serves the task's models now ("embed=name@v3;video=head@v2"): scores made by anything else
-    are stale."""
-    from mmdemo.serving import registry
+def served_version(task: str, registry: Registry | None = None) -> str:
+    """What serves the task's models now ("embed=name@v3;video=head@v2") in `registry` (None: the
+    process's): scores made by anything else are stale."""
+    from mmdemo.serving.registry import UnknownTask, default_registry
 
-    active = registry.default_registry()
+    active = registry or default_registry()
     parts = []
     for model_task in table.get(task).model_tasks:
         try:
             spec = active.serving_spec(model_task)
-        except registry.UnknownTask:  # a task no model serves (yet): not part of what scores
+        except UnknownTask:  # a task no model serves (yet): not part of what scores
             continue
         parts.append(f"{model_task}={spec.name}@{spec.version}")
     return ";".join(parts)

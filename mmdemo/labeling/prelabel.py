@@ -8,22 +8,26 @@ interruption) only does the rest.
 With `engine="ray"` an actor pool on a Ray cluster makes the predictions (one set of models per actor,
 against the same database file: the workers need the data folder at the same path, e.g. a shared disk);
 the driver links each item to its prediction, once, so a batch that Ray ran twice links one of them.
-The learning loop's uncertainty scores are computed in the same pass once the task table has them
-(`Task.uncertainty`; none has yet).
+In a job handed out in `uncertainty` order, the local engine makes the predictions through the queue's own
+scoring (`ordering.refresh_uncertainty`, in batched model calls where the task predicts lists), so each
+item also gets the uncertainty score the queue orders by, and the first annotator waits on no model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from mmdemo.data import Store
-from mmdemo.labeling import queue
+from mmdemo.labeling import ordering, queue
 from mmdemo.labeling.jobs import get_job, store_or_default
 from mmdemo.tasks import table
+
+if TYPE_CHECKING:
+    from mmdemo.services import Services
 
 
 @dataclass
@@ -32,9 +36,12 @@ class PrelabelReport:
     made: int = 0
     already: int = 0
     failed: list[int] = field(default_factory=list)  # item ids no model could predict
+    scored: int = 0  # items given an uncertainty score for the queue's order
 
     def summary(self) -> str:
         text = f"job #{self.job_id}: pre-labeled {self.made}, already pre-labeled {self.already}"
+        if self.scored:
+            text += f", scored {self.scored} for the uncertainty order"
         if self.failed:
             text += f"; no prediction for {len(self.failed)} item(s)"
         return text
@@ -42,6 +49,7 @@ class PrelabelReport:
 
 def prelabel(
     job_id: int | str,
+    services: Services,
     *,
     engine: str = "local",
     ray_address: str | None = None,
@@ -58,11 +66,21 @@ def prelabel(
     if not todo:
         return report
     if engine == "ray":
-        return _on_ray(job.id, [item.id for item in todo], report, store, ray_address, workers, show_bar)
+        return _on_ray(
+            job.id, [item.id for item in todo], report, store, services, ray_address, workers, show_bar
+        )
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r}; choose local or ray")
+    predictor = queue.ModelPredictor(services)
+    if job.ordering == "uncertainty" and table.get(job.task).uncertainty is not None:
+        batch = predictor.batch(job.task)
+        ordering.refresh_uncertainty(
+            job, store, predictor, batch_predictor=batch, limit=None, served=predictor.served
+        )
+        todo = [item for item in store.job_items(job.id) if item.prediction_id is None]  # labeled or unread
+        report.made = report.scored = len(items) - report.already - len(todo)
     for item in tqdm(todo, unit="item", desc=f"pre-labeling job #{job.id}", disable=not show_bar):
-        made = queue.prediction_for(job, item, predictor=queue.predict, store=store)
+        made = queue.prediction_for(job, item, predictor=predictor, store=store)
         if made is None:
             report.failed.append(item.id)
         else:
@@ -78,11 +96,11 @@ class Predictor:
 
         os.environ["MMDEMO_INDEX_DIR"] = index_dir
         from mmdemo.data import Store
-        from mmdemo.services import Services, use_services
+        from mmdemo.services import Services
         from mmdemo.serving.registry import Registry
 
         self.store = Store(db_path)
-        use_services(Services.create(Registry(profile, device=device), store=self.store))
+        self.services = Services.create(Registry(profile, device=device), store=self.store)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
@@ -97,7 +115,7 @@ class Predictor:
             item = next(i for i in self.store.job_items(job.id) if i.id == int(item_id))
             media = self.store.media(item.media_id)
             try:
-                made.append(table.get(job.task).predict(job, item, media, self.store))
+                made.append(table.get(job.task).predict(job, item, media, self.store, self.services))
             except (ModelUnavailable, MediaError, ValueError):  # as the tab: labeled from scratch
                 made.append(-1)
         return {"item": batch["item"], "prediction": np.array(made, dtype=np.int64)}
@@ -108,6 +126,7 @@ def _on_ray(
     item_ids: Sequence[int],
     report: PrelabelReport,
     store: Store,
+    services: Services,
     address: str | None,
     workers: int,
     show_bar: bool,
@@ -116,10 +135,9 @@ def _on_ray(
 
     from mmdemo import config
     from mmdemo.search.distributed import connect
-    from mmdemo.services import default_services
 
     connect(address)
-    registry = default_services().registry
+    registry = services.registry
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     blocks = max(1, min(len(item_ids) // 8 + 1, 4 * max(1, workers)))  # one block would feed only one actor
     items = [{"job": job_id, "item": item_id} for item_id in item_ids]

@@ -16,16 +16,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmdemo import accounts, config
 from mmdemo.accounts import ANNOTATOR
 from mmdemo.data import ANONYMOUS, Job, JobItem, LabelRecord, MediaItem, Prediction, Store
 from mmdemo.labeling import ordering
 from mmdemo.labeling.jobs import LabelingError, clean_label, get_item, get_job, store_or_default
+from mmdemo.labeling.ordering import BatchPredictor, Predictor
 from mmdemo.media.files import MediaError, keep_file
 from mmdemo.serving.hub import ModelUnavailable
 from mmdemo.tasks import table
+
+if TYPE_CHECKING:
+    from mmdemo.services import Services
 
 ANONYMOUS_HOLD: timedelta | None = None  # None: `MMDEMO_ANONYMOUS_HOLD_MINUTES`
 PREFILL_WAIT_S = 60.0  # how long an opener waits for another's pre-fill before labeling without one
@@ -53,13 +57,28 @@ class ItemView:
     progress: Progress
 
 
-Predictor = Callable[[Job, JobItem, MediaItem, Store], int]
+@dataclass(frozen=True)
+class ModelPredictor:
+    """The task table's predictors over the process's services: what the tab and the API pre-fill with.
 
+    Each call makes and records the model's prediction for an item as the job's task makes it (the tab's own
+    service, asked on behalf of the job's creator) and returns its id."""
 
-def predict(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
-    """Make and record the model's prediction for an item, as the job's task makes it (the tab's own
-    service, asked on behalf of the job's creator); returns the prediction's id."""
-    return table.get(job.task).predict(job, item, media, store)
+    services: Services
+
+    def __call__(self, job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+        return table.get(job.task).predict(job, item, media, store, self.services)
+
+    def served(self, task: str) -> str:
+        """The versions serving the task's models: uncertainty scores made by others are stale."""
+        return ordering.served_version(task, self.services.registry)
+
+    def batch(self, task: str) -> BatchPredictor | None:
+        """Many items in one model call, where the task predicts lists."""
+        predict_batch = table.get(task).predict_batch
+        if predict_batch is None:
+            return None
+        return lambda job, items, media, store: predict_batch(job, items, media, store, self.services)
 
 
 def playable_copy(media: MediaItem) -> str:
@@ -69,7 +88,7 @@ def playable_copy(media: MediaItem) -> str:
 
 
 def prediction_for(
-    job: Job, item: JobItem, *, predictor: Predictor | None = predict, store: Store | None = None
+    job: Job, item: JobItem, *, predictor: Predictor | None, store: Store | None = None
 ) -> Prediction | None:
     """The item's stored prediction, made on first need by exactly one caller (threads or processes: the
     item's claim is taken in a write transaction) while the others wait for it; None when no model can
@@ -153,13 +172,13 @@ def next_item(
     predictor: Predictor | None = None,
     store: Store | None = None,
     client: str | None = None,
-    served: Callable[[str], str] = ordering.served_version,
+    served: Callable[[str], str] | None = None,
 ) -> ItemView | None:
     """The user's open item, else a newly assigned one, else the oldest item they skipped; None when done.
 
-    `predictor` (the UI passes `predict`) pre-fills the label the first time anyone sees the item, and
-    scores a batch of items for the `uncertainty` order when their scores are missing or were made by
-    another model version than the one served (`served`: `ordering.served_version`). `client` is an
+    `predictor` (the UI passes a `ModelPredictor`) pre-fills the label the first time anyone sees the item,
+    and scores a batch of items for the `uncertainty` order when their scores are missing or were made by
+    another model version than the one served (`served`; a `ModelPredictor`'s own by default). `client` is an
     anonymous visitor's network address, for the cap on what one address holds."""
     accounts.require_role(user, ANNOTATOR, store=store)
     store = store_or_default(store)
@@ -167,7 +186,9 @@ def next_item(
     item = next(iter(store.assigned_items(job.id, user, "assigned", limit=1)), None)
     if item is None and job.ordering == "uncertainty" and predictor is not None:
         # the task's own predictor scores a batch in one model call where the task predicts lists
-        batch = table.get(job.task).predict_batch if predictor is predict else None
+        model = predictor if isinstance(predictor, ModelPredictor) else None
+        batch = model.batch(job.task) if model else None
+        served = served or (model.served if model else ordering.served_version)
         ordering.refresh_uncertainty(job, store, predictor, batch_predictor=batch, served=served)
     item = item or _assign(job, user, client_key(client), store)
     if item is None:

@@ -1,6 +1,7 @@
 """A labeling item's pre-fill, per task: the tab's own service makes and records the prediction (asked on
-behalf of the job's creator, so it is recorded as the tab records it), and the stored output becomes the
-label it suggests. The services are imported when called: the task table stays cheap to import."""
+behalf of the job's creator, so it is recorded as the tab records it) with the process's services, and the
+stored output becomes the label it suggests. The task modules are imported when called: the task table
+stays cheap to import."""
 
 from __future__ import annotations
 
@@ -10,49 +11,43 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mmdemo.data import Job, JobItem, MediaItem, Prediction, Store
+    from mmdemo.services import Services
 
 # A cosine above this pre-fills the first (relevant) label; only a starting guess for the annotator.
 RELEVANCE_THRESHOLD = 0.3
 
 
-def _registry() -> Any:
-    """The labeling tab's pre-fills run with the process's services (the tab's entry point)."""
-    from mmdemo.services import default_services
-
-    return default_services().registry
-
-
-def predict_caption(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+def predict_caption(job: Job, item: JobItem, media: MediaItem, store: Store, services: Services) -> int:
     from mmdemo.tasks import captioning
 
     return captioning.caption_image(
-        media.path, user=job.created_by, store=store, registry=_registry()
+        media.path, user=job.created_by, store=store, registry=services.registry
     ).prediction_id
 
 
-def predict_answer(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+def predict_answer(job: Job, item: JobItem, media: MediaItem, store: Store, services: Services) -> int:
     from mmdemo.tasks import vqa
 
     return vqa.ask(
-        media.path, item.prompt, user=job.created_by, store=store, registry=_registry()
+        media.path, item.prompt, user=job.created_by, store=store, registry=services.registry
     ).prediction_id
 
 
 def predict_captions(
-    job: Job, items: Sequence[JobItem], media: Sequence[MediaItem], store: Store
+    job: Job, items: Sequence[JobItem], media: Sequence[MediaItem], store: Store, services: Services
 ) -> list[int | None]:
     """Caption many items in one batched model call (None for an image that cannot be read)."""
     from mmdemo.tasks import captioning
 
     results, _ = captioning.caption_images(
-        [m.path for m in media], user=job.created_by, skip_bad=True, store=store, registry=_registry()
+        [m.path for m in media], user=job.created_by, skip_bad=True, store=store, registry=services.registry
     )
     by_path = {str(result.path): result.prediction_id for result in results}
     return [by_path.get(str(m.path)) for m in media]
 
 
 def predict_answers(
-    job: Job, items: Sequence[JobItem], media: Sequence[MediaItem], store: Store
+    job: Job, items: Sequence[JobItem], media: Sequence[MediaItem], store: Store, services: Services
 ) -> list[int | None]:
     """Answer the items' questions with one batched model call per image (an image's questions together)."""
     from mmdemo.media.files import MediaError
@@ -69,7 +64,7 @@ def predict_answers(
                 [items[i].prompt for i in indices],
                 user=job.created_by,
                 store=store,
-                registry=_registry(),
+                registry=services.registry,
             )
         except (MediaError, ValueError):
             continue
@@ -78,19 +73,17 @@ def predict_answers(
     return ids
 
 
-def predict_video_label(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
+def predict_video_label(job: Job, item: JobItem, media: MediaItem, store: Store, services: Services) -> int:
     from mmdemo.tasks import video_classify
 
     result = video_classify.classify_video(
-        media.path, job.labels, user=job.created_by, store=store, registry=_registry()
+        media.path, job.labels, user=job.created_by, store=store, registry=services.registry
     )
     return int(result.prediction_id)  # type: ignore[arg-type]
 
 
-def predict_relevance(job: Job, item: JobItem, media: MediaItem, store: Store) -> int:
-    from mmdemo.services import default_services
-
-    score, model = default_services().index.similarity(item.prompt, media.path)
+def predict_relevance(job: Job, item: JobItem, media: MediaItem, store: Store, services: Services) -> int:
+    score, model = services.index.similarity(item.prompt, media.path)
     label = job.labels[0] if score >= RELEVANCE_THRESHOLD else job.labels[1]
     return store.record_prediction(
         "retrieval",

@@ -17,11 +17,14 @@ from mmdemo.tasks import prefill, rows, uncertainty
 if TYPE_CHECKING:
     from mmdemo.data import Job, JobItem, MediaItem, Prediction, Store
     from mmdemo.data.labels import Label
+    from mmdemo.services import Services
 
-# (job, item, its media, store) -> the id of the prediction recorded for the item
-Predictor = Callable[["Job", "JobItem", "MediaItem", "Store"], int]
+# (job, item, its media, store, the process's services) -> the id of the prediction recorded for the item
+Predictor = Callable[["Job", "JobItem", "MediaItem", "Store", "Services"], int]
 # many items in one model call: a prediction id per item, None for one the model cannot read
-BatchPredictor = Callable[["Job", Sequence["JobItem"], Sequence["MediaItem"], "Store"], list[int | None]]
+BatchPredictor = Callable[
+    ["Job", Sequence["JobItem"], Sequence["MediaItem"], "Store", "Services"], list[int | None]
+]
 # (job, its final labels, store) -> (split key, row): the key keeps an item on one side of the split
 RowMaker = Callable[["Job", "Sequence[Label]", "Store"], list[tuple[str, dict[str, Any]]]]
 IMAGES = frozenset(IMAGE_SUFFIXES)

@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from mmdemo.labeling import queue
 from mmdemo.services import Services
 from mmdemo.tasks.fusion import AUDIO, DEFAULT_WEIGHTS, VISUAL
 from mmdemo.tasks.video_classify import DEFAULT_FRAMES, DEMO_LABELS
@@ -116,6 +117,7 @@ def build(services: Services) -> list[str]:
     """The public endpoints, inside the app's Blocks; returns their names, in order."""
     last = LastSearches()
     searching = Searching(services, last)
+    predictor = queue.ModelPredictor(services)
     trigger = gr.Button(visible=False)
     endpoints = [
         Endpoint(
@@ -199,17 +201,23 @@ def build(services: Services) -> list[str]:
             [_json("correction")],
         ),
         Endpoint("labeling_jobs", api_work.labeling_jobs, [], [_json("jobs")]),
-        Endpoint("labeling_next", api_work.labeling_next, [_number("job_id")], [_json("item")], "labeling"),
+        Endpoint(
+            "labeling_next",
+            _bound(api_work.labeling_next, predictor),
+            [_number("job_id")],
+            [_json("item")],
+            "labeling",
+        ),
         Endpoint(
             "labeling_submit",
-            api_work.labeling_submit,
+            _bound(api_work.labeling_submit, predictor),
             [_number("job_id"), _number("item_id"), _text("label")],
             [_json("item")],
             "labeling",
         ),
         Endpoint(
             "labeling_skip",
-            api_work.labeling_skip,
+            _bound(api_work.labeling_skip, predictor),
             [_number("job_id"), _number("item_id")],
             [_json("item")],
             "labeling",

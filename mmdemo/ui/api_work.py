@@ -8,6 +8,7 @@ import gradio as gr
 
 from mmdemo import accounts
 from mmdemo.labeling import export, jobs, queue
+from mmdemo.labeling.ordering import Predictor
 from mmdemo.labeling.queue import ItemView
 from mmdemo.services import Services
 from mmdemo.serving import reporting
@@ -56,7 +57,7 @@ def labeling_jobs(request: gr.Request) -> list[dict[str, Any]]:
     ]
 
 
-def labeling_next(job_id: int | None, request: gr.Request) -> dict[str, Any]:
+def labeling_next(predictor: Predictor, job_id: int | None, request: gr.Request) -> dict[str, Any]:
     """Your next item of a labeling job, with the model's label pre-filled ({"done": true} when none is left).
 
     Parameters:
@@ -66,11 +67,12 @@ def labeling_next(job_id: int | None, request: gr.Request) -> dict[str, Any]:
         "progress"}
     """
     return item_dict(
-        queue.next_item(job_id, worker(request), predictor=queue.predict, client=client_address(request))
+        queue.next_item(job_id, worker(request), predictor=predictor, client=client_address(request))
     )
 
 
 def labeling_submit(
+    predictor: Predictor,
     job_id: int | None, item_id: int | None, label: str, request: gr.Request
 ) -> dict[str, Any]:
     """Submit your label for an item; returns your next item.
@@ -84,10 +86,12 @@ def labeling_submit(
     """
     user = worker(request)
     queue.submit(job_id, item_id, user, label)
-    return item_dict(queue.next_item(job_id, user, predictor=queue.predict, client=client_address(request)))
+    return item_dict(queue.next_item(job_id, user, predictor=predictor, client=client_address(request)))
 
 
-def labeling_skip(job_id: int | None, item_id: int | None, request: gr.Request) -> dict[str, Any]:
+def labeling_skip(
+    predictor: Predictor, job_id: int | None, item_id: int | None, request: gr.Request
+) -> dict[str, Any]:
     """Skip an item for now (it comes back once new items run out); returns your next item.
 
     Parameters:
@@ -98,7 +102,7 @@ def labeling_skip(job_id: int | None, item_id: int | None, request: gr.Request) 
     """
     user = worker(request)
     queue.skip(job_id, item_id, user)
-    return item_dict(queue.next_item(job_id, user, predictor=queue.predict, client=client_address(request)))
+    return item_dict(queue.next_item(job_id, user, predictor=predictor, client=client_address(request)))
 
 
 # -- models and export -------------------------------------------------------------------------------------

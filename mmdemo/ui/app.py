@@ -37,7 +37,7 @@ def build_app(services: Services | None = None) -> gr.Blocks:
             caption_image = captioning.build(demo, services.registry)
             vqa_image = vqa.build(demo, services.registry)
             video.build(demo, services.registry)
-            labeling.build(demo)  # still looks the process's services up (`mmdemo.services.default_services`)
+            labeling.build(demo, services)
             status.build(demo, services.registry)
         send_picked_result(found, caption_image, vqa_image, tabs)
         api.build(services)  # the public API: plain functions over plain data; the events above are private

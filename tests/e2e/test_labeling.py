@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from mmdemo.data import Store
 from mmdemo.labeling import jobs, queue
+from mmdemo.services import Services
 from tests.conftest import ASSETS
 from tests.e2e.conftest import open_tab, serve_app_py
 from tests.labeling_helpers import PASSWORD, add_accounts, make_images
@@ -64,8 +65,9 @@ def label_clips_job(store: Store, folder: Path) -> None:
     job = jobs.create_job(
         None, "augmented", "video", files, labels=list(TRAIN_CLASSES), overlap=2, store=store
     )
+    predictor = queue.ModelPredictor(Services.create(store=store))  # the served model, as the app's
     for user in ("ann", "ann2"):
-        while (view := queue.next_item(job.id, user, predictor=queue.predict, store=store)) is not None:
+        while (view := queue.next_item(job.id, user, predictor=predictor, store=store)) is not None:
             value = truth[view.media.name]
             if user == "ann2" and view.item.position == 0:
                 value = "coffee"  # a disagreement nobody has reviewed: not a settled label

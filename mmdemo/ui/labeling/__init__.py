@@ -12,6 +12,8 @@ import gradio as gr
 import pandas as pd
 
 from mmdemo import accounts, config
+from mmdemo.labeling import queue
+from mmdemo.services import Services
 from mmdemo.ui.common import current_user
 from mmdemo.ui.labeling import admin, annotate, dashboard, review
 from mmdemo.ui.labeling.shared import list_jobs, worker
@@ -71,13 +73,13 @@ def sections(request: gr.Request) -> tuple[Any, ...]:
     return gr.update(visible=reviewer), gr.update(visible=reviewer), gr.update(visible=is_admin), table
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks, services: Services) -> None:
     with gr.Tab("Labeling", id="labeling"), gr.Tabs():
-        annotating = annotate.build()
+        annotating = annotate.build(queue.ModelPredictor(services))
         reviewing = review.build()
         board = dashboard.build()
         job_dropdowns = [annotating.job, reviewing.job, board.job]
-        administering = admin.build(job_dropdowns)
+        administering = admin.build(job_dropdowns, services)
     demo.load(list_jobs, outputs=job_dropdowns, api_name=False)
     demo.load(
         sections,

@@ -10,11 +10,12 @@ import pandas as pd
 
 from mmdemo import accounts
 from mmdemo.labeling import export, jobs, ordering
+from mmdemo.services import Services
 from mmdemo.tasks.table import TASK_NAMES
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.ui.labeling import training
 from mmdemo.ui.labeling.shared import list_jobs
-from mmdemo.ui.runtime import model_queue
+from mmdemo.ui.runtime import bind, model_queue
 
 ACCOUNT_COLUMNS = ("name", "role", "sign-in", "created")
 
@@ -26,6 +27,7 @@ class Admin(NamedTuple):
 
 @friendly
 def create_job(
+    services: Services,
     name: str,
     task: str,
     folder: str,
@@ -43,10 +45,25 @@ def create_job(
     results."""
     user = current_user(request)
     items = jobs.items_from(
-        user, task, folder=folder, files=uploads or [], index_name=index_name, query=query, k=int(k or 0)
+        user,
+        task,
+        folder=folder,
+        files=uploads or [],
+        index_name=index_name,
+        query=query,
+        k=int(k or 0),
+        indexes=services.index,
     )
     job = jobs.create_job_from(
-        user, name, task, items, labels=labels, prompts=prompts, overlap=int(overlap or 1), ordering=order
+        user,
+        name,
+        task,
+        items,
+        labels=labels,
+        prompts=prompts,
+        overlap=int(overlap or 1),
+        ordering=order,
+        registry=services.registry,
     )
     message = (
         f"Created job #{job.id} **{job.name}** ({job.task}, overlap {job.overlap}, order {job.ordering}) "
@@ -56,9 +73,9 @@ def create_job(
 
 
 @friendly
-def change_order(job: str, order: str, request: gr.Request) -> str:
+def change_order(services: Services, job: str, order: str, request: gr.Request) -> str:
     """The same as `mmdemo jobs order JOB ORDER`: items already handed out stay; the rest follow it."""
-    changed = jobs.set_order(current_user(request), job, order)
+    changed = jobs.set_order(current_user(request), job, order, registry=services.registry)
     return f"Job #{changed.id} **{changed.name}** now hands out items in {changed.ordering} order."
 
 
@@ -91,7 +108,7 @@ def export_labels(
     return str(archive), f"Exported {task} as {fmt} ({counts})."
 
 
-def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
+def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
     """`job_dropdowns` get the new job among their choices."""
     with gr.Tab("Admin", id="labeling-admin", visible=False) as tab:
         gr.Markdown("### Create a job")
@@ -168,7 +185,7 @@ def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
             show_button = gr.Button("Refresh accounts", scale=1)
         role_message = gr.Markdown()
     create_button.click(
-        create_job,
+        bind(create_job, services),
         inputs=[job_name, task, folder, uploads, labels, prompts, overlap, index_name, query, k, order],
         outputs=[created, *job_dropdowns],
         api_name="labeling_create_job",
@@ -176,7 +193,7 @@ def build(job_dropdowns: Sequence[gr.Dropdown]) -> Admin:
         **model_queue("labeling"),  # a query's results need the embedder
     )
     order_button.click(
-        change_order,
+        bind(change_order, services),
         inputs=[order_job, new_order],
         outputs=order_message,
         api_name="labeling_set_order",

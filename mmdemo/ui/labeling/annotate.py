@@ -7,12 +7,13 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 from mmdemo.labeling import jobs, queue
+from mmdemo.labeling.ordering import Predictor
 from mmdemo.labeling.queue import ItemView, Progress
 from mmdemo.media.files import load_image
 from mmdemo.tasks import table
 from mmdemo.ui.common import friendly
 from mmdemo.ui.labeling.shared import as_int, client_address, job_dropdown, worker
-from mmdemo.ui.runtime import model_queue
+from mmdemo.ui.runtime import bind, model_queue
 
 NO_JOB = "Pick a job, then press **Next item**."
 ABOUT = (
@@ -49,9 +50,11 @@ def progress_text(progress: Progress) -> str:
     )
 
 
-def _next_outputs(job_id: int | None, user: str, client: str | None = None) -> ItemShown:
+def _next_outputs(
+    predictor: Predictor, job_id: int | None, user: str, client: str | None = None
+) -> ItemShown:
     """The user's next item, or, once they have none left, a thank-you and their final progress."""
-    view = queue.next_item(job_id, user, predictor=queue.predict, client=client)
+    view = queue.next_item(job_id, user, predictor=predictor, client=client)
     if view is not None:
         return item_outputs(view)
     done = progress_text(queue.progress(jobs.job(job_id, user), user))
@@ -86,31 +89,37 @@ def item_outputs(view: ItemView) -> ItemShown:
 
 
 @friendly
-def next_item(job_id: int | None, request: gr.Request) -> ItemShown:
+def next_item(predictor: Predictor, job_id: int | None, request: gr.Request) -> ItemShown:
     if job_id in (None, ""):  # a normal state, not an error: say what to do, paint no field red
         gr.Info("Pick a job first: the list shows the jobs you may label.")
         return ItemShown(*(gr.skip() for _ in range(7)), NO_JOB)
-    return _next_outputs(job_id, worker(request), client_address(request))
+    return _next_outputs(predictor, job_id, worker(request), client_address(request))
 
 
 @friendly
 def submit(
-    job_id: int | None, item_id: float | None, text: str, choice: str | None, request: gr.Request
+    predictor: Predictor,
+    job_id: int | None,
+    item_id: float | None,
+    text: str,
+    choice: str | None,
+    request: gr.Request,
 ) -> ItemShown:
     user = worker(request)
     job = jobs.job(job_id, user)
     queue.submit(job_id, as_int(item_id), user, choice if table.get(job.task).categorical else text)
-    return _next_outputs(job_id, user, client_address(request))
+    return _next_outputs(predictor, job_id, user, client_address(request))
 
 
 @friendly
-def skip(job_id: int | None, item_id: float | None, request: gr.Request) -> ItemShown:
+def skip(predictor: Predictor, job_id: int | None, item_id: float | None, request: gr.Request) -> ItemShown:
     user = worker(request)
     queue.skip(job_id, as_int(item_id), user)
-    return _next_outputs(job_id, user, client_address(request))
+    return _next_outputs(predictor, job_id, user, client_address(request))
 
 
-def build() -> Annotate:
+def build(predictor: Predictor) -> Annotate:
+    """The sub-tab; `predictor` pre-fills items (a `queue.ModelPredictor` over the app's services)."""
     with gr.Tab("Annotate", id="labeling-annotate"):
         gr.Markdown(ABOUT, elem_id="labeling-about")
         with gr.Row():
@@ -141,7 +150,7 @@ def build() -> Annotate:
     outputs = list(shown)
     models = model_queue("labeling")  # the next item may need its pre-fill: a model call
     next_button.click(
-        next_item,
+        bind(next_item, predictor),
         inputs=job,
         outputs=outputs,
         api_name="ui_labeling_next",
@@ -150,7 +159,7 @@ def build() -> Annotate:
     )
     submit_inputs = [job, item, text, choice]
     submit_button.click(
-        submit,
+        bind(submit, predictor),
         inputs=submit_inputs,
         outputs=outputs,
         api_name="ui_labeling_submit",
@@ -158,7 +167,7 @@ def build() -> Annotate:
         **models,
     )
     text.submit(
-        submit,
+        bind(submit, predictor),
         inputs=submit_inputs,
         outputs=outputs,
         api_name="ui_labeling_submit_enter",
@@ -166,7 +175,7 @@ def build() -> Annotate:
         **models,
     )
     skip_button.click(
-        skip,
+        bind(skip, predictor),
         inputs=[job, item],
         outputs=outputs,
         api_name="ui_labeling_skip",
