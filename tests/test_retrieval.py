@@ -341,13 +341,14 @@ def test_a_search_answers_while_images_are_embedded_into_the_same_index(folder, 
 
 
 def test_the_background_warm_up_loads_the_first_models_and_builds_the_default_index(tiny, store, index_root):
+    from mmdemo import warmup
     from mmdemo.ui import runtime
 
     services = Services(tiny, IndexService(tiny, root=index_root, store=store))
-    thread = runtime.start_warmup(services)
-    assert thread is not None and runtime.WARMUP.running and "warming up" in runtime.WARMUP.text()
+    thread = warmup.start_warmup(services)
+    assert thread is not None and warmup.WARMUP.running and "warming up" in warmup.WARMUP.text()
     thread.join(timeout=300)
-    assert runtime.WARMUP.done and not runtime.WARMUP.running and runtime.WARMUP.errors == []
+    assert warmup.WARMUP.done and not warmup.WARMUP.running and warmup.WARMUP.errors == []
     loaded = set(tiny.loaded_names())
     assert {spec_key(tiny.serving_spec(task)) for task in ("embed", "caption", "audio")} <= loaded
     assert index_manifest.exists("default", index_root)  # the first search finds it built

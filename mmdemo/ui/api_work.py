@@ -72,8 +72,7 @@ def labeling_next(predictor: Predictor, job_id: int | None, request: gr.Request)
 
 
 def labeling_submit(
-    predictor: Predictor,
-    job_id: int | None, item_id: int | None, label: str, request: gr.Request
+    predictor: Predictor, job_id: int | None, item_id: int | None, label: str, request: gr.Request
 ) -> dict[str, Any]:
     """Submit your label for an item; returns your next item.
 

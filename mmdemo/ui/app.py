@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from mmdemo import __version__, accounts, config
+from mmdemo import __version__, accounts, config, warmup
 from mmdemo.search.retrieval import Search
 from mmdemo.services import Services, default_services
 from mmdemo.ui import api, captioning, labeling, retrieval, runtime, status, video, vqa
@@ -82,7 +82,7 @@ def launch_options() -> dict[str, object]:
 def serve(demo: gr.Blocks, services: Services, **options: object) -> None:
     """Serve `demo`, then warm its first models up in the background (the page never waits for them)."""
     demo.launch(prevent_thread_lock=True, **launch_options(), **options)  # type: ignore[arg-type]
-    runtime.start_warmup(services)
+    warmup.start_warmup(services)
     demo.block_thread()
 
 

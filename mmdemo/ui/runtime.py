@@ -6,10 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -17,12 +14,12 @@ import gradio as gr
 from mmdemo import config
 from mmdemo.serving.devices import gpu_expected
 from mmdemo.serving.registry import Registry, spec_key
+from mmdemo.warmup import WARMUP
 
 if TYPE_CHECKING:
-    from mmdemo.services import Services
+    pass
 
 log = logging.getLogger(__name__)
-WARM_TASKS = ("embed", "caption", "audio")  # the models of the first search, caption and video call
 
 
 def model_queue(tab: str) -> dict[str, Any]:
@@ -59,72 +56,6 @@ def bind(function: Callable[..., Any], service: object) -> Callable[..., Any]:
     parameters = list(inspect.signature(function).parameters.values())[1:]
     handler.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     return handler
-
-
-@dataclass
-class Warmup:
-    """Background warm-up after the page is served: the models of the first actions are loaded and run once
-    (so their kernels and caches are ready) and the default index is built, in a daemon thread."""
-
-    running: bool = False
-    done: bool = False
-    step: str = ""
-    seconds: float | None = None
-    errors: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        return f"⏳ warming up: {self.step}… (the first answers may wait for it)" if self.running else ""
-
-
-WARMUP = Warmup()
-
-
-def _warm_task(services: Services, task: str) -> None:
-    import numpy as np
-    from PIL import Image
-
-    model = services.registry.get(task)
-    blank = Image.new("RGB", (256, 256), (127, 127, 127))
-    if task == "embed":
-        model.encode_images([blank])
-        model.encode_texts(["a photo"])
-        WARMUP.step = "building the default index"
-        services.index.default_index()
-    elif task == "caption":
-        model.caption([blank])
-    elif task == "audio":
-        import av  # noqa: F401  (the video tab's decoder: its first import takes seconds)
-
-        model.encode_audio([np.zeros(int(model.sample_rate), dtype=np.float32)])
-
-
-def warm_up(services: Services, tasks: Sequence[str] = WARM_TASKS) -> None:
-    """Load and run once the models of `tasks`; a model that cannot load is noted and skipped."""
-    started = time.perf_counter()
-    WARMUP.running = True
-    try:
-        for task in tasks:
-            if task not in services.registry.tasks():
-                continue
-            WARMUP.step = f"loading {services.registry.serving_spec(task).name}"
-            try:
-                _warm_task(services, task)
-            except Exception as error:  # warming is best effort: the first real call reports the error
-                WARMUP.errors.append(f"{task}: {error}")
-                log.warning("warm-up of %s failed: %s", task, error)
-    finally:
-        WARMUP.running, WARMUP.done = False, True
-        WARMUP.seconds = time.perf_counter() - started
-
-
-def start_warmup(services: Services) -> threading.Thread | None:
-    """Warm up in a daemon thread (`MMDEMO_WARMUP=0` turns it off); call once the app is serving."""
-    if not config.warmup():
-        return None
-    WARMUP.running, WARMUP.step = True, "starting"
-    thread = threading.Thread(target=warm_up, args=(services,), name="mmdemo-warmup", daemon=True)
-    thread.start()
-    return thread
 
 
 def warmup_status() -> tuple[Any, gr.Timer]:
