@@ -51,7 +51,7 @@ def test_an_admin_trains_through_the_api_while_the_app_answers_and_the_version_i
     with served_app(monkeypatch, with_auth=True) as url:
         admin = Client(url, auth=("boss", PASSWORD), verbose=False)
         annotator = Client(url, auth=("ann", PASSWORD), verbose=False)
-        args = ("caption", [], 2, None, 0.2, True)
+        args = ("caption", [], 2, None, 0.2, True, False, False)
         with pytest.raises(Exception, match="ann \\(annotator\\) may not do this: it needs the admin role"):
             annotator.predict(*args, api_name="/labeling_train")
         started = admin.predict(*args, api_name="/labeling_train")
@@ -78,7 +78,9 @@ def test_an_admin_trains_through_the_api_while_the_app_answers_and_the_version_i
 def test_a_run_the_command_refuses_shows_its_one_line_message():
     store = default_store()
     add_accounts(store, {"root": "admin"})
-    training.start_training("caption", [], 2, None, 0.2, False, Request("root"))
+    training.start_training(
+        registry.default_registry(), "caption", [], 2, None, 0.2, False, False, False, Request("root")
+    )
     status, report, plot, log, timer = _poll_until_done(
         lambda: training.poll_training("caption", Request("root"))
     )
@@ -106,7 +108,9 @@ def test_bad_requests_and_other_roles_are_refused_before_any_process_starts(tmp_
     ]
     for task, job_ids, steps, request, message in refusals:
         with pytest.raises(gr.Error, match=message):
-            training.start_training(task, job_ids, steps, None, 0.2, False, request)
+            training.start_training(
+                registry.default_registry(), task, job_ids, steps, None, 0.2, False, False, False, request
+            )
     with pytest.raises(gr.Error, match="needs the admin role"):
         training.poll_training("caption", Request("rev"))
     assert worker.runs() == []
@@ -136,4 +140,6 @@ def test_the_progress_is_read_from_the_last_tqdm_bar():
         "--profile", "lite", "finetune", "video", "--json", "--steps", "5", "--job", "3", "--job", "4",
         "--accept-always",
     ]  # fmt: skip
+    everyone = worker.TrainRequest("caption", include_unreviewed=True, include_anonymous=True)
+    assert everyone.argv() == ["finetune", "caption", "--json", "--include-unreviewed", "--include-anonymous"]
     assert worker.readable("a\n\rbar 1/3\rbar 2/3\n\nmmdemo: too few\n") == "a\nbar 2/3\nmmdemo: too few"

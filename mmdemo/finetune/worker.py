@@ -52,6 +52,8 @@ class TrainRequest:
     validation_fraction: float | None = None
     accept_always: bool = False
     profile: str | None = None
+    include_unreviewed: bool = False  # items no reviewer decided yet count by their majority label
+    include_anonymous: bool = False  # anonymous visitors' labels count too
 
     def argv(self) -> list[str]:
         """The `mmdemo` command line of the run."""
@@ -66,7 +68,12 @@ class TrainRequest:
                 args += [option, str(value)]
         for job_id in self.job_ids:
             args += ["--job", str(job_id)]
-        return args + (["--accept-always"] if self.accept_always else [])
+        flags = (
+            ("--include-unreviewed", self.include_unreviewed),
+            ("--include-anonymous", self.include_anonymous),
+            ("--accept-always", self.accept_always),
+        )
+        return args + [flag for flag, wanted in flags if wanted]
 
 
 @dataclass(frozen=True)

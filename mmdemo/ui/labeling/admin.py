@@ -173,7 +173,7 @@ def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
         export_button = gr.Button("Export")
         exported = gr.Markdown()
         export_file = gr.File(label="Download", interactive=False)
-        training.build()
+        training.build(services.registry)
         gr.Markdown("### Accounts")
         accounts_table = gr.Dataframe(
             headers=list(ACCOUNT_COLUMNS), interactive=False, elem_id="labeling-accounts"

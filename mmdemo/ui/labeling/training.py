@@ -15,8 +15,10 @@ from mmdemo import accounts
 from mmdemo.finetune import worker
 from mmdemo.finetune.worker import RunStatus
 from mmdemo.labeling import jobs
+from mmdemo.serving.registry import Registry
 from mmdemo.tasks.table import TASK_NAMES
 from mmdemo.ui.common import current_user, friendly
+from mmdemo.ui.runtime import bind
 
 POLL_SECONDS = 2.0
 BAR_WIDTH = 24
@@ -84,17 +86,19 @@ def _number(value: float | None) -> float | None:
 
 @friendly
 def start_training(
+    registry: Registry,
     task: str,
     job_ids: list[int] | None,
     steps: float | None,
     learning_rate: float | None,
     validation_share: float | None,
     accept_always: bool,
+    include_unreviewed: bool,
+    include_anonymous: bool,
     request: gr.Request,
 ) -> TrainView:
-    """Start a run of `task` (admins only); a second while one of the task trains is refused."""
-    from mmdemo.serving import registry
-
+    """Start a run of `task` (admins only) for the profile `registry` serves; a second while one of the task
+    trains is refused."""
     steps_ = _number(steps)
     run = worker.start(
         current_user(request),
@@ -105,7 +109,9 @@ def start_training(
             learning_rate=_number(learning_rate),
             validation_fraction=_number(validation_share),
             accept_always=bool(accept_always),
-            profile=registry.default_registry().profile,  # train what this app serves
+            include_unreviewed=bool(include_unreviewed),
+            include_anonymous=bool(include_anonymous),
+            profile=registry.profile,  # train what this app serves
         ),
     )
     return view(run, run.task)
@@ -137,7 +143,7 @@ def refresh_job_choices(task: str, request: gr.Request) -> Any:
     return gr.update(choices=_job_choices(task, request))
 
 
-def build() -> None:
+def build(registry: Registry) -> None:
     """The Train section, inside the Admin tab."""
     with gr.Column(elem_id="train-section"):
         gr.Markdown("### Train")
@@ -157,6 +163,13 @@ def build() -> None:
                 label="Validation share", minimum=0.05, maximum=0.5, step=0.05, value=0.2
             )
             accept_always = gr.Checkbox(label="Serve it even if it is not better")
+        with gr.Row():
+            include_unreviewed = gr.Checkbox(
+                label="Include undecided items (majority label)", elem_id="train-include-unreviewed"
+            )
+            include_anonymous = gr.Checkbox(
+                label="Include anonymous visitors' labels", elem_id="train-include-anonymous"
+            )
         with gr.Row():
             start = gr.Button("Start training", variant="primary", elem_id="train-start")
             refresh = gr.Button("Show the latest run", elem_id="train-refresh")
@@ -178,8 +191,17 @@ def build() -> None:
         refresh_job_choices, inputs=task, outputs=run_jobs, api_name=False, api_visibility="private"
     )
     start.click(
-        start_training,
-        inputs=[task, run_jobs, steps, learning_rate, validation_share, accept_always],
+        bind(start_training, registry),
+        inputs=[
+            task,
+            run_jobs,
+            steps,
+            learning_rate,
+            validation_share,
+            accept_always,
+            include_unreviewed,
+            include_anonymous,
+        ],
         outputs=outputs,
         api_name="labeling_train",
         api_visibility="undocumented",  # the UI's own event (Markdown, plots); scripts run `mmdemo finetune`
