@@ -14,7 +14,6 @@ from tests.conftest import ASSETS
 from tests.e2e.conftest import open_tab
 
 
-
 def error_pills(page) -> int:
     """The red "Error" badges Gradio paints on an event's outputs when it fails."""
     return page.get_by_text("Error", exact=True).count()
