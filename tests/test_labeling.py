@@ -373,3 +373,16 @@ def test_prefill_match_is_counted_per_job_and_per_model_version(store, tmp_path)
     ]
     with pytest.raises(AccessDenied):
         stats.prefill_matches("ann1", store=store)
+
+
+def test_a_caption_jobs_distribution_counts_lengths_a_label_sets_counts_labels(store, tmp_path):
+    captions = make_job(store, make_images(tmp_path / "caps", 3), overlap=1, name="caps")
+    sets = make_job(store, make_images(tmp_path / "sets", 2), task="video", labels=("a", "b"), overlap=1)
+    add_accounts(store, {"ann": "annotator", "rev": "reviewer"})
+    for job, values in ((captions, ["a cat", "a red cup on a saucer", "a cat"]), (sets, ["a", "a"])):
+        for value in values:
+            view = queue.next_item(job.id, "ann", predictor=None, store=store)
+            queue.submit(job.id, view.item.id, "ann", value, store=store)
+    # free text: per length band, not one bar per unique caption
+    assert stats.label_distribution(captions.id, "rev", store=store) == [("1-3 words", 2), ("4-7 words", 1)]
+    assert stats.label_distribution(sets.id, "rev", store=store) == [("a", 2)]

@@ -67,7 +67,7 @@ def test_review_and_dashboard_show_the_disagreement_and_the_agreement(disputed_j
     jobs_table, per_annotator, distribution, agreement = dashboard.dashboard(disputed_job.id, Request("rev"))
     assert jobs_table.iloc[0]["open disagreements"] == 1 and jobs_table.iloc[0]["complete"] == "2 / 2"
     assert per_annotator.values.tolist() == [["ann1", 2], ["ann2", 2]]
-    assert distribution.values.tolist() == [["indoor", 3], ["outdoor", 1]]
+    assert distribution.value["data"] == [["indoor", 3], ["outdoor", 1]]
     assert agreement.startswith("**Fleiss' kappa:** ") and "| ann1 · ann2 | 2 |" in agreement
     assert "Cohen's kappa" in agreement
 

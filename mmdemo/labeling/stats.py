@@ -97,9 +97,27 @@ def annotator_progress(
 def label_distribution(
     job_id: int | str | None, user: str, *, top: int = 15, store: Store | None = None
 ) -> list[tuple[str, int]]:
-    """How often each label (or answer) was given, most frequent first."""
-    _, labels = _current(job_id, user, store)
-    return Counter(normalize(s.value) for current in labels.values() for s in current).most_common(top)
+    """How often each label (or answer) was given, most frequent first. A free-text task (captions), where
+    nearly every label is unique, gets how long its labels are instead: labels per length band in words."""
+    job, labels = _current(job_id, user, store)
+    values = [normalize(s.value) for current in labels.values() for s in current]
+    if not is_free_text(job):
+        return Counter(values).most_common(top)
+    bands = Counter(_length_band(len(value.split())) for value in values)
+    return [(band, bands[band]) for band in LENGTH_BANDS if bands[band]]
+
+
+def is_free_text(job: Job) -> bool:
+    """A task whose labels are free text of their own (captions), not picked or short answers to a prompt."""
+    spec = table.get(job.task)
+    return not spec.categorical and spec.prompt is None
+
+
+LENGTH_BANDS = ("1-3 words", "4-7 words", "8-12 words", "13+ words")
+
+
+def _length_band(words: int) -> str:
+    return LENGTH_BANDS[0 if words <= 3 else 1 if words <= 7 else 2 if words <= 12 else 3]
 
 
 @dataclass(frozen=True)

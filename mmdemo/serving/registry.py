@@ -380,6 +380,10 @@ class Registry:
                     continue
                 seen.add(spec_key(spec))
                 entry = self._loaded.get(spec_key(spec))
+                parameters = entry.num_parameters if entry else None
+                needs = spec.options.get("needs", ())
+                if needs and not parameters:  # a composite: its weights are its parts' (their own rows)
+                    parameters, why = None, f"{why}; its weights are those of {' + '.join(needs)}"
                 result.append(
                     ModelStatus(
                         task=spec.task,
@@ -394,7 +398,7 @@ class Registry:
                         else str(pick_dtype(self.device, spec)).replace("torch.", ""),
                         loaded=entry is not None,
                         load_seconds=round(entry.load_seconds, 2) if entry else None,
-                        parameters=entry.num_parameters if entry else None,
+                        parameters=parameters,
                         why=why,
                     )
                 )

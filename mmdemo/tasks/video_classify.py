@@ -275,6 +275,16 @@ def _sound_can_vote(registry: Registry, head: Head | None) -> bool:
     return AUDIO in head.modalities if head is not None else bool(registry.get("audio").zero_shot)
 
 
+def sound_weight_unused(registry: Registry, labels: Sequence[str] = DEMO_LABELS) -> str | None:
+    """Why the sound weight changes nothing here (for the UI to say), or None when the sound can vote.
+    Loads no audio model: the librosa features score nothing without a fine-tuned head."""
+    if registry.active_version(TASK) is not None:
+        head = serving_head(registry, clean_labels(labels), [])
+        if head is not None:
+            return None if AUDIO in head.modalities else "the fine-tuned head has no sound branch"
+    return LITE_AUDIO_NOTE if registry.serving_spec("audio").family == "librosa" else None
+
+
 def classify_video(
     path: str | Path | None,
     labels: Sequence[str],

@@ -214,7 +214,8 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
         **queue,
     )
     caption.input(lambda: "", outputs=[saved], api_visibility="private", queue=False)  # no stale "✔ saved"
-    save.click(
+    # The last "✔ saved" goes first, so a refused correction never shows beside it.
+    save.click(lambda: "", outputs=[saved], api_visibility="private", queue=False).then(
         save_correction,
         [prediction, caption],
         [saved],

@@ -32,7 +32,8 @@ Gallery = list[tuple[Image.Image, str]]
 def caption(result: Result, judged: dict[int, bool]) -> str:
     verdict = judged.get(result.rank)
     mark = "" if verdict is None else ("✓ " if verdict else "✗ ")
-    return f"{mark}#{result.rank} {result.name} · {result.score:.3f}"
+    # the score first: a long file name is cut at the thumbnail's edge, not the score
+    return f"{mark}#{result.rank} {result.score:.3f} · {result.name}"
 
 
 def thumbnail(path: str) -> Image.Image:

@@ -23,6 +23,7 @@ from mmdemo.tasks.video_classify import (
     labels_from_text,
     load_label_set,
     save_label_set,
+    sound_weight_unused,
 )
 from mmdemo.ui.common import friendly, visitor
 from mmdemo.ui.runtime import bind, model_queue, prepare_models
@@ -142,6 +143,14 @@ def load_labels(name: str | None) -> str:
     return "\n".join(load_label_set(name or DEMO_LABEL_SET))
 
 
+def sound_slider(registry: Registry) -> Any:
+    """The Sound weight slider, disabled with the reason where nothing here can score the sound."""
+    reason = sound_weight_unused(registry)
+    if reason is None:
+        return gr.Slider(interactive=True, info=None)
+    return gr.Slider(interactive=False, info=f"not used: {reason}")
+
+
 def refresh_label_sets() -> Any:
     return gr.Dropdown(choices=label_set_names())
 
@@ -182,7 +191,14 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
                 set_message = gr.Markdown()
         with gr.Row():
             visual_weight = gr.Slider(0, 1, value=DEFAULT_WEIGHTS[VISUAL], step=0.05, label="Frames weight")
-            audio_weight = gr.Slider(0, 1, value=DEFAULT_WEIGHTS[AUDIO], step=0.05, label="Sound weight")
+            audio_weight = gr.Slider(
+                0,
+                1,
+                value=DEFAULT_WEIGHTS[AUDIO],
+                step=0.05,
+                label="Sound weight",
+                elem_id="video-audio-weight",
+            )
             frames = gr.Slider(1, 32, value=DEFAULT_FRAMES, step=1, label="Frames sampled")
         run = gr.Button("Classify", variant="primary", elem_id="video-classify")
         with gr.Row():
@@ -250,3 +266,4 @@ def build(demo: gr.Blocks, registry: Registry) -> None:
         api_visibility="private",
     )
     demo.load(refresh_label_sets, outputs=[label_set], api_name=False)
+    demo.load(bind(sound_slider, registry), outputs=[audio_weight], api_name=False)

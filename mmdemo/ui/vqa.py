@@ -117,7 +117,7 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
         api_visibility="private",
         **model_queue("vqa"),
     )
-    save.click(
+    save.click(lambda: "", outputs=[saved], api_visibility="private", queue=False).then(  # no stale "✔ saved"
         save_correction,
         [prediction, answer, image],
         [saved, table],

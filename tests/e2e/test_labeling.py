@@ -134,6 +134,8 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     open_job(admin, "Dashboard", "labeling-dashboard-job", "photos", "Refresh")
     expect(admin.locator("#labeling-jobs")).to_contain_text("photos")
     expect(admin.locator("#labeling-agreement")).to_contain_text("exact match")
+    # captions are free text: bars per length band, not one bar per unique caption
+    expect(admin.get_by_text("Label length")).to_be_visible()
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard.png"), full_page=True)
 
 

@@ -28,7 +28,7 @@ def test_search_judge_search_by_result_and_add_images(page, app, screenshot_dir,
     expect(summary).to_contain_text("Built the default index of 26 sample photos")
     expect(summary).to_contain_text("8 results")
     expect(thumbnails).to_have_count(8)
-    expect(thumbnails.first).to_contain_text("#1 coffee.jpg")
+    expect(thumbnails.first).to_contain_text(re.compile(r"#1 \d\.\d{3} · coffee\.jpg"))
 
     # Pick the second result and judge it relevant.
     thumbnails.nth(1).click()
@@ -36,13 +36,13 @@ def test_search_judge_search_by_result_and_add_images(page, app, screenshot_dir,
     page.get_by_role("button", name="✓ Relevant", exact=True).click()
     expect(selection).to_contain_text("Saved: #2")
     expect(thumbnails.nth(1)).to_contain_text("✓ #2")
-    picked_name = thumbnails.nth(1).inner_text().split()[2]
+    picked_name = thumbnails.nth(1).inner_text().split(" · ", 1)[1].strip()
     page.screenshot(path=str(screenshot_dir / "retrieval.png"), full_page=True)
 
     # Search by that result: it ranks itself first; judge the third result not relevant.
     page.get_by_role("button", name="Search by this image").click()
     expect(summary).to_contain_text("results for the image")
-    expect(thumbnails.first).to_contain_text(f"#1 {picked_name}")
+    expect(thumbnails.first).to_contain_text(re.compile(rf"#1 \d\.\d{{3}} · {re.escape(picked_name)}"))
     thumbnails.nth(2).click()
     expect(selection).to_contain_text("Picked #3")
     page.get_by_role("button", name="✗ Not relevant", exact=True).click()
@@ -59,7 +59,7 @@ def test_search_judge_search_by_result_and_add_images(page, app, screenshot_dir,
 
     # Search by an uploaded image.
     page.locator("input[type=file]").first.set_input_files(str(ASSETS / "rocket.jpg"))
-    expect(thumbnails.first).to_contain_text("#1 rocket.jpg")
+    expect(thumbnails.first).to_contain_text(re.compile(r"#1 \d\.\d{3} · rocket\.jpg"))
 
     # Add two images to the index: one new photo and a broken file, which is reported by name.
     new_photo = tmp_path / "cat_crop.png"

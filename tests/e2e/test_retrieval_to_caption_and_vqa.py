@@ -14,9 +14,9 @@ from tests.e2e.conftest import open_tab
 
 
 def pick(page, index: int) -> str:
-    """Click a result; returns its file name (captions read "#2 cat.jpg · 0.512")."""
+    """Click a result; returns its file name (captions read "#2 0.512 · cat.jpg")."""
     thumbnail = page.locator("#retrieval-gallery .thumbnail-item").nth(index)
-    name = thumbnail.inner_text().split()[1]
+    name = thumbnail.inner_text().split(" · ", 1)[1].strip()
     thumbnail.click()
     expect(page.locator("#retrieval-selection")).to_contain_text(f"Picked #{index + 1} {name}")
     return name

@@ -14,6 +14,10 @@ COFFEE_CLIP = ROOT / "assets" / "videos" / "coffee.mp4"
 def test_upload_classify_and_correct_a_clip(page, app, screenshot_dir):
     open_tab(page, "Video")
     expect(page.locator("#video-labels textarea")).to_have_value(re.compile("a cup of coffee"))
+    # lite: nothing scores the sound, so its weight slider is off and says why
+    sound_weight = page.locator("#video-audio-weight")
+    expect(sound_weight).to_contain_text("not used: lite")
+    expect(sound_weight.locator("input[type=range]")).to_be_disabled()
     page.locator("#video-input input[type=file]").set_input_files(str(COFFEE_CLIP))
     expect(page.locator("#video-input video")).to_be_visible()
     page.locator("#video-classify").click()

@@ -15,8 +15,9 @@ from mmdemo import accounts, config
 from mmdemo.labeling import queue
 from mmdemo.services import Services
 from mmdemo.ui.common import current_user
-from mmdemo.ui.labeling import admin, annotate, dashboard, review
+from mmdemo.ui.labeling import admin, annotate, dashboard, review, sample
 from mmdemo.ui.labeling.shared import list_jobs, worker
+from mmdemo.ui.runtime import bind, model_queue
 
 # Keys for label-set tasks while the label buttons are shown: 1-9 pick a label, Enter submits, S skips.
 # (Free-text labels: Enter in the text box submits.)
@@ -74,12 +75,15 @@ def sections(request: gr.Request) -> tuple[Any, ...]:
 
 
 def build(demo: gr.Blocks, services: Services) -> None:
-    with gr.Tab("Labeling", id="labeling"), gr.Tabs():
-        annotating = annotate.build(queue.ModelPredictor(services))
-        reviewing = review.build()
-        board = dashboard.build()
-        job_dropdowns = [annotating.job, reviewing.job, board.job]
-        administering = admin.build(job_dropdowns, services)
+    predictor = queue.ModelPredictor(services)
+    with gr.Tab("Labeling", id="labeling"):
+        sample_intro, sample_button = sample.build()
+        with gr.Tabs():
+            annotating = annotate.build(predictor)
+            reviewing = review.build()
+            board = dashboard.build()
+            job_dropdowns = [annotating.job, reviewing.job, board.job]
+            administering = admin.build(job_dropdowns, services)
     demo.load(list_jobs, outputs=job_dropdowns, api_name=False)
     demo.load(
         sections,
@@ -87,6 +91,16 @@ def build(demo: gr.Blocks, services: Services) -> None:
         api_name=False,
     )
     demo.load(None, js=KEYBOARD_JS, api_name=False)
+    demo.load(sample.shown, outputs=[sample_intro, sample_button], api_name=False)
+    sample_button.click(
+        sample.start, outputs=job_dropdowns, api_name="ui_labeling_sample", api_visibility="private"
+    ).success(
+        bind(annotate.next_item, predictor),
+        inputs=annotating.job,
+        outputs=list(annotating.shown),
+        api_visibility="private",
+        **model_queue("labeling"),
+    )
     annotating.job.focus(
         list_jobs, outputs=job_dropdowns, api_name="ui_labeling_jobs", api_visibility="private"
     )

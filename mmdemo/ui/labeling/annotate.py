@@ -18,7 +18,8 @@ from mmdemo.ui.runtime import bind, model_queue
 NO_JOB = "Pick a job, then press **Next item**."
 ABOUT = (
     "Label data for fine-tuning: each job hands you its items one at a time, pre-filled with the model's "
-    "answer; accept it or correct it. Jobs are created by an admin (*Labeling → Admin*, or "
+    "answer; accept it or correct it. Pick a job and press **Next item** to start. "
+    "Jobs are created by an admin (*Labeling → Admin*, or "
     "`mmdemo jobs create --name photos --task caption --folder assets/images`)."
 )
 DONE = "No more items for you in this job. Thank you!"
@@ -105,6 +106,8 @@ def submit(
     choice: str | None,
     request: gr.Request,
 ) -> ItemShown:
+    if job_id in (None, ""):
+        return next_item(predictor, job_id, request)
     user = worker(request)
     job = jobs.job(job_id, user)
     queue.submit(job_id, as_int(item_id), user, choice if table.get(job.task).categorical else text)
@@ -113,6 +116,8 @@ def submit(
 
 @friendly
 def skip(predictor: Predictor, job_id: int | None, item_id: float | None, request: gr.Request) -> ItemShown:
+    if job_id in (None, ""):
+        return next_item(predictor, job_id, request)
     user = worker(request)
     queue.skip(job_id, as_int(item_id), user)
     return _next_outputs(predictor, job_id, user, client_address(request))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import gradio as gr
 import pandas as pd
 
-from mmdemo.labeling import stats
+from mmdemo.labeling import jobs, stats
 from mmdemo.labeling.stats import AgreementSummary, PrefillMatch
 from mmdemo.ui.common import current_user, friendly
 from mmdemo.ui.labeling.shared import job_dropdown
@@ -32,9 +32,7 @@ def agreement_text(summary: AgreementSummary) -> str:
 
 
 @friendly
-def dashboard(
-    job_id: int | None, request: gr.Request
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+def dashboard(job_id: int | None, request: gr.Request) -> tuple[pd.DataFrame, pd.DataFrame, Any, str]:
     user = current_user(request)
     jobs_table = pd.DataFrame(
         [
@@ -55,7 +53,10 @@ def dashboard(
         return jobs_table, empty, pd.DataFrame({"label": [], "count": []}), "Pick a job to see its agreement."
     per_annotator = pd.DataFrame(stats.annotator_progress(job_id, user), columns=["annotator", "items"])
     distribution = pd.DataFrame(stats.label_distribution(job_id, user), columns=["label", "count"])
-    return jobs_table, per_annotator, distribution, agreement_text(stats.job_agreement(job_id, user))
+    free_text = stats.is_free_text(jobs.job(job_id, user))
+    title = "Label length (free-text labels: one bar per length band)" if free_text else "Label distribution"
+    chart = gr.BarPlot(value=distribution, title=title, sort=None if free_text else "-y")
+    return jobs_table, per_annotator, chart, agreement_text(stats.job_agreement(job_id, user))
 
 
 def _share(matched: int, settled: int) -> str:
@@ -67,9 +68,9 @@ def prefill_line(matches: list[PrefillMatch]) -> str:
     if not matches:
         return "**Pre-fill matched the final label:** not yet — no pre-filled item is settled."
     settled, matched = sum(m.settled for m in matches), sum(m.matched for m in matches)
-    jobs = {m.job.id for m in matches}
+    job_ids = {m.job.id for m in matches}
     line = f"**Pre-fill matched the final label:** {_share(matched, settled)} of settled items"
-    if len(jobs) == 1:
+    if len(job_ids) == 1:
         steps = " → ".join(f"{m.version} {_share(m.matched, m.settled)}" for m in matches)
         line += f" · by model version: {steps}"
     return line
