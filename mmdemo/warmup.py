@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmdemo import config
 
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from mmdemo.services import Services
 
 log = logging.getLogger(__name__)
-WARM_TASKS = ("embed", "caption", "audio")  # the registry tasks of the first search, caption and video call
 
 
 @dataclass
@@ -38,23 +37,38 @@ class Warmup:
 WARMUP = Warmup()
 
 
-def _warm_task(services: Services, task: str) -> None:
-    import numpy as np
+BLANK_SIZE = (256, 256)
+
+
+def _warm_embedder(services: Services, model: Any) -> None:
     from PIL import Image
 
-    model = services.registry.get(task)
-    blank = Image.new("RGB", (256, 256), (127, 127, 127))
-    if task == "embed":
-        model.encode_images([blank])
-        model.encode_texts(["a photo"])
-        WARMUP.step = "building the default index"
-        services.index.default_index()
-    elif task == "caption":
-        model.caption([blank])
-    elif task == "audio":
-        import av  # noqa: F401  (the video tab's decoder: its first import takes seconds)
+    model.encode_images([Image.new("RGB", BLANK_SIZE, (127, 127, 127))])
+    model.encode_texts(["a photo"])
+    WARMUP.step = "building the default index"
+    services.index.default_index()
 
-        model.encode_audio([np.zeros(int(model.sample_rate), dtype=np.float32)])
+
+def _warm_captioner(services: Services, model: Any) -> None:
+    from PIL import Image
+
+    model.caption([Image.new("RGB", BLANK_SIZE, (127, 127, 127))])
+
+
+def _warm_audio(services: Services, model: Any) -> None:
+    import av  # noqa: F401  (the video tab's decoder: its first import takes seconds)
+    import numpy as np
+
+    model.encode_audio([np.zeros(int(model.sample_rate), dtype=np.float32)])
+
+
+# registry task -> one call of its model on a blank input
+WARMERS: dict[str, Callable[[Services, Any], None]] = {
+    "embed": _warm_embedder,
+    "caption": _warm_captioner,
+    "audio": _warm_audio,
+}
+WARM_TASKS = tuple(WARMERS)  # the registry tasks of the first search, caption and video call
 
 
 def warm_up(services: Services, tasks: Sequence[str] = WARM_TASKS) -> None:
@@ -67,7 +81,7 @@ def warm_up(services: Services, tasks: Sequence[str] = WARM_TASKS) -> None:
                 continue
             WARMUP.step = f"loading {services.registry.serving_spec(task).name}"
             try:
-                _warm_task(services, task)
+                WARMERS[task](services, services.registry.get(task))
             except Exception as error:  # warming is best effort: the first real call reports the error
                 WARMUP.errors.append(f"{task}: {error}")
                 log.warning("warm-up of %s failed: %s", task, error)

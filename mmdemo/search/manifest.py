@@ -1,7 +1,8 @@
-"""An index's manifest and folder: what it was built with, where its files live, how to name its errors.
+"""An index's manifest and folder: what it was built with, where its files live, how to name its errors,
+and the `Hit` a search returns.
 
 No FAISS here (that is `search.index`); this module is what the CLI's `index list`, the service's freshness
-checks and the error messages need without loading vectors.
+checks, the error messages and retrieval's records need without importing FAISS or loading vectors.
 """
 
 from __future__ import annotations

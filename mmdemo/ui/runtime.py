@@ -7,7 +7,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gradio as gr
 
@@ -15,9 +15,6 @@ from mmdemo import config
 from mmdemo.serving.devices import gpu_expected
 from mmdemo.serving.registry import Registry, spec_key
 from mmdemo.warmup import WARMUP
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
