@@ -19,6 +19,7 @@ import argparse
 import gc
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +42,26 @@ def batched_qps(built: VectorIndex, queries: np.ndarray, k: int) -> float:
     return len(queries) / (time.perf_counter() - started)
 
 
-def clustered_vectors(count: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+def clustered_chunks(
+    count: int, dim: int, clusters: int, seed: int, chunk: int = 100_000
+) -> Iterator[np.ndarray]:
+    """`count` unit vectors around `clusters` fixed centres, `chunk` rows at a time (the same rows for the
+    same arguments, whatever the chunk size is not: keep it fixed)."""
     rng = np.random.default_rng(seed)
     centres = l2_normalize(np.random.default_rng(1234).normal(size=(clusters, dim)))
-    out = np.empty((count, dim), dtype=np.float32)
-    for start in range(0, count, 100_000):  # in chunks, to keep the peak memory near the result's size
-        stop = min(count, start + 100_000)
-        labels = rng.integers(0, clusters, stop - start)
-        noise = rng.normal(scale=0.6 / np.sqrt(dim), size=(stop - start, dim))
-        out[start:stop] = l2_normalize(centres[labels] + noise)
+    for start in range(0, count, chunk):
+        rows = min(count, start + chunk) - start
+        labels = rng.integers(0, clusters, rows)
+        noise = rng.normal(scale=0.6 / np.sqrt(dim), size=(rows, dim))
+        yield l2_normalize(centres[labels] + noise)
+
+
+def clustered_vectors(count: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+    out = np.empty((count, dim), dtype=np.float32)  # filled in chunks: the peak stays near the result's size
+    start = 0
+    for part in clustered_chunks(count, dim, clusters, seed):
+        out[start : start + len(part)] = part
+        start += len(part)
     return out
 
 

@@ -53,7 +53,10 @@ def test_ivfpq_trains_saves_and_searches_memory_mapped(tmp_path, small_training)
     loaded = VectorIndex.load("pq", tmp_path, EMBEDDER)
     compressed = loaded._index
     assert isinstance(compressed, ivfpq.CompressedIndex) and compressed.mapped and compressed.base is not None
-    assert isinstance(compressed.raw, np.memmap)
+    assert isinstance(compressed.raw, ivfpq.RowFile)  # read row by row, never mapped or loaded whole
+    np.testing.assert_array_equal(compressed.raw[[5, 2, 2999]], data[[5, 2, 2999]])
+    np.testing.assert_array_equal(compressed.raw[10:13], data[10:13])
+    np.testing.assert_array_equal(compressed.raw[-1], data[-1])
     hits = loaded.search(data[:50], 10)
     assert sum(row[0].id == f"m{i}" for i, row in enumerate(hits)) >= 48  # refined: exact scores
     assert all(

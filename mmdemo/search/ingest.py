@@ -28,13 +28,15 @@ from mmdemo.serving.models.base import batched
 # where more only compete with the model's own threads.
 LOADERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 SAVE_EVERY_S = 3.0  # ingestion saves the index at most this often (and always at the end)
+SAVING_SHARE = 0.2  # ...and spends at most about this share of its time saving (large indexes save slowly)
 
 Change = Callable[[VectorIndex], int]  # applied to the newest generation under the file lock
 Commit = Callable[[VectorIndex, Change], VectorIndex]  # the service's save of one change
 
 
 class IndexWrite:
-    """One writer's additions to an index, saved every `SAVE_EVERY_S` seconds and on `close()`."""
+    """One writer's additions to an index, saved every `SAVE_EVERY_S` seconds (longer when a save takes
+    long: at most `SAVING_SHARE` of the time goes to saving) and on `close()`."""
 
     def __init__(self, vectors: VectorIndex, built: bool, commit: Commit) -> None:
         self.vectors = vectors  # the newest generation this writer has seen
@@ -42,6 +44,7 @@ class IndexWrite:
         self._commit = commit
         self._unsaved: list[tuple[list[str], np.ndarray]] = []
         self._saved_at = time.monotonic()
+        self._save_every_s = SAVE_EVERY_S
 
     def pending(self, files: list[Path], report: IngestReport) -> list[tuple[Path, str]]:
         """The image files the index lacks, each once, with their content hash (hashed in a thread pool);
@@ -63,13 +66,16 @@ class IndexWrite:
     def add(self, ids: list[str], embedded: np.ndarray) -> None:
         """Keep one embedded batch (its media already recorded in the store); saves when it is time."""
         self._unsaved.append((ids, embedded))
-        if time.monotonic() - self._saved_at >= SAVE_EVERY_S:
+        if time.monotonic() - self._saved_at >= self._save_every_s:
             self.save()
 
     def save(self) -> None:
+        started = time.monotonic()
         if self._unsaved:
             self.vectors = self._commit(self.vectors, additions(self._unsaved))
         self._unsaved, self._saved_at = [], time.monotonic()
+        took = self._saved_at - started
+        self._save_every_s = max(SAVE_EVERY_S, took * (1 - SAVING_SHARE) / SAVING_SHARE)
 
     def close(self) -> None:
         """Save what is left; a new index is saved even when empty, so it records its embedder."""
