@@ -5,12 +5,15 @@ anyway): no role check, and the job is recorded as made by "cli", the same name 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mmdemo.cli.common import UserError, chatter_to_stderr, choice_argument, choice_option, print_table
 from mmdemo.tasks.table import TASK_NAMES
+
+if TYPE_CHECKING:
+    from mmdemo.data import Job
 
 # The same as accounts.ROLES and export.FORMATS (a test keeps them so), spelled out here so that
 # `mmdemo --help` imports no data layer. The task table is cheap to import.
@@ -100,6 +103,9 @@ def create_job(
             ORDERS, "--order", help_text="queue order (default: uncertainty where a model scores the task)"
         ),
     ] = None,
+    retrain_every: Annotated[
+        int, typer.Option(help="start a fine-tuning run after every N newly settled labels (0: never)")
+    ] = 0,
 ) -> None:
     """Create a labeling job over a folder, an index, or a query's results."""
     from mmdemo.labeling import jobs as labeling
@@ -121,10 +127,33 @@ def create_job(
             ordering=order,
             registry=services.registry,
         )
+    if retrain_every:
+        from mmdemo.labeling import autoretrain
+
+        job = autoretrain.set_auto_retrain(None, job.id, retrain_every, profile=services.registry.profile)
     print(
         f"job #{job.id} {job.name!r}: {labeling.item_count(job)} items, overlap {job.overlap}, "
-        f"order {job.ordering}"
+        f"order {job.ordering}" + (f", {_retraining(job)}" if job.retrain_every else "")
     )
+
+
+def _retraining(job: Job) -> str:
+    if not job.retrain_every:
+        return "auto-retrain off"
+    return f"a fine-tuning run after every {job.retrain_every} settled labels ({job.retrain_profile} profile)"
+
+
+@jobs_app.command("retrain")
+def retrain_job(
+    job: Annotated[int, typer.Argument(metavar="JOB", help="the job's id (`mmdemo jobs list`)")],
+    every: Annotated[int, typer.Argument(metavar="N", help="settled labels between runs; 0 turns it off")],
+) -> None:
+    """Auto-retrain: start a fine-tuning run of the job's task after every N newly settled labels."""
+    from mmdemo.labeling import autoretrain
+    from mmdemo.services import default_services
+
+    changed = autoretrain.set_auto_retrain(None, job, every, profile=default_services().registry.profile)
+    print(f"job #{changed.id} {changed.name!r}: {_retraining(changed)}")
 
 
 @jobs_app.command("order")
@@ -156,12 +185,14 @@ def list_jobs() -> None:
             len(store.job_items(j.id)),
             j.overlap,
             j.ordering,
+            f"every {j.retrain_every}" if j.retrain_every else "-",
             visible_text(by),
         )
         for j in store.jobs()
         for by in [j.created_by]
     ]
-    print_table(("id", "name", "task", "items", "overlap", "order", "by"), rows, empty="no jobs yet")
+    header = ("id", "name", "task", "items", "overlap", "order", "retrain", "by")
+    print_table(header, rows, empty="no jobs yet")
 
 
 @jobs_app.command("prelabel")

@@ -25,6 +25,9 @@ class Job:
     created_by: str
     created_at: str
     ordering: str = "position"  # the queue's order: random, uncertainty, diverse; position (creation order)
+    retrain_every: int = 0  # a fine-tuning run after every N newly settled labels; 0: never
+    retrain_profile: str | None = None  # the model profile those runs train
+    retrained_at: int = 0  # the settled count when the last automatic run started
 
 
 @dataclass(frozen=True)

@@ -309,6 +309,15 @@ def add_queue_counts(db: sqlite_utils.Database) -> None:
     )
 
 
+def add_auto_retrain(db: sqlite_utils.Database) -> None:
+    """A job's auto-retrain setting (every N settled labels, for a profile) and the settled count at which
+    its last automatic run started."""
+    _add_columns(db, "jobs", {"retrain_profile": str})
+    for column in ("retrain_every", "retrained_at"):
+        if column not in db["jobs"].columns_dict:
+            db["jobs"].add_column(column, int, not_null_default=0)
+
+
 # In the order they run; position N here was `PRAGMA user_version` N + 1 before `Migrations`.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     create_initial_tables,
@@ -322,6 +331,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     rewrite_moved_builders,
     add_job_orders,
     add_queue_counts,
+    add_auto_retrain,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 NAMES = [step.__name__ for step in MIGRATIONS]

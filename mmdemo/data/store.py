@@ -12,6 +12,7 @@ from mmdemo.data.label_sets import LabelSetRecords
 from mmdemo.data.media import MediaRecords
 from mmdemo.data.migrations import SCHEMA_VERSION
 from mmdemo.data.predictions import PredictionRecords
+from mmdemo.data.retraining import RetrainRecords
 from mmdemo.data.users import UserRecords
 from mmdemo.data.versions import VersionRecords
 
@@ -27,6 +28,7 @@ class Store(
     LabelSetRecords,
     UserRecords,
     JobRecords,
+    RetrainRecords,
     VersionRecords,
 ):
     """Typed access to the database. Safe to share between threads, and to open in several processes at

@@ -197,6 +197,11 @@ def status(task: str) -> RunStatus | None:
     return found[0] if found else None
 
 
+def takes_jobs(task: str) -> bool:
+    """Whether a run of `task` can be restricted to labeling jobs (`--job`)."""
+    return _job_option(task)[0]
+
+
 @cache
 def _job_option(task: str) -> tuple[bool, bool]:
     """Whether `mmdemo finetune TASK` takes `--job` (a run restricted to labeling jobs), and more than one."""
@@ -241,6 +246,11 @@ def start(user: str, request: TrainRequest) -> RunStatus:
     from mmdemo import accounts
 
     accounts.require_role(user, accounts.ADMIN)
+    return launch(user, request)
+
+
+def launch(by: str, request: TrainRequest) -> RunStatus:
+    """Start a run for `by` (an admin, or a job's auto-retrain) with no role check: `start` checks it."""
     request = check(request)
     root = runs_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -255,7 +265,7 @@ def start(user: str, request: TrainRequest) -> RunStatus:
         run_id = f"{stamp}-{request.task}"
         folder = root / run_id
         folder.mkdir()
-        run = RunStatus(run_id, request.task, user, "starting", _now(), asdict(request))
+        run = RunStatus(run_id, request.task, by, "starting", _now(), asdict(request))
         _save(folder, run)
         with open(folder / "worker.log", "wb") as worker_log:  # the child keeps its own copy
             worker = subprocess.Popen(

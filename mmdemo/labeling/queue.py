@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mmdemo import accounts, config
 from mmdemo.accounts import ANNOTATOR
 from mmdemo.data import ANONYMOUS, Job, JobItem, LabelRecord, MediaItem, Prediction, Store
-from mmdemo.labeling import ordering
+from mmdemo.labeling import autoretrain, ordering
 from mmdemo.labeling.jobs import LabelingError, clean_label, get_item, get_job, store_or_default
 from mmdemo.labeling.ordering import BatchPredictor, Predictor
 from mmdemo.media.files import MediaError, keep_file
@@ -242,7 +242,9 @@ def submit(
     store = store_or_default(store)
     job = get_job(job_id, store)
     item = get_item(job, item_id, store)
-    return store.add_submission(item, user, clean_label(job, value), anonymous=accounts.is_anonymous(user))
+    record = store.add_submission(item, user, clean_label(job, value), anonymous=accounts.is_anonymous(user))
+    autoretrain.after_label(job.id, store)
+    return record
 
 
 def skip(

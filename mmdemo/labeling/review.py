@@ -12,6 +12,7 @@ from mmdemo import accounts
 from mmdemo.accounts import REVIEWER
 from mmdemo.data import JobItem, LabelRecord, MediaItem, Store
 from mmdemo.data.labels import current_by_item, normalize
+from mmdemo.labeling import autoretrain
 from mmdemo.labeling.jobs import clean_label, get_item, get_job, store_or_default
 
 
@@ -55,6 +56,8 @@ def decide(
     matching = [
         s for s in store.submissions(job.id, item_id=item.id) if normalize(s.value) == normalize(final)
     ]
-    return store.add_review(
+    record = store.add_review(
         item, reviewer, final, submission_id=matching[-1].id if matching else None, note=note
     )
+    autoretrain.after_label(job.id, store)
+    return record

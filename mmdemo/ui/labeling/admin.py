@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from mmdemo import accounts
-from mmdemo.labeling import export, jobs, ordering
+from mmdemo.labeling import autoretrain, export, jobs, ordering
 from mmdemo.services import Services
 from mmdemo.tasks.table import TASK_NAMES
 from mmdemo.ui.common import current_user, friendly
@@ -39,6 +39,7 @@ def create_job(
     query: str,
     k: float,
     order: str,
+    retrain_every: float | None,
     request: gr.Request,
 ) -> tuple[str, Any, Any, Any]:
     """Items from one source: a folder on the server, uploads, every image of an index, or a query's
@@ -65,11 +66,40 @@ def create_job(
         ordering=order,
         registry=services.registry,
     )
+    if retrain_every:
+        job = autoretrain.set_auto_retrain(
+            user, job.id, _whole(retrain_every), profile=services.registry.profile
+        )
     message = (
         f"Created job #{job.id} **{job.name}** ({job.task}, overlap {job.overlap}, order {job.ordering}) "
         f"from {job.source}: {jobs.item_count(job)} items."
+        + (f" {_retraining(job)}" if job.retrain_every else "")
     )
     return (message, *list_jobs(request))
+
+
+def _whole(value: float | None) -> int:
+    if value is None or value != value or value != int(value):  # blank, NaN or a fraction
+        raise jobs.LabelingError("auto-retrain needs a whole number of labels (0: off)")
+    return int(value)
+
+
+def _retraining(job: Any) -> str:
+    if not job.retrain_every:
+        return "Auto-retrain is off."
+    return (
+        f"A {job.task} run starts after every {job.retrain_every} newly settled labels "
+        f"({job.retrain_profile} profile); an accepted version serves at once."
+    )
+
+
+@friendly
+def change_retraining(services: Services, job: str, every: float | None, request: gr.Request) -> str:
+    """The same as `mmdemo jobs retrain JOB N`."""
+    changed = autoretrain.set_auto_retrain(
+        current_user(request), job, _whole(every), profile=services.registry.profile
+    )
+    return f"Job #{changed.id} **{changed.name}**: {_retraining(changed)}"
 
 
 @friendly
@@ -124,6 +154,14 @@ def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
                 value="",
                 info="uncertainty: least-sure items first; diverse: cover the collection first",
             )
+            retrain_every = gr.Number(
+                label="Auto-retrain every N settled labels",
+                value=0,
+                precision=0,
+                minimum=0,
+                info="0: off; else a fine-tuning run starts after every N newly settled labels",
+                elem_id="labeling-new-retrain",
+            )
         gr.Markdown("Items from one of: a folder on the server, uploaded files, an index, a query's results.")
         with gr.Row():
             folder = gr.Textbox(label="Folder on the server", placeholder="/data/images")
@@ -153,7 +191,7 @@ def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
             prompts = gr.Textbox(label="Questions (VQA) or queries (retrieval)", lines=2)
         create_button = gr.Button("Create job", variant="primary")
         created = gr.Markdown()
-        gr.Markdown("### Change a job's queue order")
+        gr.Markdown("### Change a job's queue order or auto-retrain")
         with gr.Row():
             order_job = gr.Textbox(label="Job number", placeholder="3", elem_id="labeling-order-job")
             new_order = gr.Dropdown(
@@ -163,6 +201,16 @@ def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
                 elem_id="labeling-order",
             )
             order_button = gr.Button("Change order")
+        with gr.Row():
+            retrain_job = gr.Textbox(label="Job number", placeholder="3", elem_id="labeling-retrain-job")
+            new_every = gr.Number(
+                label="Auto-retrain every N settled labels (0: off)",
+                value=20,
+                precision=0,
+                minimum=0,
+                elem_id="labeling-retrain-every",
+            )
+            retrain_button = gr.Button("Set auto-retrain")
         order_message = gr.Markdown()
         gr.Markdown("### Export labels")
         with gr.Row():
@@ -186,7 +234,10 @@ def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
         role_message = gr.Markdown()
     create_button.click(
         bind(create_job, services),
-        inputs=[job_name, task, folder, uploads, labels, prompts, overlap, index_name, query, k, order],
+        inputs=[
+            *(job_name, task, folder, uploads, labels, prompts, overlap, index_name, query, k, order),
+            retrain_every,
+        ],
         outputs=[created, *job_dropdowns],
         api_name="labeling_create_job",
         api_visibility="undocumented",
@@ -199,6 +250,13 @@ def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
         api_name="labeling_set_order",
         api_visibility="undocumented",
         **model_queue("labeling"),  # the diverse order needs the embedder
+    )
+    retrain_button.click(
+        bind(change_retraining, services),
+        inputs=[retrain_job, new_every],
+        outputs=order_message,
+        api_name="labeling_set_retraining",
+        api_visibility="undocumented",
     )
     export_button.click(
         export_labels,
