@@ -222,9 +222,9 @@ class JobRecords(StoreCore):
         One INSERT ... SELECT in one `BEGIN IMMEDIATE` transaction: two annotators (threads or processes)
         asking at once can never push an item past its overlap. Items already started by others come
         first, so that items reach their full overlap (and agreement) early; then the job's order: the
-        highest stored score for it (`item_scores`), unscored items last, by position. The per-item `held`
-        count (kept by triggers) and its index make a position-ordered job a short index walk; every
-        order is flat in the number of labels. Open (never submitted) assignments of users named
+        highest stored score for it (`rank`, copied from `item_scores` by triggers), unscored items last,
+        by position. The per-item `held` count and `rank` (kept by triggers) and their index make every
+        order a short index walk, flat in the number of items and labels. Open (never submitted) assignments of users named
         `release_prefix`... untouched since `release_before` are released first, in the same transaction.
         `max_open` caps the user's open assignments in the job, `max_open_client` those of every user
         from `client` (anonymous visitors)."""
@@ -249,30 +249,13 @@ class JobRecords(StoreCore):
                     "AND updated_at < ? AND substr(user, 1, ?) = ?",
                     [job_id, release_before, len(release_prefix), release_prefix],
                 )
-            row = db.execute("SELECT ordering FROM jobs WHERE id = ?", [job_id]).fetchone()
-            ordering = row[0] if row is not None else "position"
-            scored = ordering != "position"  # a position-ordered job walks the queue index alone
-            scores = "LEFT JOIN item_scores s ON s.item_id = ji.id AND s.ordering = ? " if scored else ""
             cursor = db.execute(
                 "INSERT INTO assignments (job_id, item_id, user, status, client, created_at, updated_at) "
-                f"SELECT ?, ji.id, ?, 'assigned', ?, ?, ? FROM job_items ji {scores}"
+                "SELECT ?, ji.id, ?, 'assigned', ?, ?, ? FROM job_items ji INDEXED BY job_items_ranked "
                 "WHERE ji.job_id = ? AND ji.held < ? "
                 "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = ji.id AND a.user = ?)"
-                f"{caps} ORDER BY ji.held DESC, "
-                + ("s.score IS NULL, s.score DESC, " if scored else "")
-                + "ji.position LIMIT 1",
-                [
-                    job_id,
-                    user,
-                    client,
-                    stamp,
-                    stamp,
-                    *([ordering] if scored else []),
-                    job_id,
-                    overlap,
-                    user,
-                    *cap_args,
-                ],
+                f"{caps} ORDER BY ji.held DESC, ji.rank DESC, ji.position LIMIT 1",
+                [job_id, user, client, stamp, stamp, job_id, overlap, user, *cap_args],
             )
             if cursor.rowcount == 0:
                 return None
