@@ -7,13 +7,15 @@ looped to 2 s with a noise floor, in four kinds; each clip has 4 sound windows o
 
   visual         the label is the picture's kind; the sound is noise
   complementary  picture kind ∈ 2 groups × sound kind ∈ 2 groups: each narrows to 2 classes, together to 1
-  interaction    label = (picture kind + sound kind) mod 4: each modality alone is at chance
+  interaction    label = (picture kind + sound kind) mod 4: each modality alone is at chance; balanced,
+                 so each class's 4 (picture kind, sound kind) combinations have the same number of clips
 
 Features come from the lite profile's frozen encoders (ConSE over EfficientNet-Lite0 for frames, librosa for
 sound), encoded once per set and cached; then, for each seed, the clips are split as `mmdemo finetune
-video` splits them (validation by clip, early stopping on a quarter of the training clips) and every
-strategy trains with the app's defaults on the same split. The zero-shot baseline is the classify path's
-weighted fusion with default weights (in lite only the frames can score labels zero-shot).
+video` splits them (validation by clip, early stopping on a quarter of the training clips, then a fresh
+net trained on all training clips for the epochs early stopping chose) and every strategy trains with the
+app's defaults on the same split; torch runs on one thread (`--threads`). The zero-shot baseline is the
+classify path's weighted fusion with default weights (in lite only the frames can score labels zero-shot).
 
     apt-get install -y sound-theme-freedesktop espeak-ng
     python bench/fusion.py [--clips-per-class 64] [--seeds 0 1 2] [--out bench/results]
@@ -236,6 +238,11 @@ def evaluate(clip_set: str, data: dict[str, np.ndarray], seed: int, registry) ->
     for strategy, run in trained.items():
         results[strategy] = score(predict_head(validation, labels, run.head))
         results[strategy] |= {"seconds": run.seconds, "parameters": run.parameters}
+        if run.fitted is not None:
+            results[strategy] |= {
+                "best_epoch": run.fitted.best_epoch,
+                "refit_epochs": run.fitted.refit_epochs,
+            }
         if run.head.fusion_weights:
             results[strategy]["fusion_weights"] = run.head.fusion_weights
         if strategy == "ensemble":
@@ -262,6 +269,18 @@ def table(all_results: dict[str, list[dict[str, dict]]]) -> list[str]:
                 f"| {clip_set} | {strategy} | {np.mean(acc):.2f} ± {np.std(acc):.2f} | "
                 f"{np.mean(f1):.2f} ± {np.std(f1):.2f} | {secs:.2f} | {seeds[0][strategy]['parameters']} |"
             )
+    return lines
+
+
+def ensemble_lines(all_results: dict[str, list[dict[str, dict]]]) -> list[str]:
+    """Which members the ensemble averaged, and with what weights (mean over seeds)."""
+    lines = []
+    for clip_set, seeds in all_results.items():
+        members = seeds[0]["ensemble"]["member_weights"]
+        weights = ", ".join(
+            f"{m} {np.mean([s['ensemble']['member_weights'][m] for s in seeds]):.2f}" for m in members
+        )
+        lines.append(f"- {clip_set}: ensemble of {', '.join(members)}; weights (mean over seeds) {weights}")
     return lines
 
 
@@ -322,7 +341,9 @@ def main() -> int:
         f"total {total_s:.0f} s"
     )
     print("\n".join(lines))
-    (args.out / "fusion.md").write_text("\n".join(lines) + "\n")
+    members = ensemble_lines(all_results)
+    print("\n".join(members))
+    (args.out / "fusion.md").write_text("\n".join([*lines, "", *members]) + "\n")
     (args.out / "fusion.json").write_text(json.dumps(all_results, indent=1))
     chart(all_results, args.out / "fusion.png")
     print(f"chart: {args.out / 'fusion.png'}")
