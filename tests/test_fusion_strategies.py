@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,50 @@ def test_an_unknown_strategy_is_one_clear_line(data_dir):
     done = _mmdemo(["finetune", "video", "--profile", "lite", "--fusion", "late"], env)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "weighted" in done.stderr and "attention" in done.stderr
+
+
+def test_after_early_stopping_each_strategy_is_trained_afresh_on_all_training_clips():
+    rng = np.random.default_rng(1)
+    fit, stop = features(40, rng), features(12, rng)
+    scaling = standardisation(fit.rows, DIMS)
+    info = ModelInfo(name="video fusion head", version="new", profile="lite", source="test")
+    options = LoopOptions(steps=60, batch_size=8, min_epochs=2, patience=2)
+    trained = train_heads(STRATEGIES, fit, stop, LABELS, DIMS, scaling, LITE_FEATURES, info, options)
+    for strategy in ("weighted", "pooled", "concat", "attention"):
+        fitted = trained[strategy].fitted
+        assert fitted is not None and fitted.best_epoch >= 1
+        # as many epochs as early stopping chose, over the fit and the early-stopping clips together
+        assert fitted.refit_epochs == fitted.best_epoch
+        assert fitted.refit_steps == fitted.best_epoch * -(-(40 + 12) // 8), strategy
+        # scored on the early-stopping clips before they were trained on: the ensemble's weights use that
+        assert trained[strategy].stop_macro_f1 is not None
+    scores = {s: trained[s].stop_macro_f1 for s in trained["ensemble"].head.member_weights}
+    total = sum(max(v, 1e-3) for v in scores.values())
+    for strategy, weight in trained["ensemble"].head.member_weights.items():
+        assert weight == pytest.approx(max(scores[strategy], 1e-3) / total)
+
+    kept = train_heads(
+        ["concat"],
+        fit,
+        stop,
+        LABELS,
+        DIMS,
+        scaling,
+        LITE_FEATURES,
+        info,
+        replace(options, refit_on_all=False),
+    )["concat"]
+    assert kept.fitted.refit_epochs is None and kept.fitted.refit_steps is None
+    without_stop = train_heads(["concat"], fit, None, LABELS, DIMS, scaling, LITE_FEATURES, info, options)
+    assert without_stop["concat"].fitted.refit_epochs is None  # nothing held back, nothing to refit with
+
+
+def test_heads_saved_before_the_interaction_term_still_load():
+    """A `concat`/`attention` head saved without the new net options builds the net it was trained as."""
+    from mmdemo.finetune.fusion import net_class
+
+    for strategy, option in (("concat", "interaction"), ("attention", "product")):
+        old = net_class(strategy)(DIMS, 4)
+        new = net_class(strategy)(DIMS, 4, **{option: 16 if option == "interaction" else True})
+        assert sum(p.numel() for p in new.parameters()) > sum(p.numel() for p in old.parameters())
+        net_class(strategy)(DIMS, 4).load_state_dict(old.state_dict())  # no missing or unexpected keys

@@ -153,7 +153,7 @@ def _summary(trained: Trained, result: dict[str, Any]) -> dict[str, Any]:
     }
     if fitted is not None:
         summary |= {"steps": fitted.steps, "epochs": fitted.epochs, "best_epoch": fitted.best_epoch}
-        summary |= {"stopped_early": fitted.stopped_early}
+        summary |= {"stopped_early": fitted.stopped_early, "refit_epochs": fitted.refit_epochs}
     if isinstance(trained.head, fusion_head.EnsembleHead):
         summary["member_weights"] = trained.head.member_weights
     return summary
@@ -240,6 +240,7 @@ def train(context: RunContext[ClipTarget]) -> TrainResult:
             "best_epoch": summary.get("best_epoch"),
             "steps": summary.get("steps"),
             "stopped_early": summary.get("stopped_early"),
+            "refit_epochs": summary.get("refit_epochs"),
             "early_stop_clips": len(stop_clips),
             "early_stop_loss": None if trained[best].fitted is None else trained[best].fitted.early_stop_loss,
             "per_class": {"before": before["per_class"], "after": after["per_class"]},

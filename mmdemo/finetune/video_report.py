@@ -89,6 +89,11 @@ def per_class_markdown(details: dict[str, Any]) -> str:
             else f"{details['epochs']} epochs"
         )
         + f"; best epoch {details['best_epoch']}"
+        + (
+            f"; then trained afresh on all training clips for {details['refit_epochs']} epochs"
+            if details.get("refit_epochs")
+            else ""
+        )
     )
     return "\n".join(
         [

@@ -1,7 +1,9 @@
 """`attention` (hybrid fusion): frames and sound windows become two token sequences (projected to a small
 width, plus a modality embedding); each modality's tokens attend to the other's (cross-attention), then a
 small feed-forward layer; each sequence is averaged and the two are classified together. A clip without
-sound has one learned "no sound" token as its sound sequence."""
+sound has one learned "no sound" token as its sound sequence. With `product`, the element-wise product of
+the two averaged sequences goes to the classifier beside them: a multiplicative interaction term for labels
+that depend on the combination of picture and sound (off, as in heads saved before it, by default)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from mmdemo.finetune.fusion.batch import Batch
 
 
 class AttentionNet(torch.nn.Module):
-    def __init__(self, dims: dict[str, int], n_labels: int, width: int = 16, heads: int = 2) -> None:
+    def __init__(
+        self, dims: dict[str, int], n_labels: int, width: int = 16, heads: int = 2, product: bool = False
+    ) -> None:
         super().__init__()
         names = list(dims)
         self.project = torch.nn.ModuleDict({m: torch.nn.Linear(d, width) for m, d in dims.items()})
@@ -27,7 +31,8 @@ class AttentionNet(torch.nn.Module):
         self.feed = torch.nn.Sequential(
             torch.nn.Linear(width, 2 * width), torch.nn.GELU(), torch.nn.Linear(2 * width, width)
         )
-        self.classifier = torch.nn.Linear(len(names) * width, n_labels)
+        self.product = product and len(names) > 1
+        self.classifier = torch.nn.Linear((len(names) + self.product) * width, n_labels)
 
     def _tokens(self, batch: Batch, index: int, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.project[modality](batch.seqs[modality]) + self.kind[index]
@@ -51,4 +56,6 @@ class AttentionNet(torch.nn.Module):
             x = self.norm1[modality](query + attended)
             x = self.norm2[modality](x + self.feed(x))
             pooled.append((x * steps[..., None]).sum(1) / steps.sum(1, keepdim=True).clamp_min(1.0))
+        if self.product:
+            pooled.append(torch.stack(pooled).prod(0))
         return self.classifier(torch.cat(pooled, -1))

@@ -1,7 +1,9 @@
 """Train fusion strategies on encoded clips and turn them into the heads the registry serves.
 
 `train_heads` is what `mmdemo finetune video` and `bench/fusion.py` both call: every strategy gets the
-same fit/early-stopping clips, the same standardisation, the same class weights and the same seed.
+same fit/early-stopping clips, the same standardisation, the same class weights and the same seed, and
+(with `LoopOptions.refit_on_all`) is then trained afresh on all those clips for the epochs early stopping
+chose.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ from sklearn.metrics import f1_score
 
 from mmdemo.finetune.fusion import ENSEMBLE, NETS, WEIGHTED, net_class
 from mmdemo.finetune.fusion.batch import Rows, Scaling, class_weights, make_batch
-from mmdemo.finetune.fusion.loop import Fitted, LoopOptions, Progress, fit
+from mmdemo.finetune.fusion.loop import Fitted, LoopOptions, Progress, fit, refit
 from mmdemo.serving.models import fusion_head
 from mmdemo.serving.models.base import ModelInfo
 
-NET_OPTIONS: dict[str, dict[str, Any]] = {WEIGHTED: {}, "pooled": {}, "concat": {}, "attention": {}}
+# What new heads are built with (saved in each head, so a head reads back as it was built).
+NET_OPTIONS: dict[str, dict[str, Any]] = {
+    WEIGHTED: {},
+    "pooled": {},
+    "concat": {"interaction": 16},
+    "attention": {"product": True},
+}
 
 
 @dataclass
@@ -82,12 +90,14 @@ def macro_f1(head: fusion_head.Head, clips: Clips, labels: list[str]) -> float:
 
 
 def ensemble_weights(members: dict[str, Trained], stop: Clips | None, labels: list[str]) -> dict[str, float]:
-    """Each member weighs its macro-F1 on the early-stopping clips (equal weights without them)."""
+    """Each member weighs its macro-F1 on the early-stopping clips (equal weights without them); a member
+    refitted on all clips was scored before the refit (`stop_macro_f1`), while those clips were unseen."""
     if stop is None or not stop.targets:
         return {s: 1 / len(members) for s in members}
-    scores = {s: max(macro_f1(t.head, stop, labels), 1e-3) for s, t in members.items()}
-    for strategy, score in scores.items():
-        members[strategy].stop_macro_f1 = score
+    for trained in members.values():
+        if trained.stop_macro_f1 is None:
+            trained.stop_macro_f1 = macro_f1(trained.head, stop, labels)
+    scores = {s: max(t.stop_macro_f1 or 0.0, 1e-3) for s, t in members.items()}
     total = sum(scores.values())
     return {s: score / total for s, score in scores.items()}
 
@@ -110,15 +120,38 @@ def train_heads(
     fit_batch = make_batch(fit_clips.rows, fit_clips.targets, dims, scaling)
     stop_batch = make_batch(stop_clips.rows, stop_clips.targets, dims, scaling) if stop_clips else None
     weights = class_weights(fit_clips.targets, len(labels))
+    refitting = options.refit_on_all and stop_clips is not None and len(stop_clips.targets) > 0
+    if refitting:
+        all_targets = [*fit_clips.targets, *stop_clips.targets]  # type: ignore[union-attr]
+        all_batch = make_batch([*fit_clips.rows, *stop_clips.rows], all_targets, dims, scaling)  # type: ignore[union-attr]
+        all_weights = class_weights(all_targets, len(labels))
+
+    def new_net(strategy: str) -> torch.nn.Module:
+        torch.manual_seed(options.seed)
+        return net_class(strategy)(dims, len(labels), **NET_OPTIONS[strategy])
+
     trained: dict[str, Trained] = {}
     for strategy in nets:
         started = time.perf_counter()
-        torch.manual_seed(options.seed)
-        net = net_class(strategy)(dims, len(labels), **NET_OPTIONS[strategy])
+        net = new_net(strategy)
         fitted = fit(net, fit_batch, stop_batch, weights, options, progress, f"{strategy} head")
         head = to_head(strategy, fitted.net, labels, dims, scaling, feature_models, info)
+        stop_f1 = None
+        if refitting:  # scored while the early-stopping clips are still unseen, then trained on them too
+            stop_f1 = macro_f1(head, stop_clips, labels)  # type: ignore[arg-type]
+            net = new_net(strategy)
+            fitted.refit_steps = refit(
+                net, all_batch, all_weights, fitted.best_epoch, options, progress, f"{strategy} head (all)"
+            )
+            fitted.net, fitted.refit_epochs = net, fitted.best_epoch
+            head = to_head(strategy, net, labels, dims, scaling, feature_models, info)
         trained[strategy] = Trained(
-            strategy, head, time.perf_counter() - started, sum(p.numel() for p in net.parameters()), fitted
+            strategy,
+            head,
+            time.perf_counter() - started,
+            sum(p.numel() for p in net.parameters()),
+            fitted,
+            stop_macro_f1=stop_f1,
         )
     if ENSEMBLE in strategies:
         started = time.perf_counter()
