@@ -384,6 +384,39 @@ def test_scoring_a_40_item_job_makes_one_model_call_per_batch_of_16(store, tmp_p
     assert table.get("caption").predict_batch is not None and table.get("vqa").predict_batch is not None
 
 
+def test_retrieval_items_are_scored_with_one_embedder_call_per_batch(store, tmp_path, tiny):
+    from mmdemo.services import Services
+    from mmdemo.tasks import prefill, table
+
+    folder = make_images(tmp_path / "imgs", 6)
+    job = make_job(
+        store, folder, task="retrieval", labels=("relevant", "not relevant"), prompts=("a red square",),
+        overlap=1,
+    )  # fmt: skip
+    services = Services.create(tiny, index_root=tmp_path / "index", store=store)
+    embedder = services.index.embedder()
+    calls: list[int] = []
+    encode_images = embedder.encode_images
+
+    def counted(images):
+        calls.append(len(images))
+        return encode_images(images)
+
+    embedder.encode_images = counted  # the instance's own attribute: the registry's copy is shared
+    try:
+        items = store.job_items(job.id)
+        media = [store.media(item.media_id) for item in items]
+        Path(media[2].path).write_bytes(b"not an image any more")
+        ids = table.get("retrieval").predict_batch(job, items, media, store, services)
+        assert calls == [5]  # one call for the five readable images
+        assert ids[2] is None and all(i is not None for n, i in enumerate(ids) if n != 2)
+        one = prefill.predict_relevance(job, items[0], media[0], store, services)
+    finally:
+        del embedder.encode_images
+    assert store.prediction(one).output["score"] == pytest.approx(store.prediction(ids[0]).output["score"])
+    assert store.prediction(ids[0]).output["label"] in ("relevant", "not relevant")
+
+
 def _uncertainty_queue_steps(tmp_path, labels: int) -> int:
     """Steps for a newcomer's next, submit and next in an uncertainty-ordered job holding `labels` labels."""
     from tests.test_labeling_scale import ITEMS, StepCounter, big_job

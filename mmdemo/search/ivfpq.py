@@ -36,7 +36,10 @@ def lists_for(count: int) -> int:
 
 
 def probes_for(lists: int) -> int:
-    return max(1, min(lists, max(16, lists // 32)))
+    # bench/scale.py, 4M clustered 512-d vectors, IVF1264, refine k x 16: probing 1/32 of the lists gave
+    # recall@10 0.833, 1/16 0.925, 1/8 0.974 (6, 14 and 19 ms p50 on 2 cores). Refining more candidates
+    # (k x 32) gave no more: the lists probed are the limit.
+    return max(1, min(lists, max(16, lists // 16)))
 
 
 def subquantizers(dim: int) -> int:

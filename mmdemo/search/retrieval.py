@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mmdemo import accounts
 from mmdemo.data import Judgement, Store, default_store
-from mmdemo.media.files import keep_file, load_image
+from mmdemo.media.files import MediaError, keep_file, load_image
 from mmdemo.media.images import media_folder
 from mmdemo.search.manifest import Hit
 from mmdemo.serving.hub import ModelUnavailable
@@ -112,6 +113,27 @@ def similarity(text: str, image: str | Path, embedder: ImageTextEmbedder) -> tup
     """The cosine of a text query and one image, as search scores them, and the embedder that did it."""
     query = embedder.encode_texts([check_query(text)])[0]
     return float(np.dot(query, embedder.encode_images([load_image(image).image])[0])), embedder.info
+
+
+def similarities(
+    texts: Sequence[str], images: Sequence[str | Path], embedder: ImageTextEmbedder
+) -> list[float | None]:
+    """`similarity` of many (text, image) pairs: each distinct text and every readable image encoded once,
+    in one batch each; None for an image that cannot be read."""
+    distinct = list(dict.fromkeys(check_query(text) for text in texts))
+    queries = dict(zip(distinct, embedder.encode_texts(distinct), strict=True))
+    loaded: list[tuple[int, Any]] = []
+    for position, image in enumerate(images):
+        try:
+            loaded.append((position, load_image(image).image))
+        except MediaError:
+            continue
+    scores: list[float | None] = [None] * len(images)
+    if loaded:
+        vectors = embedder.encode_images([image for _, image in loaded])
+        for (position, _), vector in zip(loaded, vectors, strict=True):
+            scores[position] = float(np.dot(queries[check_query(texts[position])], vector))
+    return scores
 
 
 def check_query(query: str | None) -> str:

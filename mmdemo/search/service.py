@@ -47,6 +47,7 @@ from mmdemo.search.retrieval import (
     active_adapter,
     check_query,
     results_of,
+    similarities,
     similarity,
     walk,
 )
@@ -388,6 +389,13 @@ class IndexService:
     ) -> tuple[float, ModelInfo]:
         """The cosine of a text query and one image, as search scores them, and the embedder that did it."""
         return similarity(text, image, self.embedder(embedder))
+
+    def similarities(
+        self, texts: Sequence[str], images: Sequence[str | Path], *, embedder: ImageTextEmbedder | None = None
+    ) -> tuple[list[float | None], ModelInfo]:
+        """`similarity` of many (text, image) pairs in one batch; None for an image that cannot be read."""
+        model = self.embedder(embedder)
+        return similarities(texts, images, model), model.info
 
     def _ranked(
         self,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mmdemo.data import Job, JobItem, MediaItem, Prediction, Store
     from mmdemo.services import Services
+    from mmdemo.serving.models.base import ModelInfo
 
 # A cosine above this pre-fills the first (relevant) label; only a starting guess for the annotator.
 RELEVANCE_THRESHOLD = 0.3
@@ -84,6 +85,12 @@ def predict_video_label(job: Job, item: JobItem, media: MediaItem, store: Store,
 
 def predict_relevance(job: Job, item: JobItem, media: MediaItem, store: Store, services: Services) -> int:
     score, model = services.index.similarity(item.prompt, media.path)
+    return _record_relevance(job, item, media, score, model, store)
+
+
+def _record_relevance(
+    job: Job, item: JobItem, media: MediaItem, score: float, model: ModelInfo, store: Store
+) -> int:
     label = job.labels[0] if score >= RELEVANCE_THRESHOLD else job.labels[1]
     return store.record_prediction(
         "retrieval",
@@ -93,6 +100,17 @@ def predict_relevance(job: Job, item: JobItem, media: MediaItem, store: Store, s
         model=model,
         user=job.created_by,
     ).id
+
+
+def predict_relevances(
+    job: Job, items: Sequence[JobItem], media: Sequence[MediaItem], store: Store, services: Services
+) -> list[int | None]:
+    """`predict_relevance` of many items with one batched embedder call (None for an unreadable image)."""
+    scores, model = services.index.similarities([item.prompt for item in items], [m.path for m in media])
+    ids: list[int | None] = []
+    for item, m, score in zip(items, media, scores, strict=True):
+        ids.append(None if score is None else _record_relevance(job, item, m, score, model, store))
+    return ids
 
 
 def _field(output: Any, key: str) -> str:

@@ -135,6 +135,7 @@ TASKS: dict[str, Task] = {
             model_tasks=("embed", "retrieval"),  # "retrieval": a trained adapter
             categorical=True,
             predict=prefill.predict_relevance,
+            predict_batch=prefill.predict_relevances,
             prefill=prefill.relevance_label,
             export_rows=rows.retrieval_rows,
             training_examples=_judged_queries,
