@@ -44,7 +44,7 @@ sys.path.insert(0, {root!r})
 from mmdemo.search.index import VectorIndex, set_threads
 
 def rss():
-    # private memory, and pages of the mapped files (page cache: clean, the kernel may drop them)
+    # private memory, and pages of mapped files (page cache: clean, the kernel may drop them)
     fields = dict(line.split(":") for line in open("/proc/self/status") if line.startswith("Rss"))
     return {{key: int(value.split()[0]) * 1024 for key, value in fields.items()}}
 
@@ -52,8 +52,10 @@ set_threads({threads})
 queries = np.load({queries!r})
 before = rss()
 loaded = VectorIndex.load("scale", {root_dir!r})
-out = {{}}
-for name, k_factor in (("plain", 1), ("refined", {k_factor})):
+default_probes = loaded.breadth
+out = []
+for name, probes_times, k_factor in {settings!r}:
+    loaded.tune(default_probes * probes_times)
     loaded._index.k_factor = k_factor
     times, found = [], []
     for query in queries:
@@ -62,8 +64,9 @@ for name, k_factor in (("plain", 1), ("refined", {k_factor})):
         times.append((time.perf_counter() - started) * 1000)
         found.append([int(hit.id) for hit in hits])
     now = rss()
-    out[name] = {{"p50_ms": float(np.median(times)), "found": found,
-                 "anon": now["RssAnon"] - before["RssAnon"], "file": now["RssFile"] - before["RssFile"]}}
+    out.append({{"name": name, "nprobe": loaded.breadth, "k_factor": k_factor,
+                "p50_ms": float(np.median(times)), "found": found,
+                "anon": now["RssAnon"] - before["RssAnon"], "file": now["RssFile"] - before["RssFile"]}})
 print(json.dumps(out))
 """
 
@@ -123,16 +126,25 @@ def exact_top10(truth: tuple[np.ndarray, np.ndarray], queries: np.ndarray, chunk
     return np.take_along_axis(merged_scores, best, 1), np.take_along_axis(merged_ids, best, 1)
 
 
-def compressed(count: int, dim: int, queries: int, threads: int) -> tuple[float, float]:
-    """Build through `VectorIndex` in chunks (as ingestion adds), with the exact answers computed from the
-    same chunks as they pass: neither the bench nor the index holds a second copy of the collection."""
-    vector_index.set_threads(threads)
-    work = Path(tempfile.mkdtemp(prefix="mmdemo-ivfpq-"))
-    clusters = max(100, count // 20)
-    query_vectors = clustered_vectors(queries, dim, clusters=clusters, seed=1)
-    np.save(work / "queries.npy", query_vectors)
-    truth = (np.full((queries, 10), -np.inf, dtype=np.float32), np.full((queries, 10), -1, dtype=np.int64))
+def settings(k_factor: int) -> list[tuple[str, int, int]]:
+    """(row name, nprobe as a multiple of the default, refine factor): the default last, for the last line."""
+    return [
+        ("plain", 1, 1),
+        (f"refined (k × {k_factor}), nprobe × 2", 2, k_factor),
+        (f"refined (k × {k_factor}), nprobe × 4", 4, k_factor),
+        (f"refined (k × {2 * k_factor})", 1, 2 * k_factor),
+        (f"refined (k × {k_factor}): the default", 1, k_factor),
+    ]
 
+
+def build_streamed(work: Path, count: int, dim: int, query_vectors: np.ndarray, clusters: int):
+    """Build through `VectorIndex` in chunks (as ingestion adds), with the exact answers computed from the
+    same chunks as they pass: neither the bench nor the index holds a second copy of the collection.
+    Returns (build seconds, peak resident bytes, the exact top-10 ids)."""
+    truth = (
+        np.full((len(query_vectors), 10), -np.inf, dtype=np.float32),
+        np.full((len(query_vectors), 10), -1, dtype=np.int64),
+    )
     exact_s, started = 0.0, time.perf_counter()
     built = VectorIndex.create("scale", work, BENCH_EMBEDDER, dim, "ivfpq")
     offset = 0
@@ -143,55 +155,81 @@ def compressed(count: int, dim: int, queries: int, threads: int) -> tuple[float,
         exact_s += time.perf_counter() - exact_started
         offset += len(chunk)
     built.save()
-    build_s = time.perf_counter() - started - exact_s
-    build_peak = peak_resident_bytes()
-    compressed_index = built._index
-    lists, probes, k_factor = compressed_index.nlist, compressed_index.nprobe, compressed_index.k_factor
-    del built, compressed_index
+    return time.perf_counter() - started - exact_s, peak_resident_bytes(), truth[1]
+
+
+def compressed(count: int, dim: int, queries: int, threads: int, keep: Path | None) -> tuple[float, float]:
+    vector_index.set_threads(threads)
+    work = keep or Path(tempfile.mkdtemp(prefix="mmdemo-ivfpq-"))
+    work.mkdir(parents=True, exist_ok=True)
+    clusters = max(100, count // 20)
+    query_vectors = clustered_vectors(queries, dim, clusters=clusters, seed=1)
+    np.save(work / "queries.npy", query_vectors)
+    built_before = work / f"truth-{count}-{dim}-{queries}.npy"
+    if keep is not None and built_before.exists():
+        build = f"reused the build in {work} (--keep)"
+        truth = np.load(built_before)
+    else:
+        build_s, build_peak, truth = build_streamed(work, count, dim, query_vectors, clusters)
+        build = f"{build_s:.1f} s; peak resident {build_peak / 2**30:.1f} GiB"
+        if keep is not None:
+            np.save(built_before, truth)
     gc.collect()
+    opened = VectorIndex.load("scale", work)
+    compressed_index = opened._index
+    lists, probes, k_factor = compressed_index.nlist, compressed_index.nprobe, compressed_index.k_factor
+    del opened, compressed_index
 
     script = SEARCHER.format(
         root=str(ROOT),
         threads=threads,
         queries=str(work / "queries.npy"),
         root_dir=str(work),
-        k_factor=k_factor,
+        settings=settings(k_factor),
     )
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     measured = json.loads(child.stdout.strip().splitlines()[-1])
     flat_bytes = count * dim * 4
     on_disk = sum(p.stat().st_size for p in (work / "scale").iterdir())
     rows = []
-    for name in ("plain", "refined"):
-        found = measured[name]["found"]
-        recall = float(
-            np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth[1].tolist(), strict=True)])
+    for row in measured:
+        row["recall"] = float(
+            np.mean([len(set(f) & set(t)) / 10 for f, t in zip(row["found"], truth.tolist(), strict=True)])
         )
-        measured[name]["recall"] = recall
         rows.append(
             [
-                f"ivfpq {name}" + (f" (k × {k_factor})" if name == "refined" else ""),
-                f"{measured[name]['p50_ms']:.2f}",
-                f"{recall:.3f}",
-                f"{measured[name]['anon'] / 2**20:.0f}",
-                f"{measured[name]['file'] / 2**20:.0f}",
+                f"ivfpq {row['name']}",
+                str(row["nprobe"]),
+                f"{row['p50_ms']:.2f}",
+                f"{row['recall']:.3f}",
+                f"{row['anon'] / 2**20:.0f}",
+                f"{row['file'] / 2**20:.0f}",
             ]
         )
-    ratio = (measured["refined"]["anon"] + measured["refined"]["file"]) / flat_bytes  # all resident growth
+    default = measured[-1]
+    ratio = (default["anon"] + default["file"]) / flat_bytes  # all resident growth, after every query
     print(
         f"\nivfpq over {count:,} × {dim} clustered vectors ({threads} threads, {queries} queries, "
         f"IVF{lists}, nprobe {probes}, PQ{ivfpq.subquantizers(dim)}, OPQ {ivfpq.USE_OPQ})"
     )
     print(
-        f"build (added in chunks of 100k: train on a sample, add, save): {build_s:.1f} s; peak resident "
-        f"{build_peak / 2**30:.1f} GiB; on disk {on_disk / 2**20:.0f} MiB"
+        f"build (added in chunks of 100k: train on a sample, add, save): {build}; "
+        f"on disk {on_disk / 2**20:.0f} MiB"
     )
     print(f"flat index size: {flat_bytes / 2**20:.0f} MiB (the baseline of the memory ratio)")
-    print("resident memory of a fresh process that opened the index and searched it one query at a time:")
-    header = ["search", "p50 ms", "recall@10", "private MiB (cumulative)", "mapped-file MiB (cumulative)"]
+    print("a fresh process opened the index and searched it one query at a time, each setting in turn:")
+    header = [
+        "search",
+        "nprobe",
+        "p50 ms",
+        "recall@10",
+        "private MiB (cumulative)",
+        "mapped-file MiB (cumulative)",
+    ]
     table(header, rows)
-    shutil.rmtree(work, ignore_errors=True)
-    return ratio, measured["refined"]["recall"]
+    if keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return ratio, default["recall"]
 
 
 def main() -> None:
@@ -205,10 +243,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)))
     parser.add_argument("--skip-ingestion", action="store_true")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="build the index in this folder and keep it; reuse it next time",
+    )
     args = parser.parse_args()
     if not args.skip_ingestion:
         ingestion(args.images, args.profile, args.ray_cpus, args.batch_size)
-    ratio, recall = compressed(args.vectors, args.dim, args.queries, args.threads)
+    ratio, recall = compressed(args.vectors, args.dim, args.queries, args.threads, args.keep)
     print(f"ivfpq memory ratio: {ratio:.2f}, recall@10: {recall:.3f}")
 
 
