@@ -55,6 +55,7 @@ class ItemView:
     model_name: str | None
     own_label: str | None
     progress: Progress
+    model_version: str | None = None  # of the pre-fill: "base", or the fine-tuned version that made it
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ def next_item(
         model_name=prediction.model_name if prediction else None,
         own_label=own[-1].value if own else None,
         progress=progress(job, user, store=store),
+        model_version=(prediction.model_version or None) if prediction else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def app_with_accounts(tmp_path_factory):
     frames = jobs.folder_files(make_images(root / "frames", 2), "video")
     jobs.create_job(None, "scenes", "video", frames, labels=["indoor", "outdoor", "studio"], store=store)
     label_clips_job(store, root / "clips")
+    later_job(store, root / "later")
     store.close()
     with serve_app_py(root) as running:
         yield running, root / "photos"
@@ -72,6 +74,56 @@ def label_clips_job(store: Store, folder: Path) -> None:
             if user == "ann2" and view.item.position == 0:
                 value = "coffee"  # a disagreement nobody has reviewed: not a settled label
             queue.submit(job.id, view.item.id, user, value, store=store)
+
+
+def make_clips(folder: Path, variants: dict[str, object]) -> dict[str, str]:
+    """One-second clips of the three classes' photos (a tone per class as their sound), one per variant
+    (a function of the photo); file name -> class."""
+    import numpy as np
+    from PIL import Image
+
+    from mmdemo.media.video import write_clip
+    from tests.video_helpers import tone
+
+    folder.mkdir()
+    truth = {}
+    for label, (name, hz) in TRAIN_CLASSES.items():
+        photo = Image.open(ASSETS / name).convert("RGB")
+        for variant, change in variants.items():
+            frame = np.asarray(change(photo).resize((160, 120)))
+            write_clip(folder / f"{label}-{variant}.mp4", [frame] * 4, 4, tone(1.0, hz))
+            truth[f"{label}-{variant}.mp4"] = label
+    return truth
+
+
+LATER_TRUTH: dict[str, str] = {}
+
+
+def later_job(store: Store, folder: Path) -> None:
+    """A second video job ("later", uncertainty order, overlap 2) over new views of the three classes;
+    before any training, both annotators label its three least-sure items, pre-filled by the base model.
+    The rest wait for the version trained in the browser."""
+    from PIL import ImageEnhance, ImageOps
+
+    LATER_TRUTH.update(
+        make_clips(
+            folder,
+            {
+                "dark": lambda im: ImageEnhance.Brightness(im).enhance(0.6),
+                "flipped": lambda im: ImageOps.flip(ImageOps.mirror(im)),
+            },
+        )
+    )
+    files = jobs.folder_files(folder, "video")
+    job = jobs.create_job(
+        None, "later", "video", files, labels=list(TRAIN_CLASSES), overlap=2, ordering="uncertainty",
+        store=store,
+    )  # fmt: skip
+    predictor = queue.ModelPredictor(Services.create(store=store))  # the served (base) model
+    for user in ("ann", "ann2"):
+        for _ in range(3):
+            view = queue.next_item(job.id, user, predictor=predictor, store=store)
+            queue.submit(job.id, view.item.id, user, LATER_TRUTH[view.media.name], store=store)
 
 
 def sign_in(browser, url: str, name: str):
@@ -204,4 +256,22 @@ def test_an_admin_trains_from_the_admin_section_and_the_dashboard_shows_the_pref
     expect(line).to_contain_text("Pre-fill matched the final label")
     expect(line).to_contain_text("of settled items")
     expect(admin.locator("#labeling-prefill-table")).to_contain_text("augmented")
+
+    # The "later" job's other items: the queue re-scores them with v1 (a new version serves), so two
+    # annotators label them from v1's pre-fills; its Dashboard line then reads base → v1.
+    store = Store(app.data_dir / "mmdemo.db")
+    later = next(job for job in store.jobs() if job.name == "later")
+    for name in ("ann", "ann2"):
+        annotator = sign_in(browser, app.url, name)
+        open_job(annotator, "Annotate", "labeling-job", "later", "Next item")
+        for done in range(4, 7):
+            expect(annotator.locator("#labeling-note")).to_contain_text("(v1)")
+            (shown,) = store.assigned_items(later.id, name, "assigned")  # the item on the annotator's screen
+            truth = LATER_TRUTH[Path(store.media(shown.media_id).path).name]
+            annotator.locator(f"#labeling-choice input[value='{truth}']").check()
+            annotator.get_by_role("button", name="Submit").click()
+            expect(annotator.locator("#labeling-progress")).to_contain_text(f"{done} / 6 labeled by you")
+        annotator.context.close()
+    open_job(admin, "Dashboard", "labeling-dashboard-job", "later", "Refresh")
+    expect(line).to_contain_text(re.compile(r"by model version: base \d / 3 \(\d+%\) → v1 \d / 3 \(\d+%\)"))
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard-prefill.png"), full_page=True)

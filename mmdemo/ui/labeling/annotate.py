@@ -71,7 +71,11 @@ def item_outputs(view: ItemView) -> ItemShown:
     if view.own_label is not None:
         note = f"You labeled this item before: **{view.own_label}**. Submitting again corrects it."
     elif view.model_name:
-        note = f"Pre-filled by **{view.model_name}**: accept it or correct it, then press Enter / Submit."
+        version = f" ({view.model_version})" if view.model_version else ""
+        note = (
+            f"Pre-filled by **{view.model_name}**{version}: accept it or correct it, then press Enter / "
+            "Submit."
+        )
     else:
         note = "No model prediction for this item: type the label."
     value = view.own_label if view.own_label is not None else view.prefill
