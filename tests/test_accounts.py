@@ -109,7 +109,7 @@ def test_roles_are_enforced_through_the_api(monkeypatch, tmp_path):
         annotator, reviewer, admin = _client(url, "ann"), _client(url, "rita"), _client(url, "boss")
         assert annotator.predict(api_name="/whoami") == {"user": "ann", "role": "annotator"}
 
-        job_args = ("photos", "caption", str(folder), None, "", "", 2, "", "", 20, "random")
+        job_args = ("photos", "caption", str(folder), None, "", "", 2, "", "", 20, "random", 0)
         with pytest.raises(Exception, match="needs the admin role"):
             annotator.predict(*job_args, api_name="/labeling_create_job")
         with pytest.raises(Exception, match="needs the admin role"):
