@@ -29,7 +29,7 @@ NET_OPTIONS: dict[str, dict[str, Any]] = {
     WEIGHTED: {},
     "pooled": {},
     "concat": {"interaction": 16},
-    "attention": {"product": True},
+    "attention": {"product": True, "width": 8},
 }
 
 
