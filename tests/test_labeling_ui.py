@@ -66,8 +66,11 @@ def test_review_and_dashboard_show_the_disagreement_and_the_agreement(disputed_j
     assert candidates["choices"] == ["indoor", "outdoor"] and (prompt, written) == ("", "")
     jobs_table, per_annotator, distribution, agreement = dashboard.dashboard(disputed_job.id, Request("rev"))
     assert jobs_table.iloc[0]["open disagreements"] == 1 and jobs_table.iloc[0]["complete"] == "2 / 2"
-    assert per_annotator.values.tolist() == [["ann1", 2], ["ann2", 2]]
+    assert per_annotator.value["data"] == [["ann1", 2], ["ann2", 2]]
     assert distribution.value["data"] == [["indoor", 3], ["outdoor", 1]]
+    # count axes: whole-number ticks (a range of at least 0-5 steps by items; labels as integers)
+    assert per_annotator.y_lim == distribution.y_lim == [0, dashboard.COUNT_AXIS_MIN]
+    assert per_annotator.y_axis_format == distribution.y_axis_format == "d"
     assert agreement.startswith("**Fleiss' kappa:** ") and "| ann1 · ann2 | 2 |" in agreement
     assert "Cohen's kappa" in agreement
 

@@ -100,6 +100,14 @@ def pick(page, dropdown: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
+def count_ticks(page, chart: str) -> list[str]:
+    """The labels of a bar chart's count (y) axis, bottom up."""
+    labels = page.locator(f"#{chart} g[aria-label^='Y-axis'] .role-axis-label text")
+    expect(labels.first).to_be_visible()
+    texts = labels.evaluate_all("els => els.map(e => e.textContent)")
+    return sorted(texts, key=float)
+
+
 def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accounts, screenshot_dir):
     app, photos = app_with_accounts
     admin = sign_in(browser, app.url, "boss")
@@ -136,6 +144,9 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     expect(admin.locator("#labeling-agreement")).to_contain_text("exact match")
     # captions are free text: bars per length band, not one bar per unique caption
     expect(admin.get_by_text("Label length")).to_be_visible()
+    for chart in ("labeling-per-annotator", "labeling-distribution"):  # one item labeled so far
+        ticks = count_ticks(admin, chart)
+        assert ticks == [str(n) for n in range(len(ticks))] and len(ticks) > 1  # 0, 1, 2 …: no "0.5"
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard.png"), full_page=True)
 
 
@@ -205,3 +216,4 @@ def test_an_admin_trains_from_the_admin_section_and_the_dashboard_shows_the_pref
     expect(line).to_contain_text("of settled items")
     expect(admin.locator("#labeling-prefill-table")).to_contain_text("augmented")
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard-prefill.png"), full_page=True)
+
