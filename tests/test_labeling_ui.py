@@ -26,7 +26,7 @@ def disputed_job(tmp_path):
     for user, values in {"ann1": ["indoor", "indoor"], "ann2": ["indoor", "outdoor"]}.items():
         shown = annotate.next_item(fake_predictor, job.id, Request(user))
         for value in values:
-            shown = annotate.submit(fake_predictor, job.id, shown.item, "", value, Request(user))
+            shown = annotate.submit(fake_predictor, job.id, shown.item["value"], "", value, Request(user))
     return job
 
 
@@ -38,15 +38,17 @@ def test_annotate_shows_a_label_set_item_and_the_progress(tmp_path):
     add_accounts(store, {"ann": "annotator"})
     shown = annotate.next_item(fake_predictor, job.id, Request("ann"))
     assert isinstance(shown, annotate.ItemShown) and len(shown) == 8
+    assert shown.item["visible"] and isinstance(shown.item["value"], int)
     assert shown.choice["visible"] and shown.choice["choices"] == ["indoor", "outdoor"]
     assert not shown.text["visible"] and shown.prompt == ""
     assert shown.note.startswith("Pre-filled by **fake captioner**")
     assert shown.progress == "**0 / 2** labeled by you · 0 skipped · job: 0 / 2 complete"
-    shown = annotate.skip(fake_predictor, job.id, shown.item, Request("ann"))
+    shown = annotate.skip(fake_predictor, job.id, shown.item["value"], Request("ann"))
     assert shown.progress.startswith("**0 / 2** labeled by you · 1 skipped")
     for _ in range(2):
-        shown = annotate.submit(fake_predictor, job.id, shown.item, "", "outdoor", Request("ann"))
+        shown = annotate.submit(fake_predictor, job.id, shown.item["value"], "", "outdoor", Request("ann"))
     assert shown.note == annotate.DONE and shown.progress.endswith("job: 2 / 2 complete")
+    assert shown.item == {"__type__": "update", "value": None, "visible": False}  # no "Item # 0" left
 
 
 def test_a_vqa_item_shows_its_question(tmp_path):

@@ -127,9 +127,12 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
 
     annotator.reload()  # the job list is read when the page loads
     expect(annotator.locator("#signed-in-as")).to_contain_text("Signed in as ann")
+    open_tab(annotator, "Labeling")
+    expect(annotator.locator("#labeling-item")).to_be_hidden()  # no item yet: no "Item # 0"
     open_job(annotator, "Annotate", "labeling-job", "photos", "Next item")
     expect(annotator.locator("#labeling-note")).to_contain_text("Pre-filled by")
     expect(annotator.locator("#labeling-progress")).to_contain_text("0 / 3")
+    expect(annotator.locator("#labeling-item input")).not_to_have_value("0")
     annotator.screenshot(path=str(screenshot_dir / "labeling.png"), full_page=True)
     label = annotator.locator("#labeling-text textarea")
     assert label.input_value()  # the model's caption is there to accept or correct
