@@ -64,8 +64,9 @@ def test_review_and_dashboard_show_the_disagreement_and_the_agreement(disputed_j
     assert list(table.columns) == review.DISPUTE_COLUMNS and len(table) == 1
     assert table.iloc[0]["labels"] == "ann1: indoor | ann2: outdoor"
     item_id = int(table.iloc[0]["item"])
-    _, prompt, candidates, written = review.open_disagreement(disputed_job.id, item_id, Request("rev"))
-    assert candidates["choices"] == ["indoor", "outdoor"] and (prompt, written) == ("", "")
+    shown = review.open_disagreement(disputed_job.id, item_id, Request("rev"))
+    assert shown.accepted["choices"] == ["indoor", "outdoor"] and shown.written == ""
+    assert shown.prompt["visible"] is False  # a video item asks nothing: no "Question / query" box
     jobs_table, per_annotator, distribution, agreement = dashboard.dashboard(disputed_job.id, Request("rev"))
     assert jobs_table.iloc[0]["open disagreements"] == 1 and jobs_table.iloc[0]["complete"] == "2 / 2"
     assert per_annotator.value["data"] == [["ann1", 2], ["ann2", 2]]
@@ -76,10 +77,54 @@ def test_review_and_dashboard_show_the_disagreement_and_the_agreement(disputed_j
     assert agreement.startswith("**Fleiss' kappa:** ") and "| ann1 · ann2 | 2 |" in agreement
     assert "Cohen's kappa" in agreement
 
-    message, table = review.save_decision(disputed_job.id, item_id, "outdoor", "", Request("rev"))
-    assert message == f"Saved the final label of item #{item_id}: **outdoor**" and table.empty
+    message, table, *panel = review.save_decision(disputed_job.id, item_id, "outdoor", "", Request("rev"))
+    assert message == f"Saved the final label of item #{item_id}: **outdoor**. {review.NOTHING_LEFT}"
+    assert table.empty and review.Opened(*panel).image is None  # the decided item is off the screen
+    assert review.Opened(*panel).item["visible"] is False
     with pytest.raises(Exception, match="needs the reviewer role"):
         review.show_disagreements(disputed_job.id, Request("ann1"))
+
+
+def disputed(tmp_path, task: str, count: int, prompts: tuple[str, ...] = ()):
+    """A job of `task` whose `count` items the two annotators all labeled differently."""
+    store = default_store()
+    job = make_job(store, make_images(tmp_path / "imgs", count), task=task, prompts=prompts)
+    add_accounts(store, {"ann1": "annotator", "ann2": "annotator", "rev": "reviewer"})
+    for user in ("ann1", "ann2"):
+        shown = annotate.next_item(fake_predictor, job.id, Request(user))
+        for _ in range(count):
+            item = shown.item["value"]
+            shown = annotate.submit(fake_predictor, job.id, item, f"{user} says {item}", None, Request(user))
+    return job
+
+
+def test_a_decision_moves_the_review_panel_to_the_next_disputed_item(tmp_path):
+    job = disputed(tmp_path, "caption", 3)
+    rows = review.show_disagreements(job.id, Request("rev"))
+    first, second, third = (int(i) for i in rows["item"])
+    shown = review.open_disagreement(job.id, second, Request("rev"))
+    assert shown.item["value"] == second and shown.prompt["visible"] is False  # captions ask no question
+    message, rows, *panel = review.save_decision(job.id, second, None, "a final caption", Request("rev"))
+    assert message.endswith(f"Next: item #{third}.") and list(rows["item"]) == [first, third]
+    shown = review.Opened(*panel)
+    assert shown.item["value"] == third and shown.image is not None and shown.written == ""
+    assert shown.accepted["choices"] == [f"ann1 says {third}", f"ann2 says {third}"]
+    message, rows, *panel = review.save_decision(job.id, third, f"ann1 says {third}", "", Request("rev"))
+    assert review.Opened(*panel).item["value"] == first  # past the last one: back to the first left
+    message, rows, *panel = review.save_decision(job.id, first, None, "done", Request("rev"))
+    assert message.endswith(review.NOTHING_LEFT) and rows.empty and review.Opened(*panel).image is None
+
+
+def test_a_vqa_review_shows_the_items_question(tmp_path):
+    job = disputed(tmp_path, "vqa", 1, prompts=("what colour?",))
+    item = int(review.show_disagreements(job.id, Request("rev"))["item"][0])
+    shown = review.open_disagreement(job.id, item, Request("rev"))
+    assert shown.prompt == {
+        "__type__": "update",
+        "value": "what colour?",
+        "visible": True,
+        "label": "Question",
+    }
 
 
 def test_no_agreement_before_two_labels():

@@ -220,3 +220,29 @@ def test_an_admin_trains_from_the_admin_section_and_the_dashboard_shows_the_pref
     expect(admin.locator("#labeling-prefill-table")).to_contain_text("augmented")
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard-prefill.png"), full_page=True)
 
+
+def test_a_review_decision_moves_on_and_clears_when_nothing_is_left(
+    browser, app_with_accounts, screenshot_dir
+):
+    """Defect 8 of issue 16: the decided item stayed on screen; a "Question / query" box showed for jobs
+    whose items ask nothing."""
+    app, _ = app_with_accounts
+    admin = sign_in(browser, app.url, "boss")
+    open_job(admin, "Review", "labeling-review-job", "augmented", "Show disagreements")
+    disputes = admin.locator("#labeling-disputes")
+    expect(disputes).to_contain_text("ann2: coffee")  # where ann gave the clip's true label
+    item = admin.locator("#labeling-review-item")
+    expect(item).to_be_hidden()  # nothing open: no "Item # 0"
+    disputes.get_by_test_id("cell-0-0").click()  # the first row (Gradio's grid cells, not its table)
+    expect(item).to_be_visible()
+    expect(admin.locator("#labeling-review-prompt")).to_be_hidden()  # a video job asks no question
+    admin.locator("#labeling-review-accept label").first.click()
+    admin.screenshot(path=str(screenshot_dir / "labeling-review.png"), full_page=True)
+    admin.locator("#labeling-review-save").click()
+    decision = admin.locator("#labeling-review-decision")
+    expect(decision).to_contain_text("Saved the final label")
+    expect(decision).to_contain_text("Nothing left to review in this job.")
+    expect(item).to_be_hidden()  # the decided item is off the screen
+    expect(admin.locator("#labeling-review-accept input")).to_have_count(0)
+    expect(disputes.locator("tbody")).not_to_contain_text("ann2: coffee")
+    admin.screenshot(path=str(screenshot_dir / "labeling-review-done.png"), full_page=True)
