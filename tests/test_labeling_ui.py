@@ -67,6 +67,7 @@ def test_review_and_dashboard_show_the_disagreement_and_the_agreement(disputed_j
     shown = review.open_disagreement(disputed_job.id, item_id, Request("rev"))
     assert shown.accepted["choices"] == ["indoor", "outdoor"] and shown.written == ""
     assert shown.prompt["visible"] is False  # a video item asks nothing: no "Question / query" box
+    assert shown.image["visible"] and shown.video["visible"] is False  # frames (images) of a video job
     jobs_table, per_annotator, distribution, agreement = dashboard.dashboard(disputed_job.id, Request("rev"))
     assert jobs_table.iloc[0]["open disagreements"] == 1 and jobs_table.iloc[0]["complete"] == "2 / 2"
     assert per_annotator.value["data"] == [["ann1", 2], ["ann2", 2]]
@@ -79,7 +80,7 @@ def test_review_and_dashboard_show_the_disagreement_and_the_agreement(disputed_j
 
     message, table, *panel = review.save_decision(disputed_job.id, item_id, "outdoor", "", Request("rev"))
     assert message == f"Saved the final label of item #{item_id}: **outdoor**. {review.NOTHING_LEFT}"
-    assert table.empty and review.Opened(*panel).image is None  # the decided item is off the screen
+    assert table.empty and review.Opened(*panel).image["value"] is None  # the decided item is off screen
     assert review.Opened(*panel).item["visible"] is False
     with pytest.raises(Exception, match="needs the reviewer role"):
         review.show_disagreements(disputed_job.id, Request("ann1"))
@@ -107,12 +108,13 @@ def test_a_decision_moves_the_review_panel_to_the_next_disputed_item(tmp_path):
     message, rows, *panel = review.save_decision(job.id, second, None, "a final caption", Request("rev"))
     assert message.endswith(f"Next: item #{third}.") and list(rows["item"]) == [first, third]
     shown = review.Opened(*panel)
-    assert shown.item["value"] == third and shown.image is not None and shown.written == ""
+    assert shown.item["value"] == third and shown.image["value"] is not None and shown.written == ""
     assert shown.accepted["choices"] == [f"ann1 says {third}", f"ann2 says {third}"]
     message, rows, *panel = review.save_decision(job.id, third, f"ann1 says {third}", "", Request("rev"))
     assert review.Opened(*panel).item["value"] == first  # past the last one: back to the first left
     message, rows, *panel = review.save_decision(job.id, first, None, "done", Request("rev"))
-    assert message.endswith(review.NOTHING_LEFT) and rows.empty and review.Opened(*panel).image is None
+    assert message.endswith(review.NOTHING_LEFT) and rows.empty
+    assert review.Opened(*panel).image["value"] is None
 
 
 def test_a_vqa_review_shows_the_items_question(tmp_path):

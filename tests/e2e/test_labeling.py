@@ -236,6 +236,8 @@ def test_a_review_decision_moves_on_and_clears_when_nothing_is_left(
     disputes.get_by_test_id("cell-0-0").click()  # the first row (Gradio's grid cells, not its table)
     expect(item).to_be_visible()
     expect(admin.locator("#labeling-review-prompt")).to_be_hidden()  # a video job asks no question
+    expect(admin.locator("#labeling-review-video video")).to_be_visible()  # the clip, not an empty image
+    expect(admin.locator("#labeling-review-image")).to_be_hidden()
     admin.locator("#labeling-review-accept label").first.click()
     admin.screenshot(path=str(screenshot_dir / "labeling-review.png"), full_page=True)
     admin.locator("#labeling-review-save").click()
@@ -243,6 +245,7 @@ def test_a_review_decision_moves_on_and_clears_when_nothing_is_left(
     expect(decision).to_contain_text("Saved the final label")
     expect(decision).to_contain_text("Nothing left to review in this job.")
     expect(item).to_be_hidden()  # the decided item is off the screen
+    expect(admin.locator("#labeling-review-video")).to_be_hidden()
     expect(admin.locator("#labeling-review-accept input")).to_have_count(0)
     expect(disputes.locator("tbody")).not_to_contain_text("ann2: coffee")
     admin.screenshot(path=str(screenshot_dir / "labeling-review-done.png"), full_page=True)

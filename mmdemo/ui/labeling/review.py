@@ -9,6 +9,7 @@ import pandas as pd
 
 from mmdemo.labeling import jobs, review
 from mmdemo.labeling.jobs import LabelingError
+from mmdemo.labeling.queue import playable_copy
 from mmdemo.labeling.review import Disagreement
 from mmdemo.media.files import load_image
 from mmdemo.tasks import table
@@ -29,6 +30,7 @@ class Opened(NamedTuple):
 
     item: Any
     image: Any
+    video: Any  # a video job's clip (hidden for images)
     prompt: Any  # the item's question or query; hidden for tasks whose items ask nothing (captions)
     accepted: Any
     written: Any
@@ -56,9 +58,13 @@ def opened(task: str, chosen: Disagreement) -> Opened:
     """The panel showing one disputed item: its image, its prompt where the task has one, its labels."""
     asks = table.get(task).prompt  # "question", "query", or None (the task's items ask nothing)
     candidates = list(dict.fromkeys(s.value for s in chosen.labels))
+    is_video = chosen.media.kind == "video"
     return Opened(
         item=gr.update(value=chosen.item.id, visible=True),
-        image=None if chosen.media.kind == "video" else load_image(chosen.media.path).image,
+        image=gr.update(
+            value=None if is_video else load_image(chosen.media.path).image, visible=not is_video
+        ),
+        video=gr.update(value=playable_copy(chosen.media) if is_video else None, visible=is_video),
         prompt=gr.update(
             value=chosen.item.prompt, visible=asks is not None, label=(asks or "prompt").capitalize()
         ),
@@ -70,7 +76,9 @@ def opened(task: str, chosen: Disagreement) -> Opened:
 def cleared() -> Opened:
     """The panel with no item on it (nothing picked, or nothing left to review)."""
     hidden = gr.update(value=None, visible=False)  # "Item #" too: a number box shows 0 for "nothing"
-    return Opened(hidden, None, gr.update(value="", visible=False), gr.update(choices=[], value=None), "")
+    no_image, no_video = gr.update(value=None, visible=True), gr.update(value=None, visible=False)
+    no_prompt = gr.update(value="", visible=False)
+    return Opened(hidden, no_image, no_video, no_prompt, gr.update(choices=[], value=None), "")
 
 
 @friendly
@@ -124,7 +132,12 @@ def build() -> Review:
         disputes = gr.Dataframe(headers=DISPUTE_COLUMNS, interactive=False, elem_id="labeling-disputes")
         with gr.Row():
             with gr.Column(scale=3):
-                image = gr.Image(label="Item", type="pil", interactive=False, height=320)
+                image = gr.Image(
+                    label="Item", type="pil", interactive=False, height=320, elem_id="labeling-review-image"
+                )
+                video = gr.Video(
+                    label="Clip", interactive=False, visible=False, elem_id="labeling-review-video"
+                )
             with gr.Column(scale=2):
                 gr.Markdown("Click a row of the table to open its item.")
                 # hidden until an item is open: a number box shows 0 for "nothing"
@@ -143,7 +156,7 @@ def build() -> Review:
                 written = gr.Textbox(label="…or write the final label", elem_id="labeling-review-written")
                 decide_button = gr.Button("Save decision", variant="primary", elem_id="labeling-review-save")
                 decision = gr.Markdown(elem_id="labeling-review-decision")
-    panel = Opened(item, image, prompt, accepted, written)
+    panel = Opened(item, image, video, prompt, accepted, written)
     load_disputes.click(
         show_disagreements,
         inputs=job,
