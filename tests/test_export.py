@@ -140,3 +140,13 @@ def test_parquet_writes_an_empty_validation_split_with_the_train_columns(caption
     validation = pq.read_table(tmp_path / "pq" / "validation.parquet")
     train = pq.read_table(tmp_path / "pq" / "train.parquet")
     assert validation.num_rows == 0 and validation.schema.names == train.schema.names
+
+
+def test_a_one_one_tie_is_left_out_of_an_export_with_unreviewed_items(caption_job, tmp_path):
+    """The disputed item (ann1 "a red square", ann2 "a blue square") has no majority: even with
+    --include-unreviewed it is not exported under whoever labeled it first; it waits for review."""
+    rows = export.export_rows("caption", include_unreviewed=True, validation_fraction=0.0)
+    captions = [row["caption"] for row in rows["train"]]
+    assert len(captions) == 5 and not {"a red square", "a blue square"} & set(captions)
+    result = export.export("caption", "jsonl", tmp_path / "out", include_unreviewed=True)
+    assert sum(result.rows.values()) == 5

@@ -71,7 +71,7 @@ def test_scripted_sessions_from_one_address_cannot_hold_every_item(open_job):
     assert held(open_job) <= 10 < 26
     # A real visitor from elsewhere still gets an item, pre-filled.
     shown = annotate.next_item(fake_predictor, open_job.id, Request("visitor", host="198.51.100.20"))
-    assert shown.item is not None and shown.note.startswith("Pre-filled")
+    assert shown.item["value"] is not None and shown.note.startswith("Pre-filled")
 
 
 def test_scripted_sessions_through_the_api_share_one_labeler(open_job):
@@ -97,7 +97,7 @@ def test_scripted_sessions_through_the_api_share_one_labeler(open_job):
 def test_a_page_reload_keeps_the_same_anonymous_labeler(open_job):
     first = annotate.next_item(fake_predictor, open_job.id, Request("before-reload"))
     first = annotate.submit(
-        fake_predictor, open_job.id, first.item, "a caption", None, Request("before-reload")
+        fake_predictor, open_job.id, first.item["value"], "a caption", None, Request("before-reload")
     )
     assert first.progress.startswith("**1 / 26** labeled by you")
     again = annotate.next_item(

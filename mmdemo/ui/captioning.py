@@ -185,10 +185,20 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
                 save = gr.Button("Save correction", elem_id="caption-save")
                 saved = gr.Markdown(elem_id="caption-saved")
         with gr.Accordion("Several images at once", open=False):
-            files = gr.File(file_count="multiple", file_types=["image"], label="Images", height=140)
+            # no height: a height caps the list, and it showed 2 of 3 files (the rest behind a scroll bar)
+            files = gr.File(
+                file_count="multiple", file_types=["image"], label="Images", elem_id="caption-batch-files"
+            )
             run_batch = gr.Button("Caption all")
             batch_about = gr.Markdown()
-            gallery = gr.Gallery(label="Captions", columns=4, height=260)
+            gallery = gr.Gallery(
+                label="Captions",
+                columns=3,
+                height="auto",  # every row, with its captions under the images
+                object_fit="contain",  # whole images, not cropped squares
+                allow_preview=True,  # a click shows the image large with its full caption
+                elem_id="caption-batch-gallery",
+            )
             table = gr.Dataframe(
                 headers=BATCH_COLUMNS,
                 type="array",

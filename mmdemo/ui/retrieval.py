@@ -67,9 +67,14 @@ def ranked_by(found: Search) -> str:
     return f"ranked by retrieval adapter `{found.adapter_version}`"
 
 
-def _show(found: Search, note: str = "") -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
+def no_pick() -> Any:
+    """The "Result #" box before a pick: hidden (a number box cannot show "nothing": it shows 0)."""
+    return gr.update(value=None, visible=False)
+
+
+def _show(found: Search, note: str = "") -> tuple[Any, ...]:
     """Outputs of every search: gallery, summary, the search, no judgements, nothing picked, the hint."""
-    return gallery_value(found, {}), describe(found, note), found, {}, None, PICK_HINT
+    return gallery_value(found, {}), describe(found, note), found, {}, no_pick(), PICK_HINT
 
 
 def _ensure_index(service: IndexService) -> str:
@@ -82,8 +87,12 @@ def search_by_text(
     query: str,
     k: float,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through this default
-) -> tuple[Gallery, str, Search, dict[int, bool], None, str]:
-    retrieval.check_query(query)  # before a first search builds the index
+) -> tuple[Any, ...]:
+    try:
+        retrieval.check_query(query)  # before a first search builds the index
+    except ValueError as error:  # nothing typed yet: a hint, not an error painted on every output
+        gr.Info(str(error))
+        return (gr.skip(),) * 6
     prepare_models(progress, [EMBED_TASK], service.registry)
     note = _ensure_index(service)
     return _show(service.search(text=query, k=int(k)), note)
@@ -116,7 +125,7 @@ def picked(found: Search | None, rank: float | None) -> Result:
     if found is None or not found.results:
         raise gr.Error("Search first, then click a result.", print_exception=False)
     if not rank:
-        raise gr.Error("Click a result first (or type its number).", print_exception=False)
+        raise gr.Error("Click a result first.", print_exception=False)
     for result in found.results:
         if result.rank == int(rank):
             return result
@@ -148,11 +157,12 @@ class Handoff:
     ask_about_this: gr.Button
 
 
-def pick_result(found: Search | None, event: gr.SelectData) -> tuple[int | None, str]:
+def pick_result(found: Search | None, event: gr.SelectData) -> tuple[Any, str]:
     if found is None or not 0 <= event.index < len(found.results):
-        return None, PICK_HINT
+        return no_pick(), PICK_HINT
     result = found.results[event.index]
-    return result.rank, f"Picked **#{result.rank} {result.name}** (score {result.score:.3f})."
+    picked_line = f"Picked **#{result.rank} {result.name}** (score {result.score:.3f})."
+    return gr.update(value=result.rank, visible=True), picked_line
 
 
 @friendly
@@ -270,6 +280,8 @@ def build(demo: gr.Blocks, service: IndexService) -> Handoff:
                         value=None,
                         min_width=90,
                         scale=0,
+                        interactive=False,  # set by a click on a result; hidden until then
+                        visible=False,
                         elem_id="retrieval-rank",
                     )
                     relevant = gr.Button("✓ Relevant", size="sm")
@@ -290,7 +302,8 @@ def build(demo: gr.Blocks, service: IndexService) -> Handoff:
     def unselect() -> gr.Gallery:  # a new result list must not keep the last one's highlighted item
         return gr.Gallery(selected_index=None)
 
-    queue = model_queue("retrieval")
+    # The loading text goes on the results, not on every output (it spilled into the small "Result #" box).
+    queue = {**model_queue("retrieval"), "show_progress_on": [gallery, summary]}
     by_text = bind(search_by_text, service)
     for event in (
         text_button.click(
@@ -340,6 +353,6 @@ def build(demo: gr.Blocks, service: IndexService) -> Handoff:
         [added],
         api_name="ui_add_images",
         api_visibility="private",
-        **queue,
+        **model_queue("retrieval"),
     )
     return Handoff(found=found, rank=rank, caption_this=caption_this, ask_about_this=ask_about_this)

@@ -68,3 +68,29 @@ def test_bad_input_shows_a_message_not_a_traceback(page):
     page.locator("#vqa-image input[type=file]").set_input_files(str(ASSETS / "cat.jpg"))
     page.get_by_role("button", name="Ask", exact=True).click()
     expect(page.get_by_text("the question is empty")).to_be_visible()
+
+
+def test_batch_captioning_lists_every_file_and_shows_whole_images_with_captions(page, screenshot_dir):
+    """Defect 8 of issue 16: the file list showed 2 of 3 files; the gallery cropped images, hid captions."""
+    open_tab(page, "Captioning")
+    page.get_by_text("Several images at once").click()
+    names = ["coffee.jpg", "motorcycle.jpg", "rocket.jpg"]
+    page.locator("#caption-batch-files input[type=file]").set_input_files([str(ASSETS / n) for n in names])
+    files = page.locator("#caption-batch-files")
+    expect(files.locator("tr.file")).to_have_count(3)
+    files.scroll_into_view_if_needed()
+    for name in names:  # every file is in view, none behind a scroll bar
+        expect(files.get_by_role("row", name=re.compile(re.escape(name)))).to_be_in_viewport(ratio=1)
+    page.get_by_role("button", name="Caption all").click()
+    gallery = page.locator("#caption-batch-gallery")
+    thumbnails = gallery.locator(".thumbnail-item")
+    expect(thumbnails).to_have_count(3)
+    captions = gallery.locator(".caption-label")
+    expect(captions).to_have_count(3)
+    for index in range(3):
+        expect(captions.nth(index)).to_be_visible()
+        assert captions.nth(index).inner_text().strip()
+    fit = thumbnails.first.locator("img").evaluate("img => getComputedStyle(img).objectFit")
+    assert fit == "contain"
+    gallery.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_dir / "captioning-batch.png"), full_page=True)

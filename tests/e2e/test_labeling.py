@@ -152,6 +152,14 @@ def pick(page, dropdown: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
+def count_ticks(page, chart: str) -> list[str]:
+    """The labels of a bar chart's count (y) axis, bottom up."""
+    labels = page.locator(f"#{chart} g[aria-label^='Y-axis'] .role-axis-label text")
+    expect(labels.first).to_be_visible()
+    texts = labels.evaluate_all("els => els.map(e => e.textContent)")
+    return sorted(texts, key=float)
+
+
 def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accounts, screenshot_dir):
     app, photos = app_with_accounts
     admin = sign_in(browser, app.url, "boss")
@@ -171,9 +179,12 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
 
     annotator.reload()  # the job list is read when the page loads
     expect(annotator.locator("#signed-in-as")).to_contain_text("Signed in as ann")
+    open_tab(annotator, "Labeling")
+    expect(annotator.locator("#labeling-item")).to_be_hidden()  # no item yet: no "Item # 0"
     open_job(annotator, "Annotate", "labeling-job", "photos", "Next item")
     expect(annotator.locator("#labeling-note")).to_contain_text("Pre-filled by")
     expect(annotator.locator("#labeling-progress")).to_contain_text("0 / 3")
+    expect(annotator.locator("#labeling-item input")).not_to_have_value("0")
     annotator.screenshot(path=str(screenshot_dir / "labeling.png"), full_page=True)
     label = annotator.locator("#labeling-text textarea")
     assert label.input_value()  # the model's caption is there to accept or correct
@@ -188,6 +199,9 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     expect(admin.locator("#labeling-agreement")).to_contain_text("exact match")
     # captions are free text: bars per length band, not one bar per unique caption
     expect(admin.get_by_text("Label length")).to_be_visible()
+    for chart in ("labeling-per-annotator", "labeling-distribution"):  # one item labeled so far
+        ticks = count_ticks(admin, chart)
+        assert ticks == [str(n) for n in range(len(ticks))] and len(ticks) > 1  # 0, 1, 2 …: no "0.5"
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard.png"), full_page=True)
 
 
@@ -275,3 +289,33 @@ def test_an_admin_trains_from_the_admin_section_and_the_dashboard_shows_the_pref
     open_job(admin, "Dashboard", "labeling-dashboard-job", "later", "Refresh")
     expect(line).to_contain_text(re.compile(r"by model version: base \d / 3 \(\d+%\) → v1 \d / 3 \(\d+%\)"))
     admin.screenshot(path=str(screenshot_dir / "labeling-dashboard-prefill.png"), full_page=True)
+
+
+def test_a_review_decision_moves_on_and_clears_when_nothing_is_left(
+    browser, app_with_accounts, screenshot_dir
+):
+    """Defect 8 of issue 16: the decided item stayed on screen; a "Question / query" box showed for jobs
+    whose items ask nothing."""
+    app, _ = app_with_accounts
+    admin = sign_in(browser, app.url, "boss")
+    open_job(admin, "Review", "labeling-review-job", "augmented", "Show disagreements")
+    disputes = admin.locator("#labeling-disputes")
+    expect(disputes).to_contain_text("ann2: coffee")  # where ann gave the clip's true label
+    item = admin.locator("#labeling-review-item")
+    expect(item).to_be_hidden()  # nothing open: no "Item # 0"
+    disputes.get_by_test_id("cell-0-0").click()  # the first row (Gradio's grid cells, not its table)
+    expect(item).to_be_visible()
+    expect(admin.locator("#labeling-review-prompt")).to_be_hidden()  # a video job asks no question
+    expect(admin.locator("#labeling-review-video video")).to_be_visible()  # the clip, not an empty image
+    expect(admin.locator("#labeling-review-image")).to_be_hidden()
+    admin.locator("#labeling-review-accept label").first.click()
+    admin.screenshot(path=str(screenshot_dir / "labeling-review.png"), full_page=True)
+    admin.locator("#labeling-review-save").click()
+    decision = admin.locator("#labeling-review-decision")
+    expect(decision).to_contain_text("Saved the final label")
+    expect(decision).to_contain_text("Nothing left to review in this job.")
+    expect(item).to_be_hidden()  # the decided item is off the screen
+    expect(admin.locator("#labeling-review-video")).to_be_hidden()
+    expect(admin.locator("#labeling-review-accept input")).to_have_count(0)
+    expect(disputes.locator("tbody")).not_to_contain_text("ann2: coffee")
+    admin.screenshot(path=str(screenshot_dir / "labeling-review-done.png"), full_page=True)

@@ -76,3 +76,30 @@ def test_search_judge_search_by_result_and_add_images(page, app, screenshot_dir,
     expect(added).to_contain_text("holds 27 images")
     manifest = json.loads((app.index_dir / "default" / "manifest.json").read_text())
     assert manifest["count"] == 27
+
+
+def test_result_number_and_empty_query(page, screenshot_dir):
+    """Defect 7 of issue 16: "Result #" showed 0 before a pick and took the loading text; an empty search
+    painted red Error pills on the outputs."""
+    rank = page.locator("#retrieval-rank")
+    expect(rank).to_be_hidden()  # nothing picked: no "0"
+    page.get_by_role("button", name="Search by text").click()  # nothing typed
+    expect(page.get_by_text("Type what you are looking for, e.g.")).to_be_visible()  # a hint
+    expect(page.get_by_text("Error", exact=True)).to_have_count(0)
+    page.screenshot(path=str(screenshot_dir / "retrieval-empty-query.png"), full_page=True)
+    page.get_by_label("Describe what you are looking for").fill("a cat")
+    page.get_by_role("button", name="Search by text").click()
+    thumbnails = page.locator("#retrieval-gallery .thumbnail-item")
+    expect(thumbnails).to_have_count(8)
+    expect(rank).to_be_hidden()
+    thumbnails.nth(2).click()
+    expect(rank).to_be_visible()
+    expect(rank.locator("input")).to_have_value("3")
+    page.screenshot(path=str(screenshot_dir / "retrieval-picked.png"), full_page=True)
+    page.get_by_label("Describe what you are looking for").fill("a rocket launch")
+    page.get_by_role("button", name="Search by text").click()
+    # the loading text goes on the results only, never inside the small box; a new list: nothing picked
+    expect(page.locator("#retrieval-rank .progress-text, #retrieval-rank .eta-bar")).to_have_count(0)
+    expect(rank).to_be_hidden()
+    expect(page.get_by_text("Error", exact=True)).to_have_count(0)
+    page.screenshot(path=str(screenshot_dir / "retrieval-no-pick.png"), full_page=True)

@@ -59,9 +59,8 @@ def _next_outputs(
     if view is not None:
         return item_outputs(view)
     done = progress_text(queue.progress(jobs.job(job_id, user), user))
-    return ItemShown(
-        None, gr.update(value=None, visible=False), "", DONE, "", gr.update(value=None), None, done
-    )
+    hidden = gr.update(value=None, visible=False)  # "Item #" too: a number box shows 0 for "nothing"
+    return ItemShown(None, hidden, "", DONE, "", gr.update(value=None), hidden, done)
 
 
 def item_outputs(view: ItemView) -> ItemShown:
@@ -88,7 +87,7 @@ def item_outputs(view: ItemView) -> ItemShown:
         choice=gr.update(
             choices=job.labels, value=value if value in job.labels else None, visible=spec.categorical
         ),
-        item=view.item.id,
+        item=gr.update(value=view.item.id, visible=True),
         progress=progress_text(view.progress),
     )
 
@@ -154,7 +153,9 @@ def build(predictor: Predictor) -> Annotate:
                 with gr.Row():
                     submit_button = gr.Button("Submit", variant="primary", elem_id="labeling-submit")
                     skip_button = gr.Button("Skip for now", elem_id="labeling-skip")
-                item = gr.Number(label="Item #", interactive=False, precision=0, elem_id="labeling-item")
+                item = gr.Number(
+                    label="Item #", interactive=False, precision=0, visible=False, elem_id="labeling-item"
+                )
     shown = ItemShown(image, video, prompt, note, text, choice, item, progress)
     outputs = list(shown)
     models = model_queue("labeling")  # the next item may need its pre-fill: a model call

@@ -14,11 +14,21 @@ from mmdemo.ui.labeling.shared import job_dropdown
 
 JOB_COLUMNS = ["job", "task", "items", "complete", "reviewed", "open disagreements"]
 PREFILL_COLUMNS = ["job", "model", "version", "settled items", "pre-fill matched", "match rate"]
+# Count axes: Vega-Lite picks "nice" ticks from the axis length, and over a short range (0–2 items) those
+# are halves. Up to COUNT_AXIS_MIN, at CHART_HEIGHT, its ticks step by whole items; labels are integers.
+COUNT_AXIS_MIN = 5
+CHART_HEIGHT = 260
 
 
 class Dashboard(NamedTuple):
     tab: gr.Tab
     job: gr.Dropdown
+
+
+def count_axis(counts: pd.Series) -> dict[str, Any]:
+    """BarPlot settings for a count axis whose ticks are whole numbers (never "0.5 items")."""
+    top = int(counts.max()) if len(counts) else 0
+    return {"y_lim": [0, max(COUNT_AXIS_MIN, top)], "y_axis_format": "d", "height": CHART_HEIGHT}
 
 
 def agreement_text(summary: AgreementSummary) -> str:
@@ -55,8 +65,11 @@ def dashboard(job_id: int | None, request: gr.Request) -> tuple[pd.DataFrame, pd
     distribution = pd.DataFrame(stats.label_distribution(job_id, user), columns=["label", "count"])
     free_text = stats.is_free_text(jobs.job(job_id, user))
     title = "Label length (free-text labels: one bar per length band)" if free_text else "Label distribution"
-    chart = gr.BarPlot(value=distribution, title=title, sort=None if free_text else "-y")
-    return jobs_table, per_annotator, chart, agreement_text(stats.job_agreement(job_id, user))
+    chart = gr.BarPlot(
+        value=distribution, title=title, sort=None if free_text else "-y", **count_axis(distribution["count"])
+    )
+    progress = gr.BarPlot(value=per_annotator, **count_axis(per_annotator["items"]))
+    return jobs_table, progress, chart, agreement_text(stats.job_agreement(job_id, user))
 
 
 def _share(matched: int, settled: int) -> str:
@@ -93,10 +106,19 @@ def build() -> Dashboard:
         agreement = gr.Markdown(elem_id="labeling-agreement")
         with gr.Row():
             per_annotator = gr.BarPlot(
-                x="annotator", y="items", title="Items labeled per annotator", y_lim=[0, None]
+                x="annotator",
+                y="items",
+                title="Items labeled per annotator",
+                elem_id="labeling-per-annotator",
+                **count_axis(pd.Series(dtype=int)),
             )
             distribution = gr.BarPlot(
-                x="label", y="count", title="Label distribution", sort="-y", y_lim=[0, None]
+                x="label",
+                y="count",
+                title="Label distribution",
+                sort="-y",
+                elem_id="labeling-distribution",
+                **count_axis(pd.Series(dtype=int)),
             )
         prefill = gr.Markdown(elem_id="labeling-prefill-match")
         prefill_table = gr.Dataframe(
