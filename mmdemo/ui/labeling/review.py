@@ -46,7 +46,8 @@ def _rows(disputes: list[Disagreement]) -> pd.DataFrame:
         }
         for d in disputes
     ]
-    return pd.DataFrame(rows, columns=DISPUTE_COLUMNS)
+    asked = any(d.item.prompt for d in disputes)  # caption and video items ask nothing: no empty column
+    return pd.DataFrame(rows, columns=[c for c in DISPUTE_COLUMNS if asked or c != "prompt"])
 
 
 @friendly
