@@ -173,6 +173,9 @@ def judge(
     relevant: bool,
     request: gr.Request,
 ) -> tuple[Gallery, dict[int, bool], str]:
+    if found is None or not found.results or not rank:  # a normal state: a hint, no error on the page
+        gr.Info("Search first, then click a result." if not (found and found.results) else PICK_HINT)
+        return gr.skip(), gr.skip(), gr.skip()
     result = picked(found, rank)
     user = visitor(request)
     retrieval.judge(found, result.rank, relevant, user=user)  # type: ignore[arg-type]

@@ -103,3 +103,7 @@ def test_result_number_and_empty_query(page, screenshot_dir):
     expect(rank).to_be_hidden()
     expect(page.get_by_text("Error", exact=True)).to_have_count(0)
     page.screenshot(path=str(screenshot_dir / "retrieval-no-pick.png"), full_page=True)
+    # Judging before picking one of the new results: a hint, no Error pill.
+    page.get_by_role("button", name="✓ Relevant").click()
+    expect(page.get_by_text("Click a result to judge it or to search by it.").first).to_be_visible()
+    expect(page.get_by_text("Error", exact=True)).to_have_count(0)
