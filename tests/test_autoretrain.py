@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,19 +15,9 @@ from mmdemo.finetune import worker
 from mmdemo.labeling import autoretrain, queue, review
 from mmdemo.labeling.jobs import LabelingError
 from tests.labeling_helpers import add_accounts, fake_predictor, make_images, make_job
+from tests.test_prelabel import mmdemo
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def mmdemo(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MMDEMO_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "mmdemo.cli", "--profile", "tiny", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
 
 
 def label_next(job_id: int, user: str, value: str, store: Store) -> None:

@@ -138,6 +138,17 @@ def export_labels(
     return str(archive), f"Exported {task} as {fmt} ({counts})."
 
 
+def retrain_field(value: int, elem_id: str) -> gr.Number:
+    return gr.Number(
+        label="Auto-retrain every N settled labels",
+        value=value,
+        precision=0,
+        minimum=0,
+        info="0: off; else a fine-tuning run starts after every N newly settled labels",
+        elem_id=elem_id,
+    )
+
+
 def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
     """`job_dropdowns` get the new job among their choices."""
     with gr.Tab("Admin", id="labeling-admin", visible=False) as tab:
@@ -154,14 +165,7 @@ def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
                 value="",
                 info="uncertainty: least-sure items first; diverse: cover the collection first",
             )
-            retrain_every = gr.Number(
-                label="Auto-retrain every N settled labels",
-                value=0,
-                precision=0,
-                minimum=0,
-                info="0: off; else a fine-tuning run starts after every N newly settled labels",
-                elem_id="labeling-new-retrain",
-            )
+            retrain_every = retrain_field(0, "labeling-new-retrain")
         gr.Markdown("Items from one of: a folder on the server, uploaded files, an index, a query's results.")
         with gr.Row():
             folder = gr.Textbox(label="Folder on the server", placeholder="/data/images")
@@ -203,13 +207,7 @@ def build(job_dropdowns: Sequence[gr.Dropdown], services: Services) -> Admin:
             order_button = gr.Button("Change order")
         with gr.Row():
             retrain_job = gr.Textbox(label="Job number", placeholder="3", elem_id="labeling-retrain-job")
-            new_every = gr.Number(
-                label="Auto-retrain every N settled labels (0: off)",
-                value=20,
-                precision=0,
-                minimum=0,
-                elem_id="labeling-retrain-every",
-            )
+            new_every = retrain_field(20, "labeling-retrain-every")
             retrain_button = gr.Button("Set auto-retrain")
         order_message = gr.Markdown()
         gr.Markdown("### Export labels")
