@@ -86,7 +86,7 @@ def test_auto_retrain_is_admin_only_and_checked(data_dir, tmp_path):
     add_accounts(store, {"ann": "annotator"})
     with pytest.raises(Exception, match="needs the admin role"):
         autoretrain.set_auto_retrain("ann", job.id, 5, profile="tiny", store=store)
-    for bad in (-1, "many", 10**9):
+    for bad in (-1, "many", 10**9, 2.5, None, float("inf")):
         with pytest.raises(LabelingError, match="auto-retrain"):
             autoretrain.set_auto_retrain("root", job.id, bad, profile="tiny", store=store)
     assert autoretrain.set_auto_retrain("root", job.id, 0, profile=None, store=store).retrain_every == 0

@@ -5,15 +5,12 @@ anyway): no role check, and the job is recorded as made by "cli", the same name 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from mmdemo.cli.common import UserError, chatter_to_stderr, choice_argument, choice_option, print_table
 from mmdemo.tasks.table import TASK_NAMES
-
-if TYPE_CHECKING:
-    from mmdemo.data import Job
 
 # The same as accounts.ROLES and export.FORMATS (a test keeps them so), spelled out here so that
 # `mmdemo --help` imports no data layer. The task table is cheap to import.
@@ -127,20 +124,14 @@ def create_job(
             ordering=order,
             registry=services.registry,
         )
-    if retrain_every:
-        from mmdemo.labeling import autoretrain
+    from mmdemo.labeling import autoretrain
 
+    if retrain_every:
         job = autoretrain.set_auto_retrain(None, job.id, retrain_every, profile=services.registry.profile)
     print(
         f"job #{job.id} {job.name!r}: {labeling.item_count(job)} items, overlap {job.overlap}, "
-        f"order {job.ordering}" + (f", {_retraining(job)}" if job.retrain_every else "")
+        f"order {job.ordering}" + (f", {autoretrain.describe(job)}" if job.retrain_every else "")
     )
-
-
-def _retraining(job: Job) -> str:
-    if not job.retrain_every:
-        return "auto-retrain off"
-    return f"a fine-tuning run after every {job.retrain_every} settled labels ({job.retrain_profile} profile)"
 
 
 @jobs_app.command("retrain")
@@ -153,7 +144,7 @@ def retrain_job(
     from mmdemo.services import default_services
 
     changed = autoretrain.set_auto_retrain(None, job, every, profile=default_services().registry.profile)
-    print(f"job #{changed.id} {changed.name!r}: {_retraining(changed)}")
+    print(f"job #{changed.id} {changed.name!r}: {autoretrain.describe(changed)}")
 
 
 @jobs_app.command("order")

@@ -39,14 +39,27 @@ def set_auto_retrain(
     store = store_or_default(store)
     job = get_job(job_id, store)
     try:
-        every = int(every)
-    except (TypeError, ValueError):
+        whole = int(every)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float from a form
         raise LabelingError(f"auto-retrain needs a whole number of labels, not {every!r}") from None
+    if whole != every and not isinstance(every, str):  # 2.5 from a form field is no count
+        raise LabelingError(f"auto-retrain needs a whole number of labels, not {every!r}")
+    every = whole
     if not 0 <= every <= MAX_EVERY:
         raise LabelingError(f"auto-retrain every 1 to {MAX_EVERY:,} settled labels, or 0 for off")
     if every and not worker.takes_jobs(job.task):
         raise LabelingError(f"{job.task} runs do not train on labeling jobs' labels")
     return store.set_job_retraining(job.id, every, profile)
+
+
+def describe(job: Job) -> str:
+    """The job's auto-retrain setting in a sentence, as the CLI and the Admin form report it."""
+    if not job.retrain_every:
+        return "auto-retrain off"
+    return (
+        f"a fine-tuning run after every {job.retrain_every} settled labels ({job.retrain_profile} profile); "
+        "an accepted version serves at once"
+    )
 
 
 def settled_count(job: Job, store: Store) -> int:

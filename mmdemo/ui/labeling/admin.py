@@ -67,39 +67,22 @@ def create_job(
         registry=services.registry,
     )
     if retrain_every:
-        job = autoretrain.set_auto_retrain(
-            user, job.id, _whole(retrain_every), profile=services.registry.profile
-        )
+        job = autoretrain.set_auto_retrain(user, job.id, retrain_every, profile=services.registry.profile)
     message = (
         f"Created job #{job.id} **{job.name}** ({job.task}, overlap {job.overlap}, order {job.ordering}) "
         f"from {job.source}: {jobs.item_count(job)} items."
-        + (f" {_retraining(job)}" if job.retrain_every else "")
+        + (f" {autoretrain.describe(job).capitalize()}." if job.retrain_every else "")
     )
     return (message, *list_jobs(request))
-
-
-def _whole(value: float | None) -> int:
-    if value is None or value != value or value != int(value):  # blank, NaN or a fraction
-        raise jobs.LabelingError("auto-retrain needs a whole number of labels (0: off)")
-    return int(value)
-
-
-def _retraining(job: Any) -> str:
-    if not job.retrain_every:
-        return "Auto-retrain is off."
-    return (
-        f"A {job.task} run starts after every {job.retrain_every} newly settled labels "
-        f"({job.retrain_profile} profile); an accepted version serves at once."
-    )
 
 
 @friendly
 def change_retraining(services: Services, job: str, every: float | None, request: gr.Request) -> str:
     """The same as `mmdemo jobs retrain JOB N`."""
     changed = autoretrain.set_auto_retrain(
-        current_user(request), job, _whole(every), profile=services.registry.profile
+        current_user(request), job, every, profile=services.registry.profile
     )
-    return f"Job #{changed.id} **{changed.name}**: {_retraining(changed)}"
+    return f"Job #{changed.id} **{changed.name}**: {autoretrain.describe(changed)}."
 
 
 @friendly
