@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,34 @@ def pick_dtype(device: str, spec: ModelSpec) -> Any:
     import torch
 
     return torch.float16 if device.startswith("cuda") and spec.half else torch.float32
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+HEAP_KEEPS_BYTES = 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc keep freed blocks in the heap instead of handing each back to the kernel.
+
+    By default a block over 128 kB is its own memory map, unmapped when freed; a convolution's activations
+    (megabytes per image) were then page-faulted afresh on every call. On 2 cores that was over a third of
+    EfficientNet-Lite0's time, and more the larger the batch, which made batches slower than single images
+    (`bench/embed.py`). The heap then holds up to its peak, as jemalloc or tcmalloc would. Returns whether
+    the C library took the settings (not glibc: nothing is changed)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        libc = None
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return False
+    return all(
+        mallopt(parameter, value)
+        for parameter, value in (
+            (_M_MMAP_THRESHOLD, HEAP_KEEPS_BYTES),
+            (_M_TRIM_THRESHOLD, HEAP_KEEPS_BYTES),
+            (_M_TOP_PAD, 64 << 20),
+        )
+    )

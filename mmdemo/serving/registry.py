@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from mmdemo import config
 from mmdemo.serving import hub, zerogpu
 from mmdemo.serving.catalog import PROFILE_TABLES
-from mmdemo.serving.devices import detect_device, pick_dtype
+from mmdemo.serving.devices import detect_device, keep_freed_memory, pick_dtype
 from mmdemo.serving.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec, quantize_int8
 
 if TYPE_CHECKING:
@@ -297,6 +297,8 @@ class Registry:
         else:
             path = None
         dtype = dtype if dtype is not None else pick_dtype(self.device, spec)
+        if self.device == "cpu":
+            keep_freed_memory()
         module_name, function_name = spec.builder.split(":")
         builder = getattr(importlib.import_module(module_name), function_name)
         context = LoadContext(
