@@ -29,6 +29,31 @@ def imagenet_classes() -> list[str]:
     return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
+CONV_THEN_NORM = {  # in efficientnet_lite_pytorch's modules: each convolution and the batch norm after it
+    "stem": (("_conv_stem", "_bn0"), ("_conv_head", "_bn1")),
+    "block": (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")),
+}
+
+
+def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Each eval-mode batch norm folded into the convolution before it (the same function, one pass over
+    the activations fewer per layer: ~10% of the model's time on CPU)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fold(module: torch.nn.Module, pairs: tuple[tuple[str, str], ...]) -> None:
+        for conv_name, norm_name in pairs:
+            conv, norm = getattr(module, conv_name, None), getattr(module, norm_name, None)
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, norm))
+                setattr(module, norm_name, torch.nn.Identity())
+
+    model.eval()
+    fold(model, CONV_THEN_NORM["stem"])
+    for block in getattr(model, "_blocks", ()):
+        fold(block, CONV_THEN_NORM["block"])
+    return model
+
+
 class ImageNetClassifier:
     def __init__(self, model: torch.nn.Module, info: ModelInfo, batch_size: int = 32) -> None:
         # channels_last: the depthwise convolutions of EfficientNet run faster in NHWC on CPU.
@@ -59,4 +84,4 @@ def load(ctx: LoadContext) -> ImageNetClassifier:
     model = EfficientNet.from_pretrained(
         "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
     )
-    return ImageNetClassifier(model.to(ctx.device), ctx.info)
+    return ImageNetClassifier(fold_batch_norms(model).to(ctx.device), ctx.info)
