@@ -108,9 +108,14 @@ def decoded_batches(
             yield [(path, media_id, future.result()) for path, media_id, future in ahead.popleft()]
 
 
-def record(store: Store, paths: list[Path], images: list[Image.Image]) -> None:
-    for path, image in zip(paths, images, strict=True):
-        store.add_media(path.resolve(), "image", width=image.width, height=image.height)
+def record(store: Store, paths: list[Path], ids: list[str], images: list[Image.Image]) -> None:
+    """One batch's media records, in one transaction, under the hashes `pending` already computed."""
+    store.add_hashed_images(
+        [
+            (path.resolve(), media_id, image.width, image.height)
+            for path, media_id, image in zip(paths, ids, images, strict=True)
+        ]
+    )
 
 
 def _hashed(path: Path) -> tuple[Path, str | None, str | None]:

@@ -228,7 +228,7 @@ class IndexService:
                     if images:
                         # The batch is recorded in the store while the model embeds it (no lock held: searches
                         # go on); its vectors are kept only once its records are written.
-                        recorded = recorder.submit(record, store, kept, images)
+                        recorded = recorder.submit(record, store, kept, ids, images)
                         embedded = embedder.encode_images(images)
                         recorded.result()
                         write.add(ids, embedded)
