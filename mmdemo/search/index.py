@@ -35,9 +35,11 @@ from mmdemo.search.manifest import (
 from mmdemo.serving.models.base import ModelInfo
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
-FLAT_BELOW = 50_000  # exact search stays under ~5 ms/query below this size
-# HNSW is kept for whoever asks for it, but never chosen automatically: at 100k it built in 90 s on 2 cores
-# where IVF built in 12 s at recall@10 0.998 (bench/search.py --quick).
+# Exact search below this size: p50 3.3 ms per query at 20k on 2 threads, 10.6 ms at 50k, where IVF answered
+# in 0.13 ms at recall@10 0.995 (bench/search.py --sizes 20000,50000 --types ivf).
+FLAT_BELOW = 20_000
+# HNSW is kept for whoever asks for it, but never chosen automatically: at 100k it built in 42 s on 2 cores
+# where IVF built in 2.5 s at recall@10 0.994, at 1M in 695 s where IVF took 31 s (bench/search.py).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
