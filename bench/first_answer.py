@@ -94,13 +94,11 @@ def main() -> None:
         start_s = time.perf_counter() - started
         time.sleep(args.think_time)
         client = Client(url, verbose=False)
-        calls = {
-            "/search_text": lambda: client.predict("a cup of coffee", 4, api_name="/search_text"),
-            "/caption": lambda: client.predict(
-                handle_file(IMAGE), "beam", 3, 20, 1.0, "", api_name="/caption"
-            ),
+        calls = {  # keyword arguments: the public API's parameter names, as a script would call it
+            "/search_text": lambda: client.predict(query="a cup of coffee", k=4, api_name="/search_text"),
+            "/caption": lambda: client.predict(image=handle_file(IMAGE), api_name="/caption"),
             "/classify_video": lambda: client.predict(
-                handle_file(CLIP), "a cup of coffee\na clock\na camera", 0.7, 0.3, 8,
+                clip=handle_file(CLIP), labels="a cup of coffee\na clock\na camera", frames=8,
                 api_name="/classify_video",
             ),
         }  # fmt: skip
