@@ -20,6 +20,10 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.pop("MMDEMO_MODELS_DIR", None)
 os.environ.pop("MMDEMO_PROFILE", None)
 os.environ.pop("MMDEMO_DEVICE", None)
+# Under pytest-xdist the workers already share the cores: one thread each, also in the commands they start,
+# keeps two workers from oversubscribing two cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from mmdemo.services import Services
 from tests.labeling_helpers import add_accounts, make_images, make_job
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = 120
+IMAGES = 48
 
 
 @pytest.fixture(scope="module")
