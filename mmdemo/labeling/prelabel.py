@@ -29,6 +29,8 @@ from mmdemo.tasks import table
 if TYPE_CHECKING:
     from mmdemo.services import Services
 
+PRELABEL_BATCH = 8  # items per Ray batch
+
 
 @dataclass
 class PrelabelReport:
@@ -134,12 +136,13 @@ def _on_ray(
     import ray
 
     from mmdemo import config
-    from mmdemo.search.distributed import connect
+    from mmdemo.search.distributed import actor_pool, connect
 
     connect(address)
     registry = services.registry
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    blocks = max(1, min(len(item_ids) // 8 + 1, 4 * max(1, workers)))  # one block would feed only one actor
+    batches = -(-len(item_ids) // PRELABEL_BATCH)
+    blocks = max(1, min(batches, 4 * max(1, workers)))  # one block would feed only one actor
     items = [{"job": job_id, "item": item_id} for item_id in item_ids]
     rows = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         Predictor,
@@ -149,9 +152,9 @@ def _on_ray(
             "device": "cuda" if gpus else registry.device,
             "index_dir": str(config.index_dir().resolve()),
         },
-        batch_size=8,
+        batch_size=PRELABEL_BATCH,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=max(1, workers)),  # Ray restarts lost actors, retries
+        compute=actor_pool(workers, batches),  # Ray restarts lost actors, retries
         num_cpus=1,
         num_gpus=gpus,
     )

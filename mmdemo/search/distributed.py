@@ -111,6 +111,14 @@ class Embedder:
         }
 
 
+def actor_pool(workers: int, batches: int) -> Any:
+    """Ray Data's pool of model actors: never more actors (each a model load) than batches to give them,
+    so a rerun with one new file starts one."""
+    import ray
+
+    return ray.data.ActorPoolStrategy(size=max(1, min(workers, batches)))
+
+
 def embedded_rows(
     pending: Sequence[tuple[Path, str]], *, profile: str, device: str | None, options: RayOptions
 ) -> Any:
@@ -134,7 +142,7 @@ def embedded_rows(
         batch_format="numpy",
         # Ray Data's actor pools restart a lost actor and retry its batches without limit by default
         # (`max_restarts=-1`, `max_task_retries=-1`): the fault handling is Ray's.
-        compute=ray.data.ActorPoolStrategy(size=max(1, options.workers)),
+        compute=actor_pool(options.workers, shard_count),
         num_cpus=1,
         num_gpus=gpus,
     )
