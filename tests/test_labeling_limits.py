@@ -80,15 +80,14 @@ def test_scripted_sessions_through_the_api_share_one_labeler(open_job):
 
     from mmdemo.ui.app import build_app
 
+    def as_a_new_script(**inputs: object) -> dict:
+        # httpx's default 5 s is too short for the config on a loaded 2-core machine (a flaky ReadTimeout)
+        return ApiClient(url, verbose=False, httpx_kwargs={"timeout": 60}).predict(**inputs)
+
     with served(build_app()) as url:
-        shown = [
-            ApiClient(url, verbose=False).predict(job_id=open_job.id, api_name="/labeling_next")
-            for _ in range(26)
-        ]
+        shown = [as_a_new_script(job_id=open_job.id, api_name="/labeling_next") for _ in range(26)]
         with pytest.raises(AppError, match="is not an item number"):  # a message, not an OverflowError
-            ApiClient(url, verbose=False).predict(
-                job_id=open_job.id, item_id=1e300, label="x", api_name="/labeling_submit"
-            )
+            as_a_new_script(job_id=open_job.id, item_id=1e300, label="x", api_name="/labeling_submit")
     # Same address and user agent: one anonymous labeler, who gets their open item back every time.
     assert held(open_job) == 1
     assert len({answer["item_id"] for answer in shown}) == 1 and not shown[0]["done"]
