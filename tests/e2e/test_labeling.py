@@ -187,7 +187,7 @@ def test_admin_creates_a_job_and_an_annotator_labels_it(browser, app_with_accoun
     expect(annotator.locator("#labeling-item input")).not_to_have_value("0")
     annotator.screenshot(path=str(screenshot_dir / "labeling.png"), full_page=True)
     label = annotator.locator("#labeling-text textarea")
-    assert label.input_value()  # the model's caption is there to accept or correct
+    expect(label).not_to_have_value("")  # the model's caption is there to accept or correct
     label.fill(label.input_value().removeprefix("a photo of "))  # trims the model's caption
     label.press("Enter")
     expect(annotator.locator("#labeling-progress")).to_contain_text("1 / 3 labeled by you")

@@ -49,7 +49,7 @@ def test_caption_this_and_ask_about_this_send_the_picked_image(page, app):
     expect(page.locator("#caption-image img")).to_be_visible()
     page.get_by_role("button", name="Caption", exact=True).click()
     expect(page.locator("#caption-about")).to_contain_text("Model:")
-    assert page.locator("#caption-text textarea").input_value()
+    expect(page.locator("#caption-text textarea")).not_to_have_value("")  # waits for it
     # The very file, not a re-encoding of it.
     assert newest_prediction_media(app, "caption") == sha256(app, captioned)
 
