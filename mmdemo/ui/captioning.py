@@ -232,11 +232,14 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
         api_name="ui_correct_caption",
         api_visibility="private",
     )
+    # Unqueued: a new image's clearing must land before a caption asked for right after it (queued, it
+    # could run second and wipe that caption: "Caption this" then "Caption" on a busy server).
     image.change(
         cleared,
         outputs=[caption, about, prediction, saved],
         api_name="ui_caption_new_image",
         api_visibility="private",
+        queue=False,
     )
     run_batch.click(
         bind(caption_many, registry),
