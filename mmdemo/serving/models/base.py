@@ -183,14 +183,18 @@ def resize_crop(image: Image.Image, short_side: int, crop: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
-def normalized_batch(pixels: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Any:
-    """A float32 NCHW tensor (channels_last in memory) from uint8 HWC arrays, normalised in one step."""
+def normalized_batch(
+    pixels: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float], dtype: Any = None
+) -> Any:
+    """An NCHW tensor (channels_last in memory: the uint8 HWC arrays' own layout) of `(x / 255 - mean) / std`,
+    computed in float32 as one multiply-add, then cast to `dtype` (default float32)."""
     import torch
 
-    batch = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return batch.sub_(mean_t).div_(std_t).contiguous(memory_format=torch.channels_last)
+    batch = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float()
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, 3, 1, 1)
+    normalized = torch.addcmul(shift, batch, scale).contiguous(memory_format=torch.channels_last)
+    return normalized if dtype is None else normalized.to(dtype)
 
 
 QUANTIZABLE_ATTRIBUTES = ("model",)

@@ -67,7 +67,8 @@ class ConseEmbedder:
         self.class_vectors = class_embeddings(text, classifier.classes, template)
 
     def embed_probabilities(self, probabilities: np.ndarray) -> np.ndarray:
-        top = np.argsort(-probabilities, axis=1)[:, : self.top_k]
+        k = min(self.top_k, probabilities.shape[1])
+        top = np.argpartition(-probabilities, k - 1, axis=1)[:, :k]  # the top k, in any order
         weights = np.take_along_axis(probabilities, top, axis=1)
         weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
         return l2_normalize(np.einsum("nk,nkd->nd", weights, self.class_vectors[top]))

@@ -123,8 +123,8 @@ class ImageNetClassifier:
         """Softmax over the 1000 ImageNet classes, one row per image."""
         chunks = [np.zeros((0, len(self.classes)), np.float32)]
         for batch in batched(list(images), self.batch_size):
-            pixels = normalized_batch(parallel_map(self.pixels, batch), MEAN, STD)
-            pixels = pixels.to(self.info.device, self.dtype)
+            pixels = normalized_batch(parallel_map(self.pixels, batch), MEAN, STD, self.dtype)
+            pixels = pixels.to(self.info.device)
             chunks.append(self.model(pixels).float().softmax(-1).cpu().numpy())
         return np.concatenate(chunks)
 
