@@ -227,6 +227,8 @@ def test_cli_index_add_info_search_json_and_a_mismatch_exit_code(
     manifest = json.loads(capsys.readouterr().out)[0]
     assert manifest["count"] == 5 and manifest["profile"] == "tiny"
 
+    lite.get("embed")  # loaded first: its libraries' chatter on stderr is not the message under test
+    capsys.readouterr()
     with process_services(Services.create(lite)):
         assert main(["search", "--text", "cat", "--index", "photos"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

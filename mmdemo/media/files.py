@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_FILE_BYTES = 50 * 1024**2
 MAX_DECODE_PIXELS = 100_000_000  # refuse decompression bombs before decoding
 MAX_SIDE = 2048  # larger images are downscaled, with a note
+EXIF_ORIENTATION = 0x0112
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".ogv", ".mpg", ".mpeg", ".3gp"}
 
@@ -113,14 +114,15 @@ def _too_many_pixels(name: str, width: int, height: int) -> str:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Apply EXIF orientation and flatten any alpha channel onto white."""
-    image = ImageOps.exif_transpose(image)
+    """Apply EXIF orientation and flatten any alpha channel onto white (an upright RGB image as it is)."""
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
     if image.mode in ("RGBA", "LA", "P"):
         image = image.convert("RGBA")
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.getchannel("A"))
         return background
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def load_image(source: ImageSource | None, max_side: int = MAX_SIDE) -> LoadedImage:
