@@ -49,8 +49,12 @@ def describe(model: ModelInfo, latency_ms: float, notes: list[str]) -> str:
     return "  \n".join(lines)
 
 
-def cleared() -> tuple[str, str, None, str]:
-    """A new image: no caption, no model line, nothing to correct, nothing saved."""
+def cleared(image: str | None, prediction_id: float | None) -> tuple[Any, Any, Any, Any]:
+    """A new image: no caption, no model line, nothing to correct, nothing saved. Unless the caption shown
+    is this very image's: a change event can land after the caption asked for right after it (a result
+    sent here by "Caption this", on a busy server), and must not wipe it."""
+    if captioning.captioned_this_file(int(prediction_id) if prediction_id else None, image):
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     return "", "", None, ""
 
 
@@ -232,11 +236,12 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
         api_name="ui_correct_caption",
         api_visibility="private",
     )
-    # Unqueued: a new image's clearing must land before a caption asked for right after it (queued, it
-    # could run second and wipe that caption: "Caption this" then "Caption" on a busy server).
+    # Unqueued, so a new image's clearing lands before a caption asked for right after it, in most cases;
+    # `cleared` keeps that caption in the others.
     image.change(
         cleared,
-        outputs=[caption, about, prediction, saved],
+        [image, prediction],
+        [caption, about, prediction, saved],
         api_name="ui_caption_new_image",
         api_visibility="private",
         queue=False,
