@@ -152,7 +152,7 @@ def captioned_this_file(prediction_id: int | None, path: str | None, store: Stor
     """Whether caption prediction `prediction_id` was made for the very file at `path` (its content hash)."""
     if not prediction_id or not path or not Path(path).is_file():
         return False
-    prediction = (store or default_store()).prediction(int(prediction_id))
+    prediction = (store or default_store()).prediction(prediction_id)
     try:
         return prediction is not None and prediction.media_id == file_hash(path)
     except OSError:

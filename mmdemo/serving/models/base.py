@@ -176,9 +176,9 @@ def resize_crop(image: Image.Image, short_side: int, crop: int) -> np.ndarray:
     first reduced by whole factors: a third less work than resizing the whole photo, then cropping."""
     image = image.convert("RGB") if image.mode != "RGB" else image
     width, height = image.size
-    side = crop * min(width, height) / short_side  # the crop's side in the photo's pixels
-    left, top = (width - min(side, width)) / 2, (height - min(side, height)) / 2
-    box = (left, top, left + min(side, width), top + min(side, height))
+    side = min(crop * min(width, height) / short_side, width, height)  # the crop, in the photo's pixels
+    left, top = (width - side) / 2, (height - side) / 2
+    box = (left, top, left + side, top + side)
     resized = image.resize((crop, crop), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0)
     return np.asarray(resized, dtype=np.uint8)
 
