@@ -7,6 +7,7 @@ from pathlib import Path
 
 PROFILES = ("auto", "full", "lite", "tiny")
 TRUTHY = {"1", "true", "yes", "on"}
+FALSY = {"0", "false", "no", "off"}
 
 
 def env_flag(name: str) -> bool:
@@ -77,7 +78,10 @@ def quantize() -> str:
 def cpu_bf16() -> bool:
     """Whether models that allow it may run in bfloat16 on a CPU that computes it natively
     (`MMDEMO_CPU_BF16=0`: always float32 on CPU)."""
-    return os.environ.get("MMDEMO_CPU_BF16", "1").strip().lower() in TRUTHY
+    value = os.environ.get("MMDEMO_CPU_BF16", "1").strip().lower() or "1"
+    if value not in TRUTHY | FALSY:
+        raise ValueError(f"MMDEMO_CPU_BF16={value!r} must be 1 or 0")
+    return value in TRUTHY
 
 
 def warmup() -> bool:

@@ -136,6 +136,9 @@ def test_bfloat16_on_cpu_only_where_native_allowed_and_not_quantised(monkeypatch
     assert pick_dtype("cpu", allowed) == torch.float32
     [imagenet] = [row for row in Registry("lite", device="cpu").status() if row.task == "imagenet"]
     assert imagenet.dtype == "float32"
+    monkeypatch.setenv("MMDEMO_CPU_BF16", "maybe")
+    with pytest.raises(ValueError, match="MMDEMO_CPU_BF16='maybe' must be 1 or 0"):
+        pick_dtype("cpu", allowed)
 
 
 def test_env_override_picks_the_device(monkeypatch):
