@@ -2,10 +2,14 @@
 
 Generates `--images` JPEG photos (640×480, distinct content), then times, with one embedder loaded once:
 
-- the model alone: `encode_images` over the already decoded images in batches (the ceiling);
+- the model alone: `encode_images` over the already decoded images in batches (the ceiling; the decoded
+  photos are held in memory, about 0.5 GB for 500);
 - the previous one-thread loop (before): per batch decode, record in the store, embed, add and save;
 - the ingestion pipeline (`IndexService.ingest`, what `mmdemo index add` runs): hashing and decoding in a
-  thread pool overlapping the model's batches, saves every few seconds.
+  thread pool (beside the model's batches where the model leaves cores free), saves every few seconds.
+
+The three take turns, `--repeats` rounds, and each one's fastest run is kept: a shared machine's slower
+spells then fall on all three alike.
 
     python bench/ingest.py                    # lite, 500 images
     python bench/ingest.py --profile tiny --images 1000
@@ -49,13 +53,15 @@ def generate(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def best_of(function: Callable[..., None], repeats: int, numbered: bool = False) -> float:
-    """The fastest of `repeats` runs (each on fresh folders when `numbered`: the run's number is passed)."""
-    best = float("inf")
+def best_of_interleaved(functions: dict[str, Callable[[int], None]], repeats: int) -> dict[str, float]:
+    """The fastest of `repeats` runs of each function (passed the run's number, for fresh folders), the
+    functions taking turns, so a slower spell of a shared machine falls on all of them alike."""
+    best = dict.fromkeys(functions, float("inf"))
     for n in range(repeats):
-        started = time.perf_counter()
-        function(n) if numbered else function()
-        best = min(best, time.perf_counter() - started)
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function(n)
+            best[name] = min(best[name], time.perf_counter() - started)
     return best
 
 
@@ -92,12 +98,9 @@ def main() -> None:
     embedder.encode_images([load_image(paths[0]).image])  # warm-up
     decoded = [load_image(path).image for path in paths]
 
-    def run_model() -> None:
+    def run_model(_: int) -> None:
         for batch in batched(decoded, args.batch_size):
             embedder.encode_images(batch)
-
-    model_s = best_of(run_model, args.repeats)
-    decoded.clear()  # the photos' memory back before the paths that decode them
 
     def run_before(n: int) -> None:
         store = Store(work / f"before-{n}.db")
@@ -108,12 +111,13 @@ def main() -> None:
         report = service.ingest([work / "photos"], "bench", batch_size=args.batch_size)
         assert len(report.added) == args.images, report.failed[:3]
 
-    before_s = best_of(run_before, args.repeats, numbered=True)
-    pipeline_s = best_of(run_pipeline, args.repeats, numbered=True)
-
+    seconds = best_of_interleaved(
+        {"model": run_model, "before": run_before, "pipeline": run_pipeline}, args.repeats
+    )
+    model_s, before_s, pipeline_s = seconds["model"], seconds["before"], seconds["pipeline"]
     print(
         f"model: {embedder.info.name} ({args.profile}); {args.images} generated 640×480 JPEGs; batch "
-        f"{args.batch_size}; torch threads: {torch.get_num_threads()}; best of {args.repeats}"
+        f"{args.batch_size}; torch threads: {torch.get_num_threads()}; best of {args.repeats}, interleaved"
     )
     model_rate = args.images / model_s
     rows = [
