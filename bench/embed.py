@@ -32,7 +32,8 @@ import numpy as np
 from mmdemo.cli.common import format_table
 from mmdemo.media.files import load_image
 from mmdemo.search.retrieval import BATCH_SIZE, SAMPLES_DIR
-from mmdemo.serving.models.base import ModelInfo, batched, quantize_int8
+from mmdemo.serving.models.base import ModelInfo, batched
+from mmdemo.serving.quantize import quantize_int8
 from mmdemo.serving.registry import Registry
 
 

@@ -235,11 +235,16 @@ def test_quantize_int8_is_applied_by_the_registry_and_keeps_the_embeddings(monke
     quantized = Registry("tiny", device="cpu")  # reads MMDEMO_QUANTIZE, as the app and the CLI do
     int8 = quantized.get("embed")
     assert {row.dtype for row in quantized.status() if row.task == "embed" and row.loaded} == {"int8"}
-    assert "quantized.dynamic" in type(int8.model.visual.transformer.resblocks[0].mlp.c_fc).__module__
+    for tower in (int8.model.visual.transformer, int8.model.transformer):  # the MLPs and the attention
+        block = tower.resblocks[0]
+        for layer in (block.mlp.c_fc, block.attn.qkv, block.attn.out):
+            assert "quantized.dynamic" in type(layer).__module__
     images = list(sample_images.values())
     reference = tiny.get("embed").encode_images(images)
     cosine = (int8.encode_images(images) * reference).sum(axis=1)
     assert cosine.min() >= 0.99
+    texts = ["a photo of a cat", "a red car", "two cups of coffee on a table"]  # the causal-masked tower
+    assert (int8.encode_texts(texts) * tiny.get("embed").encode_texts(texts)).sum(axis=1).min() >= 0.99
     monkeypatch.setenv("MMDEMO_QUANTIZE", "int4")
     with pytest.raises(ValueError, match="MMDEMO_QUANTIZE"):
         Registry("tiny", device="cpu")

@@ -25,7 +25,8 @@ from mmdemo import config
 from mmdemo.serving import hub, zerogpu
 from mmdemo.serving.catalog import PROFILE_TABLES
 from mmdemo.serving.devices import detect_device, keep_freed_memory, pick_dtype
-from mmdemo.serving.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec, quantize_int8
+from mmdemo.serving.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec
+from mmdemo.serving.quantize import quantize_int8
 
 if TYPE_CHECKING:
     from mmdemo.data import ModelVersion, Store

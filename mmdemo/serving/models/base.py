@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -195,29 +194,3 @@ def normalized_batch(
     shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, 3, 1, 1)
     normalized = torch.addcmul(shift, batch, scale).contiguous(memory_format=torch.channels_last)
     return normalized if dtype is None else normalized.to(dtype)
-
-
-QUANTIZABLE_ATTRIBUTES = ("model",)
-
-
-def quantize_int8(adapter: Any) -> bool:
-    """Dynamic int8 quantisation of the Linear layers of an adapter's torch model (CPU only): weights are
-    stored as int8 and activations quantised per batch. Returns whether anything was quantised.
-
-    `torch.ao.quantization.quantize_dynamic` is deprecated in favour of torchao, whose CPU int8 path needs
-    `torch.compile` to be faster than fp32; the dynamic path is the one that speeds up eager CPU inference."""
-    import torch
-
-    done = False
-    for attribute in QUANTIZABLE_ATTRIBUTES:
-        module = getattr(adapter, attribute, None)
-        if not isinstance(module, torch.nn.Module):
-            continue
-        if not any(isinstance(layer, torch.nn.Linear) for layer in module.modules()):
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantized = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
-        setattr(adapter, attribute, quantized)
-        done = True
-    return done
