@@ -26,7 +26,6 @@ from mmdemo.serving import hub, zerogpu
 from mmdemo.serving.catalog import PROFILE_TABLES
 from mmdemo.serving.devices import detect_device, keep_freed_memory, pick_dtype
 from mmdemo.serving.models.base import PUBLIC_TASKS, LoadContext, ModelInfo, ModelSpec
-from mmdemo.serving.quantize import quantize_int8
 
 if TYPE_CHECKING:
     from mmdemo.data import ModelVersion, Store
@@ -311,8 +310,11 @@ class Registry:
         )
         adapter = builder(context)
         dtype_name = str(dtype).replace("torch.", "")
-        if self.quantize == "int8" and self.device == "cpu" and quantize_int8(adapter):
-            dtype_name = "int8"
+        if self.quantize == "int8" and self.device == "cpu":
+            from mmdemo.serving.quantize import quantize_int8  # imports torch: only once a model loads
+
+            if quantize_int8(adapter):
+                dtype_name = "int8"
         return LoadedModel(
             adapter=adapter,
             spec=spec,
