@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mmdemo.data import Store, default_store
-from mmdemo.media.files import ImageSource, file_hash
+from mmdemo.media.files import ImageSource
 from mmdemo.media.images import remember_images
 from mmdemo.serving.models.base import CaptionOptions, ModelInfo
 from mmdemo.serving.registry import Registry
@@ -146,17 +146,6 @@ def caption_image(
         [source] if source is not None else [], options, user=user, registry=registry, store=store
     )
     return results[0]
-
-
-def captioned_this_file(prediction_id: int | None, path: str | None, store: Store | None = None) -> bool:
-    """Whether caption prediction `prediction_id` was made for the very file at `path` (its content hash)."""
-    if not prediction_id or not path or not Path(path).is_file():
-        return False
-    prediction = (store or default_store()).prediction(prediction_id)
-    try:
-        return prediction is not None and prediction.media_id == file_hash(path)
-    except OSError:
-        return False
 
 
 def correct_caption(

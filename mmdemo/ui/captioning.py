@@ -49,15 +49,6 @@ def describe(model: ModelInfo, latency_ms: float, notes: list[str]) -> str:
     return "  \n".join(lines)
 
 
-def cleared(image: str | None, prediction_id: float | None) -> tuple[Any, Any, Any, Any]:
-    """A new image: no caption, no model line, nothing to correct, nothing saved. Unless the caption shown
-    is this very image's: a change event can land after the caption asked for right after it (a result
-    sent here by "Caption this", on a busy server), and must not wipe it."""
-    if captioning.captioned_this_file(int(prediction_id) if prediction_id else None, image):
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    return "", "", None, ""
-
-
 def _options(
     strategy: str, beams: float, max_length: float, temperature: float, prefix: str
 ) -> tuple[captioning.CaptionOptions, list[str]]:
@@ -236,13 +227,14 @@ def build(demo: gr.Blocks, registry: Registry) -> gr.Image:
         api_name="ui_correct_caption",
         api_visibility="private",
     )
-    # Unqueued, so a new image's clearing lands before a caption asked for right after it, in most cases;
-    # `cleared` keeps that caption in the others.
+    # A new image clears the caption, the model line, the prediction and "saved" in the browser, with no
+    # round trip: a server call could land after (and wipe) the caption asked for right after the image
+    # arrived, e.g. one sent here by "Caption this" on a busy server.
     image.change(
-        cleared,
-        [image, prediction],
+        None,
+        None,
         [caption, about, prediction, saved],
-        api_name="ui_caption_new_image",
+        js="() => ['', '', null, '']",
         api_visibility="private",
         queue=False,
     )

@@ -24,6 +24,13 @@ def test_caption_correct_then_ask_and_see_history(page, app, screenshot_dir):
     saved = page.locator("#caption-saved")
     expect(saved).to_contain_text(re.compile(r"saved as correction #\d+"))
     page.screenshot(path=str(screenshot_dir / "captioning.png"), full_page=True)
+    # Another image: the caption, the model line and "saved" belong to the old one and go
+    page.locator("#caption-image input[type=file]").set_input_files(str(ASSETS / "cat.jpg"))
+    expect(caption).to_have_value("")
+    expect(about).not_to_contain_text("latency")
+    expect(saved).not_to_contain_text("saved as correction")
+    page.get_by_role("button", name="Caption", exact=True).click()
+    expect(caption).to_have_value(re.compile("cat"))
 
     open_tab(page, "VQA")
     page.locator("#vqa-image input[type=file]").set_input_files(str(ASSETS / "cat.jpg"))
