@@ -158,6 +158,20 @@ def test_the_default_index_is_built_on_first_use_and_rebuilt_for_a_new_embedder(
     assert index_manifest.list_indexes(index_root) == ["default"]
 
 
+def test_an_index_built_with_another_data_folder_says_so_instead_of_empty(embedder, store, tmp_path, service):
+    from mmdemo.ui import retrieval as retrieval_tab
+
+    built, _ = service.default_index(embedder=embedder, store=store)
+    elsewhere = Store(tmp_path / "another-data-folder.db")  # MMDEMO_DATA_DIR changed, MMDEMO_INDEX_DIR kept
+    found = service.search(text="a cat", k=3, embedder=embedder, store=elsewhere)
+    assert found.results == [] and found.index_size == len(built)
+    said = retrieval_tab.describe(found)
+    assert f"holds {len(built)} images" in said and "MMDEMO_DATA_DIR" in said and "empty" not in said
+    empty = dataclasses.replace(found, index_size=0)
+    assert "the index is empty" in retrieval_tab.describe(empty)
+    assert service.search(text="a cat", k=3, embedder=embedder, store=store).results  # its own folder's
+
+
 def test_judgements_are_stored_with_the_query_and_provenance(embedder, store, index_root, service):
     found = service.search(text="a cup of coffee", k=5, embedder=embedder, store=store)
     first = retrieval.judge(found, 1, True, user="alice", store=store)

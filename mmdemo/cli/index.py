@@ -133,6 +133,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help='print [{"path", "score", "rank"}, ...]')] = False,
 ) -> None:
     """Search an index by text or by image."""
+    from mmdemo.search.retrieval import why_no_results
     from mmdemo.services import default_services
 
     if query is not None and text is not None:
@@ -148,7 +149,8 @@ def search(
     if as_json:
         print_json(rows)
     else:
-        print_table(["rank", "score", "path"], [[r["rank"], f"{r['score']:.4f}", r["path"]] for r in rows])
+        table = [[r["rank"], f"{r['score']:.4f}", r["path"]] for r in rows]
+        print_table(["rank", "score", "path"], table, empty=f"no results: {why_no_results(found)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mmdemo import accounts
+from mmdemo import accounts, config
 from mmdemo.data import Judgement, Store, default_store
 from mmdemo.media.files import MediaError, keep_file, load_image
 from mmdemo.media.images import media_folder
@@ -54,6 +54,19 @@ class Search:
     query_media_id: str | None = None
     query_path: str | None = None
     adapter_version: str = BASE_VERSION  # the retrieval adapter that ranked the results
+    index_size: int = 0  # vectors in the index (results are only those whose media the store knows)
+
+
+def why_no_results(found: Search) -> str:
+    """Why a search found nothing: an empty index, or one whose images this data folder has no record of."""
+    if not found.index_size:
+        return "the index is empty."
+    return (
+        f"index `{found.index_name}` holds {found.index_size} images, but this data folder"
+        f" (`{config.data_dir()}`) has no record of them: the index was built with another `MMDEMO_DATA_DIR`."
+        " Point `MMDEMO_INDEX_DIR` at this data folder's indexes, or remove the index"
+        f" (`mmdemo index rm {found.index_name}`; the default one rebuilds from the sample photos)."
+    )
 
 
 @dataclass

@@ -366,6 +366,7 @@ class IndexService:
                 vectors.version,
                 query_text=query,
                 adapter_version=adapter,
+                index_size=len(vectors),
             )
         loaded = load_image(image)
         size = {"width": loaded.image.width, "height": loaded.image.height}
@@ -382,6 +383,7 @@ class IndexService:
             query_media_id=item.id,
             query_path=str(image),
             adapter_version=adapter,
+            index_size=len(vectors),
         )
 
     def similarity(

@@ -53,7 +53,8 @@ def describe(found: Search, note: str = "") -> str:
     query = f"“{found.query_text}”" if found.query_text else f"the image {Path(found.query_path or '').name}"
     head = f"{note} " if note else ""
     if not found.results:
-        return f"{head}No results for {query}: the index is empty. Add images below."
+        add = "" if found.index_size else " Add images below."
+        return f"{head}No results for {query}: {retrieval.why_no_results(found)}{add}"
     return (
         f"{head}**{len(found.results)} results** for {query} · embedder `{found.embedder.name}`"
         f" · index `{found.index_name}` v{found.index_version} · {ranked_by(found)}"
